@@ -1,0 +1,168 @@
+//! Build script: generates the server ABI bindings from the MySQL source tree,
+//! compiles the C++ shim, and derives MySQL error numbers from the source's
+//! message files. Nothing of MySQL is copied into this repository.
+//!
+//! The source tree is found through `MYSQL_SOURCE_DIR`, defaulting to the
+//! folder `ci/setup-env.sh` unpacks it into (`.cache/mysql-source`).
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let src = env::var_os("MYSQL_SOURCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join(".cache/mysql-source"));
+    println!("cargo:rerun-if-env-changed=MYSQL_SOURCE_DIR");
+    println!("cargo:rerun-if-changed=include/clone_plugin.h");
+    println!("cargo:rerun-if-changed=shim/clone_shim.h");
+    println!("cargo:rerun-if-changed=shim/clone_shim.cc");
+
+    if !src.join("include/mysql/plugin_clone.h").exists() {
+        panic!(
+            "MySQL source tree not found at {} (run ci/setup-env.sh, or set MYSQL_SOURCE_DIR)",
+            src.display()
+        );
+    }
+    let includes = [
+        src.join("builddir/include"),
+        src.clone(),
+        src.join("include"),
+        src.join("libs"),
+    ];
+
+    generate_bindings(&manifest, &out, &includes);
+    compile_shim(&manifest, &includes);
+    generate_error_codes(&src, &out);
+}
+
+fn generate_bindings(manifest: &Path, out: &Path, includes: &[PathBuf]) {
+    let mut builder = bindgen::Builder::default()
+        .header(manifest.join("include/clone_plugin.h").to_string_lossy())
+        .clang_args(["-x", "c++", "-std=c++20", "-DMYSQL_DYNAMIC_PLUGIN"])
+        .clang_args(includes.iter().map(|p| format!("-I{}", p.display())))
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .layout_tests(true)
+        .derive_default(true)
+        .generate_comments(false)
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .opaque_type("std::.*")
+        .opaque_type("THD")
+        .opaque_type("handlerton")
+        .opaque_type("Ha_clone_cbk");
+    for item in [
+        // plugin ABI
+        "st_mysql_plugin",
+        "Mysql_clone",
+        "SYS_VAR",
+        "st_mysql_value",
+        "MYSQL_SOCKET",
+        "MYSQL_PLUGIN_INTERFACE_VERSION",
+        "MYSQL_CLONE_PLUGIN",
+        "MYSQL_CLONE_INTERFACE_VERSION",
+        "PLUGIN_LICENSE_GPL",
+        "PLUGIN_VAR_.*",
+        "MYSQL_VALUE_TYPE_.*",
+        "thd_killed",
+        "thd_get_thread_id",
+        // plugin services and component services
+        "plugin_registry_service_st",
+        "thd_alloc_service_st",
+        "s_mysql_registry",
+        "s_mysql_mysql_backup_lock",
+        "Backup_lock_service_type",
+        "PFS_engine_table_share_proxy",
+        "PFS_engine_table_proxy",
+        "PSI_field",
+        "PSI_ulong",
+        "PSI_ulonglong",
+        "PSI_table_handle",
+        "PSI_pos",
+        "s_mysql_pfs_plugin_table_v1",
+        "s_mysql_pfs_plugin_column_integer_v1",
+        "s_mysql_pfs_plugin_column_bigint_v1",
+        "s_mysql_pfs_plugin_column_string_v2",
+        "s_mysql_pfs_plugin_column_timestamp_v2",
+        "s_mysql_pfs_plugin_column_text_v1",
+        "PFS_HA_ERR_END_OF_FILE",
+        "PFS_READONLY",
+        "PFS_ENGINE_TABLE_SHARE_.*",
+        // server functions with a C-compatible signature
+        "my_error",
+        "clone_handle_create",
+        "clone_handle_drop",
+        "clone_handle_check_drop",
+        // our shim
+        "cs_.*",
+        "CS_.*",
+    ] {
+        builder = builder
+            .allowlist_type(item)
+            .allowlist_function(item)
+            .allowlist_var(item);
+    }
+    let bindings = builder
+        .generate()
+        .unwrap_or_else(|e| panic!("bindgen failed on include/clone_plugin.h: {e}"));
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("cannot write bindings.rs");
+}
+
+fn compile_shim(manifest: &Path, includes: &[PathBuf]) {
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file(manifest.join("shim/clone_shim.cc"))
+        .std("c++2b")
+        .define("MYSQL_SERVER", None)
+        .define("MYSQL_DYNAMIC_PLUGIN", None)
+        .define("NDEBUG", None)
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .flag("-fvisibility=hidden")
+        .flag_if_supported("-Wno-unused-parameter")
+        .warnings(true);
+    for inc in includes {
+        build.include(inc);
+    }
+    build.compile("clone_shim");
+}
+
+/// Numbers MySQL's error names the way its `comp_err` tool does: each message
+/// file starts at a base (1000 for messages to clients, 10000 for the error
+/// log), `start-error-number N` moves the counter, and every `ER_`, `WARN_`,
+/// `OBSOLETE_ER_` or `OBSOLETE_WARN_` entry takes the next number.
+fn generate_error_codes(src: &Path, out: &Path) {
+    let mut code = String::from("// Generated by build.rs from the MySQL source's message files.\n");
+    for (file, base) in [
+        ("share/messages_to_clients.txt", 1000),
+        ("share/messages_to_error_log.txt", 10000),
+    ] {
+        let path = src.join(file);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut next: i32 = base;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("start-error-number") {
+                next = rest.trim().parse().expect("bad start-error-number");
+                continue;
+            }
+            let is_entry = ["ER_", "WARN_", "OBSOLETE_ER_", "OBSOLETE_WARN_"]
+                .iter()
+                .any(|p| line.starts_with(p));
+            if !is_entry {
+                continue;
+            }
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if !name.starts_with("OBSOLETE_") {
+                writeln!(code, "pub const {name}: i32 = {next};").unwrap();
+            }
+            next += 1;
+        }
+    }
+    fs::write(out.join("error_codes.rs"), code).expect("cannot write error_codes.rs");
+}

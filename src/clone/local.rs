@@ -1,0 +1,421 @@
+//! `CLONE LOCAL DATA DIRECTORY = 'dir'`: the storage engines copy their data
+//! into a new directory of the same server. Each thread (the user's session
+//! as master, plus workers) asks the engine for chunks on the source side;
+//! every chunk the source offers is handed straight to the apply side,
+//! which calls back to have it written. State changes announced by the apply
+//! side advance the progress stages and are acknowledged to the source side.
+
+use crate::server::errors::*;
+use crate::server::services;
+use crate::server::session::{self, Thd, WorkerSession};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
+use crate::server::sysvars::{self, Settings};
+use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
+use crate::transfer::copy::{self, AlignedBuf, CopyError};
+use crate::transfer::stats::{Config, Monitor, Shared};
+use crate::transfer::throttle::Throttle;
+use parking_lot::Mutex;
+use std::cell::{Cell, RefCell, RefMut};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::thread::Scope;
+use std::time::Instant;
+
+/// Per-thread copy buffers share this much memory at most.
+const BUFFER_BUDGET: u32 = 128 * 1024 * 1024;
+
+/// Runs a local clone for the session `thd` into `data_dir` and records it in
+/// clone_status / clone_progress.
+pub fn run(thd: Thd, data_dir: &str) -> Result<(), Errno> {
+    if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(data_dir)) {
+        session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
+        return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
+    }
+    TRACKER.next_stage(0, 1);
+    let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute();
+    let (code, message) = thd.error();
+    TRACKER.end(code, &message);
+    result
+}
+
+/// One engine's clone: its source and apply locators.
+#[derive(Clone, Copy)]
+struct EngineClone {
+    engine: Engine,
+    source: Locator,
+    source_task: u32,
+    apply: Locator,
+    apply_task: u32,
+}
+
+/// What all threads of one local clone share.
+struct LocalClone<'a> {
+    master: Thd,
+    data_dir: &'a str,
+    settings: Settings,
+    config: Config,
+    engines: Vec<EngineClone>,
+    shared: Shared,
+    /// Master + running workers.
+    threads: AtomicU32,
+    started: Instant,
+    /// Bytes per thread buffer (also the engine's read-size hint).
+    buffer_size: u32,
+    /// Workers log start failures here; the master reports nothing of them
+    /// (the engine passes real errors on to the master's task).
+    spawn_failed: Mutex<bool>,
+}
+
+impl<'a> LocalClone<'a> {
+    fn new(master: Thd, data_dir: &'a str, settings: Settings) -> LocalClone<'a> {
+        let config = Config {
+            max_threads: settings.max_concurrency.max(1),
+            autotune: settings.autotune_concurrency,
+            max_data_mib: settings.max_data_bandwidth as u64,
+            max_network_mib: 0,
+        };
+        let buffer_size = settings.buffer_size.min(BUFFER_BUDGET / config.max_threads);
+        LocalClone {
+            master,
+            data_dir,
+            config,
+            shared: Shared::new(config.max_threads),
+            settings,
+            engines: Vec::new(),
+            threads: AtomicU32::new(1),
+            started: Instant::now(),
+            buffer_size,
+            spawn_failed: Mutex::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn execute(mut self) -> Result<(), Errno> {
+        let thd = self.master;
+        let locked = self.settings.block_ddl;
+        if locked && !services::backup_lock(thd, self.settings.ddl_timeout) {
+            return Err(ER_LOCK_WAIT_TIMEOUT);
+        }
+        let result = self.begin().and_then(|()| self.copy_all());
+        if locked {
+            services::backup_unlock(thd);
+        }
+        result
+    }
+
+    /// Begins the clone on both sides of every engine.
+    fn begin(&mut self) -> Result<(), Errno> {
+        let thd = self.master;
+        let mut sources = Vec::new();
+        for engine in storage::source_engines(thd) {
+            match engine.begin(thd, None, Mode::Start) {
+                Ok((loc, task)) => sources.push((engine, loc, task)),
+                Err(e) => {
+                    for (engine, loc, task) in sources {
+                        let _ = engine.end(thd, loc, task, e);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (i, &(engine, source, source_task)) in sources.iter().enumerate() {
+            match engine.apply_begin(thd, Some(source), Mode::Start, Some(self.data_dir)) {
+                Ok((apply, apply_task)) => {
+                    self.engines.push(EngineClone { engine, source, source_task, apply, apply_task })
+                }
+                Err(e) => {
+                    for c in &self.engines {
+                        let _ = c.engine.apply_end(thd, c.apply, c.apply_task, e);
+                    }
+                    for &(engine, loc, task) in &sources[i..] {
+                        let _ = engine.end(thd, loc, task, e);
+                    }
+                    for c in &self.engines {
+                        let _ = c.engine.end(thd, c.source, c.source_task, e);
+                    }
+                    self.engines.clear();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies with the master and its workers, then ends both sides.
+    fn copy_all(&self) -> Result<(), Errno> {
+        let thd = self.master;
+        let result = std::thread::scope(|scope| {
+            if !self.config.autotune {
+                let wanted = self.config.allowed_threads(self.config.max_threads);
+                self.spawn_workers(scope, wanted);
+            }
+            let tasks: Vec<u32> = self.engines.iter().map(|c| c.apply_task).collect();
+            let task = Task::new(self, 0, thd, tasks, Some(scope));
+            task.copy(self.engines.iter().map(|c| (c.engine, c.source, c.source_task)))
+        });
+        let err = result.err().unwrap_or(0);
+        for c in &self.engines {
+            let _ = c.engine.apply_end(thd, c.apply, c.apply_task, err);
+        }
+        for c in &self.engines {
+            let _ = c.engine.end(thd, c.source, c.source_task, err);
+        }
+        result
+    }
+
+    /// Starts workers until `total` threads run (master included).
+    fn spawn_workers<'s>(&'s self, scope: &'s Scope<'s, '_>, total: u32) {
+        while self.threads.load(Relaxed) < total.min(self.config.max_threads) {
+            let index = self.threads.fetch_add(1, Relaxed) as usize;
+            let spawned = std::thread::Builder::new()
+                .name("clone_local".into())
+                .spawn_scoped(scope, move || self.worker(index));
+            if let Err(e) = spawned {
+                self.threads.fetch_sub(1, Relaxed);
+                *self.spawn_failed.lock() = true;
+                services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
+                return;
+            }
+        }
+    }
+
+    /// A worker joins the running clone on both sides and copies its share.
+    fn worker(&self, index: usize) {
+        session::guard((), || {
+            let Some(session) = WorkerSession::start() else {
+                services::log_info("Failed to spawn worker: 0");
+                return;
+            };
+            let thd = session.thd();
+            let mut sources = Vec::new();
+            let mut tasks = Vec::new();
+            for c in &self.engines {
+                let Ok((source, source_task)) = c.engine.begin(thd, Some(c.source), Mode::AddTask) else { break };
+                // The engine finds the running apply clone through the source locator.
+                match c.engine.apply_begin(thd, Some(c.source), Mode::AddTask, Some(self.data_dir)) {
+                    Ok((_, apply_task)) => {
+                        sources.push((c.engine, source, source_task));
+                        tasks.push(apply_task);
+                    }
+                    Err(e) => {
+                        let _ = c.engine.end(thd, source, source_task, e);
+                        break;
+                    }
+                }
+            }
+            let result = if sources.len() == self.engines.len() {
+                Task::new(self, index, thd, tasks.clone(), None).copy(sources.iter().copied())
+            } else {
+                Err(ER_INTERNAL_ERROR)
+            };
+            let err = result.err().unwrap_or(0);
+            for (i, &(engine, source, source_task)) in sources.iter().enumerate() {
+                let _ = engine.apply_end(thd, self.engines[i].apply, tasks[i], err);
+                let _ = engine.end(thd, source, source_task, err);
+            }
+        })
+    }
+}
+
+/// The chunk the source side offered, waiting for the apply side.
+#[derive(Clone, Copy)]
+enum Pending {
+    None,
+    File { fd: RawFd, len: u32 },
+    Buffer(EngineBuf),
+}
+
+/// One thread's part in the clone: the callback handler it gives the engine.
+struct Task<'c, 's, 'e> {
+    clone: &'c LocalClone<'c>,
+    index: usize,
+    thd: Thd,
+    apply_tasks: Vec<u32>,
+    pending: Cell<Pending>,
+    applying: Cell<bool>,
+    buffer: RefCell<Option<AlignedBuf>>,
+    throttle: RefCell<Throttle>,
+    /// Master only: statistics, auto-tuning and the scope to spawn workers in.
+    master: Option<(RefCell<Monitor>, &'s Scope<'s, 'e>)>,
+}
+
+impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
+    fn new(clone: &'c LocalClone<'c>, index: usize, thd: Thd, apply_tasks: Vec<u32>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
+        Task {
+            clone,
+            index,
+            thd,
+            apply_tasks,
+            pending: Cell::new(Pending::None),
+            applying: Cell::new(false),
+            buffer: RefCell::new(None),
+            throttle: RefCell::new(Throttle::new(clone.now_ms())),
+            master: scope.map(|s| (RefCell::new(Monitor::new(clone.config, &clone.shared)), s)),
+        }
+    }
+
+    fn is_master(&self) -> bool {
+        self.master.is_some()
+    }
+
+    fn copy(&self, sources: impl Iterator<Item = (Engine, Locator, u32)>) -> Result<(), Errno> {
+        let cbk = Callback::new(self)?;
+        cbk.set_client_buffer_size(self.clone.buffer_size);
+        for (engine, loc, task) in sources {
+            engine.copy(self.thd, loc, task, &cbk)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the pending chunk to the apply side of the engine that offered it.
+    fn apply(&self, cbk: Cbk, pending: Pending) -> Result<(), Errno> {
+        if self.thd.killed() {
+            if self.is_master() {
+                session::raise(ER_QUERY_INTERRUPTED);
+            }
+            return Err(ER_QUERY_INTERRUPTED);
+        }
+        let index = cbk.loc_index() as usize;
+        let (Some(c), Some(&task)) = (self.clone.engines.get(index), self.apply_tasks.get(index)) else {
+            session::raise_str(ER_INTERNAL_ERROR, "clone: storage engine index out of range");
+            return Err(ER_INTERNAL_ERROR);
+        };
+        self.pending.set(pending);
+        self.applying.set(true);
+        let result = c.engine.apply(self.thd, c.apply, task, cbk);
+        self.applying.set(false);
+        self.pending.set(Pending::None);
+        result
+    }
+
+    /// The apply side announced a new state, or asks to acknowledge one.
+    fn apply_side_notice(&self, cbk: Cbk) -> Result<(), Errno> {
+        if let Some(estimate) = cbk.flags().state_change {
+            TRACKER.next_stage(estimate, self.clone.threads.load(Relaxed));
+            return Ok(());
+        }
+        if let Some((monitor, _)) = &self.master {
+            let s = monitor.borrow_mut().state_end(self.clone.now_ms(), &self.clone.shared);
+            services::log_info(&format!(
+                "Total Data: {} MiB @ {} MiB/sec, Network: {} MiB @ {} MiB/sec",
+                s.data_mib, s.data_mib_per_s, s.network_mib, s.network_mib_per_s
+            ));
+        }
+        let index = cbk.loc_index() as usize;
+        let Some(c) = self.clone.engines.get(index) else {
+            return Err(ER_INTERNAL_ERROR);
+        };
+        // The source side's master task (0) waits for this acknowledgement.
+        c.engine.ack(self.clone.master, c.source, 0, 0, cbk)
+    }
+
+    /// Statistics, auto-tuning (master) and throttling after each chunk.
+    fn account(&self, bytes: u64) {
+        let clone = self.clone;
+        clone.shared.slots[self.index].add(bytes, 0);
+        let now = clone.now_ms();
+        if let Some((monitor, scope)) = &self.master {
+            let threads = clone.threads.load(Relaxed);
+            if let Some(tick) = monitor.borrow_mut().tick(now, &clone.shared, threads) {
+                TRACKER.add_progress(tick.data, tick.network, tick.data_speed, tick.network_speed, threads);
+                if let Some(msg) = &tick.tune_log {
+                    services::log_info(msg);
+                }
+                if let Some(n) = tick.grow_to {
+                    if !*clone.spawn_failed.lock() {
+                        clone.spawn_workers(scope, n);
+                    }
+                }
+            }
+        }
+        let slot = &clone.shared.slots[self.index];
+        let pause = self.throttle.borrow_mut().pause(
+            now,
+            slot.data.load(Relaxed),
+            0,
+            clone.shared.data_target.load(Relaxed),
+            0,
+        );
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// This thread's aligned buffer, grown to at least `len` bytes.
+    fn buffer(&self, len: usize) -> Result<RefMut<'_, AlignedBuf>, Errno> {
+        let mut slot = self.buffer.borrow_mut();
+        if slot.as_ref().is_none_or(|b| b.len() < len) {
+            *slot = None;
+            *slot = Some(AlignedBuf::new(len).map_err(|e| self.report(e, &Default::default()))?);
+        }
+        RefMut::filter_map(slot, Option::as_mut).map_err(|_| ER_INTERNAL_ERROR)
+    }
+
+    fn report(&self, e: CopyError, names: &(String, String)) -> Errno {
+        match e {
+            CopyError::Read(err) => {
+                session::raise_file(ER_ERROR_ON_READ, &names.0, &err);
+                ER_ERROR_ON_READ
+            }
+            CopyError::Write(err) => {
+                session::raise_file(ER_ERROR_ON_WRITE, &names.1, &err);
+                ER_ERROR_ON_WRITE
+            }
+            CopyError::OutOfMemory(n) => {
+                session::raise_int(ER_OUTOFMEMORY, n as i64);
+                ER_OUTOFMEMORY
+            }
+        }
+    }
+}
+
+impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
+    fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno> {
+        self.apply(cbk, Pending::File { fd: from, len })
+    }
+
+    fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
+        if self.applying.get() {
+            return self.apply_side_notice(cbk);
+        }
+        self.apply(cbk, Pending::Buffer(buf))
+    }
+
+    fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
+        let names = || (cbk.source_name(), cbk.dest_name());
+        let bytes = match self.pending.get() {
+            Pending::File { fd, len } => {
+                let flags = cbk.flags();
+                let in_kernel = flags.os_buffer_cache && flags.zero_copy;
+                let mut buf = self.buffer(self.clone.buffer_size as usize)?;
+                copy::copy_file(fd, to, len as u64, in_kernel, &mut buf).map_err(|e| self.report(e, &names()))?;
+                len
+            }
+            Pending::Buffer(b) => {
+                copy::write_all(to, b.as_slice()).map_err(|e| self.report(e, &names()))?;
+                b.len
+            }
+            Pending::None => return Err(ER_INTERNAL_ERROR),
+        };
+        self.account(bytes as u64);
+        Ok(())
+    }
+
+    fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno> {
+        let out = match self.pending.get() {
+            Pending::Buffer(b) => b,
+            Pending::File { fd, len } => {
+                let mut buf = self.buffer(len as usize)?;
+                copy::read_exact(fd, &mut buf.as_mut_slice()[..len as usize])
+                    .map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())))?;
+                EngineBuf { ptr: buf.as_mut_ptr(), len }
+            }
+            Pending::None => return Err(ER_INTERNAL_ERROR),
+        };
+        self.account(out.len as u64);
+        Ok(out)
+    }
+}

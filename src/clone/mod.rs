@@ -1,0 +1,3 @@
+//! The clone flows, written against the safe server layer.
+
+pub mod local;

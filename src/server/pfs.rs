@@ -1,0 +1,272 @@
+//! `performance_schema.clone_status` and `clone_progress`: proxy tables
+//! registered with the pfs_plugin_table service. Each open gets its own
+//! handle with its own snapshot, so concurrent readers do not share a cursor.
+
+use super::ffi::{self, PFS_engine_table_share_proxy, PSI_field, PSI_pos, PSI_table_handle};
+use super::services::{self, PfsServices};
+use super::session::guard;
+use crate::status::{Snapshot, State, STAGE_NAMES, TRACKER};
+use std::ffi::{c_int, c_uint, c_ulonglong};
+use std::path::Path;
+use std::ptr::{addr_of_mut, null_mut};
+
+const STATUS_DEFINITION: &str = concat!(
+    "`ID` int,`PID` int,`STATE` char(16),`BEGIN_TIME` timestamp(3) NULL,",
+    "`END_TIME` timestamp(3) NULL,`SOURCE` varchar(512),`DESTINATION` varchar(512),",
+    "`ERROR_NO` int,`ERROR_MESSAGE` varchar(512),`BINLOG_FILE` varchar(512),",
+    "`BINLOG_POSITION` bigint,`GTID_EXECUTED` longtext\0"
+);
+const PROGRESS_DEFINITION: &str = concat!(
+    "`ID` int,`STAGE` char(32),`STATE` char(16),`BEGIN_TIME` timestamp(6) NULL,",
+    "`END_TIME` timestamp(6) NULL,`THREADS` int,`ESTIMATE` bigint,`DATA` bigint,",
+    "`NETWORK` bigint,`DATA_SPEED` int,`NETWORK_SPEED` int\0"
+);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Table {
+    Status,
+    Progress,
+}
+
+/// One open of a table: a snapshot and a cursor.
+struct Cursor {
+    table: Table,
+    snapshot: Snapshot,
+    rows: u32,
+    /// Current row; the server saves and restores it as the 4-byte position.
+    pos: u32,
+    next: u32,
+}
+
+impl Cursor {
+    fn refresh(&mut self) {
+        if self.table == Table::Status {
+            // The first read after a restart on a cloned directory completes
+            // the row from InnoDB's recovery report (the datadir is the cwd).
+            TRACKER.merge_pending_recovery(Path::new("."));
+        }
+        self.snapshot = TRACKER.snapshot();
+        let has_clone = match self.table {
+            Table::Status => self.snapshot.status.id != 0,
+            Table::Progress => self.snapshot.progress.id != 0,
+        };
+        self.rows = match (has_clone, self.table) {
+            (false, _) => 0,
+            (true, Table::Status) => 1,
+            (true, Table::Progress) => STAGE_NAMES.len() as u32,
+        };
+    }
+}
+
+fn open(table: Table, pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
+    let cursor = Box::new(Cursor { table, snapshot: Snapshot::default(), rows: 0, pos: 0, next: 0 });
+    let raw = Box::into_raw(cursor);
+    // SAFETY: `pos` is the server's out-parameter; the cursor outlives the open.
+    unsafe { *pos = addr_of_mut!((*raw).pos).cast() };
+    raw.cast()
+}
+
+unsafe fn cursor<'a>(handle: *mut PSI_table_handle) -> &'a mut Cursor {
+    &mut *handle.cast::<Cursor>()
+}
+
+unsafe extern "C" fn open_status(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
+    guard(null_mut(), || open(Table::Status, pos))
+}
+
+unsafe extern "C" fn open_progress(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
+    guard(null_mut(), || open(Table::Progress, pos))
+}
+
+unsafe extern "C" fn close_table(handle: *mut PSI_table_handle) {
+    guard((), || drop(unsafe { Box::from_raw(handle.cast::<Cursor>()) }))
+}
+
+unsafe extern "C" fn rnd_init(handle: *mut PSI_table_handle, _scan: bool) -> c_int {
+    guard(0, || {
+        let c = unsafe { cursor(handle) };
+        c.refresh();
+        c.pos = 0;
+        c.next = 0;
+        0
+    })
+}
+
+unsafe extern "C" fn rnd_next(handle: *mut PSI_table_handle) -> c_int {
+    guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
+        let c = unsafe { cursor(handle) };
+        c.pos = c.next;
+        if c.pos < c.rows {
+            c.next = c.pos + 1;
+            0
+        } else {
+            ffi::PFS_HA_ERR_END_OF_FILE as c_int
+        }
+    })
+}
+
+unsafe extern "C" fn rnd_pos(handle: *mut PSI_table_handle) -> c_int {
+    guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
+        let c = unsafe { cursor(handle) };
+        if c.pos < c.rows { 0 } else { ffi::PFS_HA_ERR_END_OF_FILE as c_int }
+    })
+}
+
+unsafe extern "C" fn reset_position(handle: *mut PSI_table_handle) {
+    guard((), || {
+        let c = unsafe { cursor(handle) };
+        c.pos = 0;
+        c.next = 0;
+    })
+}
+
+unsafe extern "C" fn status_row_count() -> c_ulonglong {
+    1
+}
+
+unsafe extern "C" fn progress_row_count() -> c_ulonglong {
+    STAGE_NAMES.len() as c_ulonglong
+}
+
+/// Writes column values through the column services.
+struct Columns<'a> {
+    svc: PfsServices,
+    field: *mut PSI_field,
+    _marker: std::marker::PhantomData<&'a ()>,
+}
+
+impl Columns<'_> {
+    fn int(&self, v: Option<u64>) {
+        let val = ffi::PSI_ulong { val: v.unwrap_or(0) as _, is_null: v.is_none() };
+        // SAFETY: acquired service, field of the current read.
+        unsafe { (*self.svc.integer).set_unsigned.map(|f| f(self.field, val)) };
+    }
+    fn bigint(&self, v: Option<u64>) {
+        let val = ffi::PSI_ulonglong { val: v.unwrap_or(0), is_null: v.is_none() };
+        unsafe { (*self.svc.bigint).set_unsigned.map(|f| f(self.field, val)) };
+    }
+    fn char(&self, v: Option<&str>) {
+        let s = v.unwrap_or("");
+        unsafe { (*self.svc.string).set_char_utf8mb4.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
+    }
+    fn varchar(&self, v: Option<&str>) {
+        let s = v.unwrap_or("");
+        unsafe { (*self.svc.string).set_varchar_utf8mb4_len.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
+    }
+    /// Microseconds since the epoch; 0 or None shows NULL.
+    fn timestamp(&self, v: Option<u64>) {
+        unsafe { (*self.svc.timestamp).set2.map(|f| f(self.field, v.unwrap_or(0))) };
+    }
+    fn text(&self, v: Option<&str>) {
+        let s = v.unwrap_or("");
+        unsafe { (*self.svc.text).set.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
+    }
+}
+
+/// The binlog file as shown: without its directory.
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+unsafe extern "C" fn read_column(handle: *mut PSI_table_handle, field: *mut PSI_field, index: c_uint) -> c_int {
+    guard(0, || {
+        let Some(svc) = services::pfs() else { return 0 };
+        let c = unsafe { cursor(handle) };
+        let col = Columns { svc, field, _marker: std::marker::PhantomData };
+        let on_row = c.pos < c.rows;
+        match c.table {
+            Table::Status => {
+                let s = &c.snapshot.status;
+                let v = |x| on_row.then_some(x);
+                match index {
+                    0 => col.int(v(s.id as u64)),
+                    1 => col.int(v(s.pid as u64)),
+                    2 => col.char(Some(s.state.name())),
+                    3 => col.timestamp(v(s.begin_us)),
+                    4 => col.timestamp(v(s.end_us)),
+                    5 => col.varchar(on_row.then_some(s.source.as_str())),
+                    6 => col.varchar(on_row.then_some(s.destination.as_str())),
+                    7 => col.int(v(s.error_no as u64)),
+                    8 => col.varchar(on_row.then_some(s.error_message.as_str())),
+                    9 => col.varchar(on_row.then_some(base_name(&s.binlog_file))),
+                    10 => col.bigint(v(s.binlog_position)),
+                    11 => col.text(on_row.then_some(s.gtid_executed.as_str())),
+                    _ => {}
+                }
+            }
+            Table::Progress => {
+                let p = &c.snapshot.progress;
+                let i = (c.pos as usize).min(STAGE_NAMES.len() - 1);
+                let row = &p.stages[i];
+                let in_progress = row.state == State::InProgress;
+                let speed = |s: u64| if in_progress { s as u32 as u64 } else { 0 };
+                match index {
+                    0 => col.int(Some(p.id as u64)),
+                    1 => col.char(Some(STAGE_NAMES[i])),
+                    2 => col.char(Some(row.state.name())),
+                    3 => col.timestamp(Some(row.begin_us)),
+                    4 => col.timestamp(Some(row.end_us)),
+                    5 => col.int(Some(row.threads as u64)),
+                    6 => col.bigint(Some(row.estimate)),
+                    7 => col.bigint(Some(row.data)),
+                    8 => col.bigint(Some(row.network)),
+                    9 => col.int(Some(speed(row.data_speed))),
+                    10 => col.int(Some(speed(row.network_speed))),
+                    _ => {}
+                }
+            }
+        }
+        0
+    })
+}
+
+fn share(name: &'static str, definition: &'static str, open: ffi::open_table_t, rows: ffi::get_row_count_t) -> PFS_engine_table_share_proxy {
+    let mut proxy = ffi::PFS_engine_table_proxy::default();
+    proxy.rnd_next = Some(rnd_next);
+    proxy.rnd_init = Some(rnd_init);
+    proxy.rnd_pos = Some(rnd_pos);
+    proxy.read_column_value = Some(read_column);
+    proxy.reset_position = Some(reset_position);
+    proxy.open_table = open;
+    proxy.close_table = Some(close_table);
+    PFS_engine_table_share_proxy {
+        m_proxy_engine_table: proxy,
+        m_table_name: name.as_ptr().cast(),
+        m_table_name_length: name.len() as c_uint,
+        m_table_definition: definition.as_ptr().cast(),
+        m_ref_length: std::mem::size_of::<u32>() as c_uint,
+        m_acl: ffi::Access_control_READONLY,
+        delete_all_rows: None,
+        get_row_count: rows,
+    }
+}
+
+/// The shares must stay at fixed addresses while registered.
+static mut SHARES: Option<[PFS_engine_table_share_proxy; 2]> = None;
+static mut SHARE_PTRS: [*mut PFS_engine_table_share_proxy; 2] = [null_mut(); 2];
+
+/// Registers both tables. Called once from plugin init.
+pub fn add_tables(svc: PfsServices) -> bool {
+    // SAFETY: init and deinit are serialised by the server.
+    unsafe {
+        let shares = (*addr_of_mut!(SHARES)).insert([
+            share("clone_status", STATUS_DEFINITION, Some(open_status), Some(status_row_count)),
+            share("clone_progress", PROGRESS_DEFINITION, Some(open_progress), Some(progress_row_count)),
+        ]);
+        SHARE_PTRS = [&mut shares[0], &mut shares[1]];
+        (*svc.table).add_tables.map(|f| f(addr_of_mut!(SHARE_PTRS).cast(), 2) == 0).unwrap_or(false)
+    }
+}
+
+/// Unregisters both tables. Called from plugin deinit.
+pub fn delete_tables(svc: PfsServices) {
+    // SAFETY: as above.
+    unsafe {
+        if (*addr_of_mut!(SHARES)).is_some() {
+            if let Some(f) = (*svc.table).delete_tables {
+                f(addr_of_mut!(SHARE_PTRS).cast(), 2);
+            }
+            SHARES = None;
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The plugin descriptor, its life cycle, and the three entry points the
+//! server calls (`Mysql_clone`). Each entry point runs behind the panic
+//! barrier and leaves its error in the session's diagnostics area.
+
+use super::errors::*;
+use super::ffi::{self, st_mysql_plugin, Mysql_clone, MYSQL_PLUGIN, MYSQL_SOCKET, THD};
+use super::session::{self, guard, Thd};
+use super::{pfs, services, sysvars};
+use crate::checks::donor_is_listed;
+use crate::clone::local;
+use crate::status::TRACKER;
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::path::Path;
+use std::ptr::{addr_of_mut, null, null_mut};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// The plugin's version as I_S.PLUGINS shows it (1.0, as the stock plugin).
+const PLUGIN_VERSION: c_uint = 0x0100;
+
+/// Set while `mysqld --initialize` runs: no performance_schema then.
+static BOOTSTRAP: AtomicBool = AtomicBool::new(false);
+
+static mut DESCRIPTOR: Mysql_clone = Mysql_clone {
+    interface_version: ffi::MYSQL_CLONE_INTERFACE_VERSION as c_int,
+    clone_local: Some(clone_local),
+    clone_client: Some(clone_client),
+    clone_server: Some(clone_server),
+};
+
+/// The plugin API version this plugin was built against.
+#[no_mangle]
+pub static _mysql_plugin_interface_version_: c_int = ffi::MYSQL_PLUGIN_INTERFACE_VERSION as c_int;
+
+/// Lets a server of another plugin API version copy the declarations safely.
+#[no_mangle]
+pub static _mysql_sizeof_struct_st_plugin_: c_int = std::mem::size_of::<st_mysql_plugin>() as c_int;
+
+/// The plugins in this library: `clone`, then the all-zero terminator.
+#[no_mangle]
+pub static mut _mysql_plugin_declarations_: [st_mysql_plugin; 2] = [
+    st_mysql_plugin {
+        type_: ffi::MYSQL_CLONE_PLUGIN as c_int,
+        info: addr_of_mut!(DESCRIPTOR).cast(),
+        name: c"clone".as_ptr(),
+        author: c"clone-rs project".as_ptr(),
+        descr: c"CLONE PLUGIN".as_ptr(),
+        license: ffi::PLUGIN_LICENSE_GPL as c_int,
+        init: Some(plugin_init),
+        check_uninstall: Some(plugin_check_uninstall),
+        deinit: Some(plugin_deinit),
+        version: PLUGIN_VERSION,
+        status_vars: null_mut(),
+        system_vars: addr_of_mut!(sysvars::SYSTEM_VARIABLES).cast(),
+        __reserved1: null_mut(),
+        flags: 0,
+    },
+    st_mysql_plugin {
+        type_: 0,
+        info: null_mut(),
+        name: null(),
+        author: null(),
+        descr: null(),
+        license: 0,
+        init: None,
+        check_uninstall: None,
+        deinit: None,
+        version: 0,
+        status_vars: null_mut(),
+        system_vars: null_mut(),
+        __reserved1: null_mut(),
+        flags: 0,
+    },
+];
+
+unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
+    guard(1, || {
+        if let Err(what) = services::start() {
+            eprintln!("clone plugin: cannot acquire service {what}");
+            return 1;
+        }
+        // SAFETY: registers this plugin (by name) as the server's clone handler.
+        let err = unsafe { ffi::clone_handle_create(c"clone".as_ptr()) };
+        if err == ER_INIT_BOOTSTRAP_COMPLETE {
+            BOOTSTRAP.store(true, Relaxed);
+            return 0;
+        }
+        if err != 0 {
+            services::stop();
+            return err;
+        }
+        BOOTSTRAP.store(false, Relaxed);
+        // Status of earlier clones, kept in the data directory (the cwd).
+        TRACKER.load(Path::new("."));
+        let tables = Thd::current().is_some()
+            && services::start_pfs().map(pfs::add_tables).unwrap_or(false);
+        if !tables {
+            services::log_error("PFS table creation failed");
+            // SAFETY: undo clone_handle_create.
+            unsafe { ffi::clone_handle_drop() };
+            services::stop();
+            return 1;
+        }
+        0
+    })
+}
+
+unsafe extern "C" fn plugin_check_uninstall(plugin: MYSQL_PLUGIN) -> c_int {
+    // SAFETY: refuses while a CLONE statement or donor session holds the plugin.
+    guard(1, || unsafe { ffi::clone_handle_check_drop(plugin) })
+}
+
+unsafe extern "C" fn plugin_deinit(_plugin: MYSQL_PLUGIN) -> c_int {
+    guard(0, || {
+        // SAFETY: drops the handler created in init.
+        unsafe { ffi::clone_handle_drop() };
+        if !BOOTSTRAP.load(Relaxed) {
+            if let Some(svc) = services::pfs() {
+                pfs::delete_tables(svc);
+            }
+        }
+        services::stop();
+        0
+    })
+}
+
+fn text<'a>(p: *const c_char) -> Option<&'a str> {
+    // SAFETY: the server passes NUL-terminated strings or NULL.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().ok()).flatten()
+}
+
+/// Runs an entry point's body: turns errors into return codes, making sure
+/// the diagnostics area holds an error whenever the result is not 0.
+fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
+    guard(ER_INTERNAL_ERROR, || {
+        let Some(thd) = Thd::from_raw(thd) else { return ER_INTERNAL_ERROR };
+        match body(thd) {
+            Ok(()) => 0,
+            Err(code) => {
+                if thd.error().0 == 0 {
+                    session::raise_str(ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
+                }
+                code
+            }
+        }
+    })
+}
+
+/// `CLONE LOCAL DATA DIRECTORY = 'dir'` (the server has checked privileges
+/// and the path).
+unsafe extern "C" fn clone_local(thd: *mut THD, data_dir: *const c_char) -> c_int {
+    entry(thd, |thd| {
+        let Some(dir) = text(data_dir) else {
+            session::raise_str(ER_WRONG_VALUE, "path");
+            return Err(ER_WRONG_VALUE);
+        };
+        local::run(thd, dir)
+    })
+}
+
+/// `CLONE INSTANCE FROM user@host:port ...` (recipient).
+unsafe extern "C" fn clone_client(
+    thd: *mut THD,
+    host: *const c_char,
+    port: c_uint,
+    _user: *const c_char,
+    _password: *const c_char,
+    _data_dir: *const c_char,
+    _ssl_mode: c_int,
+) -> c_int {
+    entry(thd, |_thd| {
+        let host = text(host).unwrap_or_default();
+        let list = sysvars::valid_donor_list();
+        if !donor_is_listed(list.as_deref(), host, port) {
+            let msg = format!(
+                "{host}:{port} is not found in clone_valid_donor_list: {}",
+                list.as_deref().unwrap_or("")
+            );
+            session::raise_str(ER_CLONE_SYS_CONFIG, &msg);
+            return Err(ER_CLONE_SYS_CONFIG);
+        }
+        session::raise_str(ER_NOT_SUPPORTED_YET, "remote CLONE INSTANCE with this clone plugin build");
+        Err(ER_NOT_SUPPORTED_YET)
+    })
+}
+
+/// A donor session after COM_CLONE.
+unsafe extern "C" fn clone_server(thd: *mut THD, _socket: MYSQL_SOCKET) -> c_int {
+    entry(thd, |_thd| {
+        session::raise_str(ER_NOT_SUPPORTED_YET, "acting as clone donor with this clone plugin build");
+        Err(ER_NOT_SUPPORTED_YET)
+    })
+}

@@ -1,0 +1,173 @@
+//! Component services acquired from the server's registry at plugin start and
+//! released at the end: backup lock, clone_protocol (handed to the shim),
+//! the error log, and the performance_schema table services.
+
+use super::errors::ER_CLONE_CLIENT_TRACE;
+use super::ffi::{self, my_h_service, mysql_service_registry_t};
+use super::session::Thd;
+use parking_lot::Mutex;
+use std::ffi::{c_char, CString};
+use std::ptr::null_mut;
+
+/// Plugin-service pointer the server fills in at load time (initially the
+/// interface version the plugin was built for).
+#[no_mangle]
+pub static mut plugin_registry_service: *mut ffi::plugin_registry_service_st = std::ptr::without_provenance_mut(0x0100);
+
+/// Raw service handles; `Send` because the registry's handles are global.
+struct Handles {
+    registry: *const mysql_service_registry_t,
+    acquired: Vec<my_h_service>,
+    backup_lock: *const ffi::s_mysql_mysql_backup_lock,
+    pfs: Option<PfsServices>,
+}
+
+// SAFETY: service handles are process-global and thread-safe.
+unsafe impl Send for Handles {}
+
+/// The performance_schema services the tables need.
+#[derive(Clone, Copy)]
+pub struct PfsServices {
+    pub table: *const ffi::s_mysql_pfs_plugin_table_v1,
+    pub integer: *const ffi::s_mysql_pfs_plugin_column_integer_v1,
+    pub bigint: *const ffi::s_mysql_pfs_plugin_column_bigint_v1,
+    pub string: *const ffi::s_mysql_pfs_plugin_column_string_v2,
+    pub timestamp: *const ffi::s_mysql_pfs_plugin_column_timestamp_v2,
+    pub text: *const ffi::s_mysql_pfs_plugin_column_text_v1,
+}
+
+// SAFETY: as above.
+unsafe impl Send for PfsServices {}
+unsafe impl Sync for PfsServices {}
+
+static HANDLES: Mutex<Option<Handles>> = Mutex::new(None);
+
+unsafe fn acquire(h: &mut Handles, name: &str) -> Option<my_h_service> {
+    let cname = CString::new(name).ok()?;
+    let mut svc: my_h_service = null_mut();
+    let acquire = (*h.registry).acquire?;
+    if acquire(cname.as_ptr(), &mut svc) != 0 || svc.is_null() {
+        return None;
+    }
+    h.acquired.push(svc);
+    Some(svc)
+}
+
+/// Acquires the services every clone needs. On failure, whatever was
+/// acquired is released again (the stock plugin leaks it).
+pub fn start() -> Result<(), &'static str> {
+    // SAFETY: the server installed plugin_registry_service before init.
+    let registry = unsafe {
+        let svc = plugin_registry_service;
+        match (*svc).mysql_plugin_registry_acquire_func {
+            Some(f) => f(),
+            None => return Err("no plugin registry service"),
+        }
+    };
+    if registry.is_null() {
+        return Err("registry unavailable");
+    }
+    let mut h = Handles { registry, acquired: Vec::new(), backup_lock: std::ptr::null(), pfs: None };
+    let result = unsafe { acquire_base(&mut h) };
+    *HANDLES.lock() = Some(h);
+    if result.is_err() {
+        stop();
+    }
+    result
+}
+
+/// Acquires the performance_schema table services (not available while
+/// `mysqld --initialize` bootstraps).
+pub fn start_pfs() -> Result<PfsServices, &'static str> {
+    let mut guard = HANDLES.lock();
+    let h = guard.as_mut().ok_or("services not started")?;
+    // SAFETY: registry acquired in start().
+    let pfs = unsafe {
+        PfsServices {
+            table: acquire(h, "pfs_plugin_table_v1").ok_or("pfs_plugin_table_v1")?.cast(),
+            integer: acquire(h, "pfs_plugin_column_integer_v1").ok_or("pfs_plugin_column_integer_v1")?.cast(),
+            bigint: acquire(h, "pfs_plugin_column_bigint_v1").ok_or("pfs_plugin_column_bigint_v1")?.cast(),
+            string: acquire(h, "pfs_plugin_column_string_v2").ok_or("pfs_plugin_column_string_v2")?.cast(),
+            timestamp: acquire(h, "pfs_plugin_column_timestamp_v2").ok_or("pfs_plugin_column_timestamp_v2")?.cast(),
+            text: acquire(h, "pfs_plugin_column_text_v1").ok_or("pfs_plugin_column_text_v1")?.cast(),
+        }
+    };
+    h.pfs = Some(pfs);
+    Ok(pfs)
+}
+
+unsafe fn acquire_base(h: &mut Handles) -> Result<(), &'static str> {
+    let bi = acquire(h, "log_builtins.mysql_server").ok_or("log_builtins")?;
+    let bs = acquire(h, "log_builtins_string.mysql_server").ok_or("log_builtins_string")?;
+    ffi::cs_set_log_services(bi.cast(), bs.cast());
+    h.backup_lock = acquire(h, "mysql_backup_lock").ok_or("mysql_backup_lock")?.cast();
+    let protocol = acquire(h, "clone_protocol").ok_or("clone_protocol")?;
+    ffi::cs_set_clone_protocol(protocol.cast());
+    Ok(())
+}
+
+/// Releases every service, in reverse order, and the registry.
+pub fn stop() {
+    let Some(mut h) = HANDLES.lock().take() else { return };
+    unsafe {
+        ffi::cs_set_clone_protocol(null_mut());
+        ffi::cs_set_log_services(null_mut(), null_mut());
+        if let Some(release) = (*h.registry).release {
+            while let Some(svc) = h.acquired.pop() {
+                release(svc);
+            }
+        }
+        let svc = plugin_registry_service;
+        if let Some(f) = (*svc).mysql_plugin_registry_release_func {
+            f(h.registry);
+        }
+    }
+}
+
+pub fn pfs() -> Option<PfsServices> {
+    HANDLES.lock().as_ref().and_then(|h| h.pfs)
+}
+
+/// The backup lock (as LOCK INSTANCE FOR BACKUP): blocks DDL while held.
+pub fn backup_lock(thd: Thd, timeout_s: u32) -> bool {
+    let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
+    if svc.is_null() {
+        return false;
+    }
+    // SAFETY: acquired service; valid THD.
+    unsafe {
+        (*svc).acquire.map(|f| {
+            f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0
+        })
+    }
+    .unwrap_or(false)
+}
+
+pub fn backup_unlock(thd: Thd) {
+    let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
+    if !svc.is_null() {
+        // SAFETY: acquired service; valid THD.
+        unsafe {
+            if let Some(f) = (*svc).release {
+                f(thd.as_ptr());
+            }
+        }
+    }
+}
+
+fn log(level: i32, message: &str) {
+    let msg = CString::new(message.replace('\0', "")).unwrap_or_default();
+    // SAFETY: the shim checks that the log services are set.
+    unsafe { ffi::cs_log(level, ER_CLONE_CLIENT_TRACE, msg.as_ptr() as *const c_char) }
+}
+
+/// An INFORMATION line `Client: <message>.` under the Clone subsystem
+/// (shown with log_error_verbosity=3).
+pub fn log_info(message: &str) {
+    log(3, message);
+}
+
+/// An ERROR line under the Clone subsystem.
+pub fn log_error(message: &str) {
+    log(1, message);
+}

@@ -1,0 +1,152 @@
+//! Sessions (THD), the diagnostics area (`my_error`) and the panic barrier
+//! every entry point from the server goes through.
+
+use super::errors::ER_INTERNAL_ERROR;
+use super::ffi::{self, THD};
+use std::ffi::{c_char, c_int, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+
+/// Plugin-service pointer the server fills in at load time; the initial value
+/// is the interface version the plugin was built for.
+#[no_mangle]
+pub static mut thd_alloc_service: *mut ffi::thd_alloc_service_st = std::ptr::without_provenance_mut(0x0100);
+
+/// A server session. Each THD belongs to one thread at a time; the clone
+/// code moves it only between the threads of one statement.
+#[derive(Clone, Copy, Debug)]
+pub struct Thd(NonNull<THD>);
+
+// SAFETY: a THD is handed between the threads of one clone only while the
+// owning thread waits for them; the server calls used here are thread-safe.
+unsafe impl Send for Thd {}
+unsafe impl Sync for Thd {}
+
+impl Thd {
+    pub fn from_raw(thd: *mut THD) -> Option<Thd> {
+        NonNull::new(thd).map(Thd)
+    }
+
+    pub fn as_ptr(self) -> *mut THD {
+        self.0.as_ptr()
+    }
+
+    /// The session running the calling thread.
+    pub fn current() -> Option<Thd> {
+        // SAFETY: plain accessor.
+        Thd::from_raw(unsafe { ffi::cs_current_thd() })
+    }
+
+    /// KILL QUERY / KILL CONNECTION / shutdown.
+    pub fn killed(self) -> bool {
+        // SAFETY: valid THD.
+        unsafe { ffi::thd_killed(self.as_ptr().cast()) != 0 }
+    }
+
+    /// The processlist id.
+    pub fn thread_id(self) -> u32 {
+        // SAFETY: valid THD.
+        unsafe { ffi::thd_get_thread_id(self.as_ptr()) as u32 }
+    }
+
+    /// The error in the session's diagnostics area (0 and "" if none).
+    pub fn error(self) -> (u32, String) {
+        let mut msg: *const c_char = std::ptr::null();
+        // SAFETY: valid THD; the message lives in the DA until it is cleared.
+        let code = unsafe { ffi::cs_thd_error(self.as_ptr(), &mut msg) };
+        let text = if msg.is_null() {
+            String::new()
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+        };
+        (code, text)
+    }
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// `my_error(code)` for messages without arguments.
+pub fn raise(code: i32) {
+    // SAFETY: the message for `code` takes no arguments.
+    unsafe { ffi::my_error(code, 0) }
+}
+
+/// `my_error(code, s)` for messages with one `%s`.
+pub fn raise_str(code: i32, arg: &str) {
+    let arg = cstring(arg);
+    // SAFETY: the message for `code` takes one string.
+    unsafe { ffi::my_error(code, 0, arg.as_ptr()) }
+}
+
+/// `my_error(code, n)` for messages with one `%d`/`%u`.
+pub fn raise_int(code: i32, arg: i64) {
+    // SAFETY: the message for `code` takes one int.
+    unsafe { ffi::my_error(code, 0, arg as c_int) }
+}
+
+/// `my_error(code, file, errno, text)` for ER_ERROR_ON_READ / _WRITE.
+pub fn raise_file(code: i32, file: &str, err: &std::io::Error) {
+    let file = cstring(file);
+    let text = cstring(&err.to_string());
+    let errno = err.raw_os_error().unwrap_or(0);
+    // SAFETY: these messages take a string, an int and a string.
+    unsafe { ffi::my_error(code, 0, file.as_ptr(), errno as c_int, text.as_ptr()) }
+}
+
+/// Copies `bytes` into memory owned by the session (freed with it).
+pub fn thd_strmake(thd: *mut THD, bytes: &[u8]) -> *const c_char {
+    // SAFETY: the server installed the service before any plugin code runs.
+    unsafe {
+        let svc = thd_alloc_service;
+        match (*svc).thd_strmake_func {
+            Some(f) => f(thd.cast(), bytes.as_ptr().cast(), bytes.len()),
+            None => std::ptr::null(),
+        }
+    }
+}
+
+/// Runs `body` and returns its result; a panic becomes `on_panic` after an
+/// ER_INTERNAL_ERROR in the diagnostics area. Every function the server or a
+/// storage engine calls goes through here: unwinding must never reach C++.
+pub fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(v) => v,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            let _ = catch_unwind(|| raise_str(ER_INTERNAL_ERROR, &format!("clone plugin panic: {what}")));
+            on_panic
+        }
+    }
+}
+
+/// The session of a clone worker thread, created through the clone_protocol
+/// service and destroyed on the same OS thread when dropped.
+pub struct WorkerSession {
+    thd: Thd,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl WorkerSession {
+    pub fn start() -> Option<WorkerSession> {
+        // SAFETY: creates a THD bound to the calling thread.
+        let thd = Thd::from_raw(unsafe { ffi::cs_worker_thd_start(0, 0) })?;
+        Some(WorkerSession { thd, _not_send: std::marker::PhantomData })
+    }
+
+    pub fn thd(&self) -> Thd {
+        self.thd
+    }
+}
+
+impl Drop for WorkerSession {
+    fn drop(&mut self) {
+        // SAFETY: created by cs_worker_thd_start on this thread.
+        unsafe { ffi::cs_worker_thd_finish(self.thd.as_ptr()) }
+    }
+}

@@ -1,0 +1,345 @@
+//! A safe face on the storage engines' clone interface (`handlerton::
+//! clone_interface`) and on the callback object the engines drive. The C++
+//! half is in shim/clone_shim.cc.
+
+use super::errors::{ER_INTERNAL_ERROR, ER_OUTOFMEMORY};
+use super::ffi::{self, handlerton, Ha_clone_cbk};
+use super::session::{guard, Thd};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::marker::PhantomData;
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+
+/// A MySQL error number from the engine or the plugin; the engine has
+/// usually put it into the diagnostics area already.
+pub type Errno = i32;
+
+fn check(err: c_int) -> Result<(), Errno> {
+    if err == 0 { Ok(()) } else { Err(err) }
+}
+
+/// `Ha_clone_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Start = 0,
+    Restart = 1,
+    AddTask = 2,
+    Version = 3,
+}
+
+/// A storage engine that can be cloned from or into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Engine(NonNull<handlerton>);
+
+// SAFETY: handlertons live as long as their plugin, which the running clone
+// statement keeps locked; the clone interface is thread-safe.
+unsafe impl Send for Engine {}
+unsafe impl Sync for Engine {}
+
+/// Engine-owned locator bytes identifying one clone in that engine. The
+/// engine keeps them alive until the clone ends (and may update them).
+#[derive(Clone, Copy, Debug)]
+pub struct Locator {
+    ptr: *const u8,
+    len: u32,
+}
+
+// SAFETY: see Locator: engine memory valid for the clone's lifetime.
+unsafe impl Send for Locator {}
+unsafe impl Sync for Locator {}
+
+impl Locator {
+    pub fn bytes(&self) -> &[u8] {
+        if self.ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: engine memory of `len` bytes, alive for the clone.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len as usize) }
+        }
+    }
+}
+
+extern "C" fn collect_engine(ctx: *mut c_void, hton: *mut handlerton) {
+    // SAFETY: ctx is the Vec passed by clone_engines below.
+    let list = unsafe { &mut *ctx.cast::<Vec<Engine>>() };
+    if let Some(h) = NonNull::new(hton) {
+        list.push(Engine(h));
+    }
+}
+
+/// The engines that implement the source (copy) side, in plugin order.
+pub fn source_engines(thd: Thd) -> Vec<Engine> {
+    engines(thd, ffi::cs_clone_side_CS_SIDE_COPY)
+}
+
+/// The engines that implement the apply side, in plugin order.
+pub fn apply_engines(thd: Thd) -> Vec<Engine> {
+    engines(thd, ffi::cs_clone_side_CS_SIDE_APPLY)
+}
+
+fn engines(thd: Thd, side: ffi::cs_clone_side) -> Vec<Engine> {
+    let mut list: Vec<Engine> = Vec::new();
+    // SAFETY: the visitor only pushes onto `list` while the walk runs.
+    unsafe {
+        ffi::cs_foreach_clone_engine(thd.as_ptr(), side as c_int, Some(collect_engine), (&mut list as *mut Vec<Engine>).cast())
+    };
+    list
+}
+
+impl Engine {
+    fn raw(self) -> *mut handlerton {
+        self.0.as_ptr()
+    }
+
+    /// The engine's legacy type id, the first byte of a locator on the wire.
+    pub fn db_type(self) -> u8 {
+        // SAFETY: valid handlerton.
+        unsafe { ffi::cs_hton_db_type(self.raw()) }
+    }
+
+    /// Starts (or joins, with AddTask) a clone on the source side.
+    pub fn begin(self, thd: Thd, loc: Option<Locator>, mode: Mode) -> Result<(Locator, u32), Errno> {
+        let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
+        let mut task: c_uint = 0;
+        // SAFETY: valid handlerton and THD; out-pointers are locals.
+        check(unsafe { ffi::cs_clone_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int) })?;
+        Ok((Locator { ptr, len }, task))
+    }
+
+    /// Streams this task's share of the data through `cbk`.
+    pub fn copy(self, thd: Thd, loc: Locator, task: u32, cbk: &Callback<'_>) -> Result<(), Errno> {
+        // SAFETY: as above; cbk outlives the call.
+        check(unsafe { ffi::cs_clone_copy(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, cbk.raw()) })
+    }
+
+    /// Passes the apply side's acknowledgement (the descriptor set on `cbk`).
+    pub fn ack(self, thd: Thd, loc: Locator, task: u32, in_err: Errno, cbk: Cbk) -> Result<(), Errno> {
+        // SAFETY: as above.
+        check(unsafe { ffi::cs_clone_ack(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err, cbk.0.as_ptr()) })
+    }
+
+    pub fn end(self, thd: Thd, loc: Locator, task: u32, in_err: Errno) -> Result<(), Errno> {
+        // SAFETY: as above.
+        check(unsafe { ffi::cs_clone_end(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err) })
+    }
+
+    /// Starts (or joins) applying a clone into `data_dir` (None: replace the
+    /// server's own data directory).
+    pub fn apply_begin(self, thd: Thd, loc: Option<Locator>, mode: Mode, data_dir: Option<&str>) -> Result<(Locator, u32), Errno> {
+        let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
+        let mut task: c_uint = 0;
+        let dir = data_dir.map(|d| CString::new(d).map_err(|_| ER_INTERNAL_ERROR)).transpose()?;
+        let dir_ptr = dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr());
+        // SAFETY: as above; dir outlives the call.
+        check(unsafe {
+            ffi::cs_clone_apply_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int, dir_ptr)
+        })?;
+        Ok((Locator { ptr, len }, task))
+    }
+
+    /// Applies the descriptor set on `cbk` (the engine may call back for data).
+    pub fn apply(self, thd: Thd, loc: Locator, task: u32, cbk: Cbk) -> Result<(), Errno> {
+        // SAFETY: as above.
+        check(unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, 0, cbk.0.as_ptr()) })
+    }
+
+    /// Tells the apply side about an error elsewhere.
+    pub fn apply_error(self, thd: Thd, loc: Locator, task: u32, err: Errno) {
+        // SAFETY: a null callback with an error is the engine's "record error".
+        unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, err, std::ptr::null_mut()) };
+    }
+
+    pub fn apply_end(self, thd: Thd, loc: Locator, task: u32, in_err: Errno) -> Result<(), Errno> {
+        // SAFETY: as above.
+        check(unsafe { ffi::cs_clone_apply_end(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err) })
+    }
+}
+
+/// What the engine says about the chunk or descriptor at hand.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flags {
+    pub ack: bool,
+    /// The file is read/written through the OS cache (not O_DIRECT).
+    pub os_buffer_cache: bool,
+    pub zero_copy: bool,
+    pub secure: bool,
+    /// Set with the byte estimate when the apply side enters a new state.
+    pub state_change: Option<u64>,
+}
+
+/// The callback object as the engine passes it to a callback.
+#[derive(Clone, Copy, Debug)]
+pub struct Cbk(NonNull<Ha_clone_cbk>);
+
+impl Cbk {
+    fn raw(self) -> *mut Ha_clone_cbk {
+        self.0.as_ptr()
+    }
+
+    /// The engine that is calling.
+    pub fn engine(self) -> Option<Engine> {
+        // SAFETY: valid callback object.
+        NonNull::new(unsafe { ffi::cs_cbk_hton(self.raw()) }).map(Engine)
+    }
+
+    pub fn loc_index(self) -> u32 {
+        // SAFETY: valid callback object.
+        unsafe { ffi::cs_cbk_loc_index(self.raw()) }
+    }
+
+    /// The engine's descriptor for the current chunk or state.
+    pub fn data_desc(self) -> &'static [u8] {
+        let mut len: c_uint = 0;
+        // SAFETY: valid callback object; the bytes live until the callback returns.
+        let p = unsafe { ffi::cs_cbk_data_desc(self.raw(), &mut len) };
+        if p.is_null() { &[] } else { unsafe { std::slice::from_raw_parts(p, len as usize) } }
+    }
+
+    pub fn flags(self) -> Flags {
+        let mut estimate = 0u64;
+        // SAFETY: valid callback object.
+        let f = unsafe { ffi::cs_cbk_flags(self.raw(), &mut estimate) } as u32;
+        Flags {
+            ack: f & ffi::cs_cbk_flag_CS_CBK_ACK != 0,
+            os_buffer_cache: f & ffi::cs_cbk_flag_CS_CBK_OS_BUFFER_CACHE != 0,
+            zero_copy: f & ffi::cs_cbk_flag_CS_CBK_ZERO_COPY != 0,
+            secure: f & ffi::cs_cbk_flag_CS_CBK_SECURE != 0,
+            state_change: (f & ffi::cs_cbk_flag_CS_CBK_STATE_CHANGE != 0).then_some(estimate),
+        }
+    }
+
+    fn name(p: *const c_char) -> String {
+        if p.is_null() { String::new() } else { unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned() }
+    }
+
+    pub fn source_name(self) -> String {
+        // SAFETY: valid callback object.
+        Self::name(unsafe { ffi::cs_cbk_source_name(self.raw()) })
+    }
+
+    pub fn dest_name(self) -> String {
+        // SAFETY: valid callback object.
+        Self::name(unsafe { ffi::cs_cbk_dest_name(self.raw()) })
+    }
+}
+
+/// A buffer the engine owns (source side) or that the plugin lends to the
+/// engine (apply side), valid for the duration of the callback that saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineBuf {
+    pub ptr: *mut u8,
+    pub len: u32,
+}
+
+// SAFETY: only used within the nested callbacks of one thread.
+unsafe impl Send for EngineBuf {}
+
+impl EngineBuf {
+    pub fn as_slice(&self) -> &[u8] {
+        if self.ptr.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the engine guarantees `len` readable bytes during the callback.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len as usize) }
+        }
+    }
+}
+
+/// What the plugin does when the engine calls back. Methods take `&self`:
+/// the engine re-enters (the source side's callback applies the chunk, and
+/// the apply side calls back into the same object), so state lives in cells.
+pub trait Handler {
+    /// Source side: `len` bytes are ready at `from`'s current offset.
+    fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno>;
+    /// Source side: a buffer is ready (len 0: a descriptor only); on the apply
+    /// side, a state change or acknowledgement to pass back.
+    fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno>;
+    /// Apply side: write the pending chunk at `to`'s current offset.
+    fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno>;
+    /// Apply side: hand out the pending chunk in memory.
+    fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno>;
+}
+
+/// The C++ callback object, forwarding to a Rust handler.
+pub struct Callback<'h> {
+    raw: NonNull<Ha_clone_cbk>,
+    _ctx: Box<&'h dyn Handler>,
+    _lifetime: PhantomData<&'h ()>,
+}
+
+impl<'h> Callback<'h> {
+    pub fn new(handler: &'h dyn Handler) -> Result<Callback<'h>, Errno> {
+        let ctx: Box<&'h dyn Handler> = Box::new(handler);
+        let ctx_ptr = (&*ctx as *const &dyn Handler).cast_mut().cast::<c_void>();
+        // SAFETY: the box outlives the C++ object (both dropped together).
+        let raw = NonNull::new(unsafe { ffi::cs_cbk_new(ctx_ptr) }).ok_or(ER_OUTOFMEMORY)?;
+        Ok(Callback { raw, _ctx: ctx, _lifetime: PhantomData })
+    }
+
+    fn raw(&self) -> *mut Ha_clone_cbk {
+        self.raw.as_ptr()
+    }
+
+    pub fn cbk(&self) -> Cbk {
+        Cbk(self.raw)
+    }
+
+    /// The engine tunes its read size to this (O_DIRECT only).
+    pub fn set_client_buffer_size(&self, size: u32) {
+        // SAFETY: valid callback object.
+        unsafe { ffi::cs_cbk_set_client_buffer_size(self.raw(), size) }
+    }
+}
+
+impl Drop for Callback<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by cs_cbk_new, freed once.
+        unsafe { ffi::cs_cbk_free(self.raw()) }
+    }
+}
+
+/// Recovers the handler from the shim's context pointer.
+unsafe fn handler<'a>(ctx: *mut c_void) -> &'a dyn Handler {
+    *ctx.cast::<&dyn Handler>()
+}
+
+fn status(r: Result<(), Errno>) -> c_int {
+    r.err().unwrap_or(0)
+}
+
+fn cbk_of(raw: *mut Ha_clone_cbk) -> Result<Cbk, Errno> {
+    NonNull::new(raw).map(Cbk).ok_or(ER_INTERNAL_ERROR)
+}
+
+#[no_mangle]
+extern "C" fn clone_rs_cbk_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, from: c_int, len: c_uint) -> c_int {
+    // SAFETY: ctx comes from Callback::new.
+    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.file(c, from, len))))
+}
+
+#[no_mangle]
+extern "C" fn clone_rs_cbk_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut u8, len: c_uint) -> c_int {
+    guard(ER_INTERNAL_ERROR, || {
+        status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, EngineBuf { ptr: buf, len })))
+    })
+}
+
+#[no_mangle]
+extern "C" fn clone_rs_cbk_apply_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, to: c_int) -> c_int {
+    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_file(c, to))))
+}
+
+#[no_mangle]
+extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut *mut u8, len: *mut c_uint) -> c_int {
+    guard(ER_INTERNAL_ERROR, || match cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_buffer(c)) {
+        Ok(b) => {
+            // SAFETY: the engine passes valid out-references.
+            unsafe {
+                *buf = b.ptr;
+                *len = b.len;
+            }
+            0
+        }
+        Err(e) => e,
+    })
+}

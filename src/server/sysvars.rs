@@ -1,0 +1,225 @@
+//! The 14 `clone_*` system variables, with the stock plugin's names, types,
+//! defaults, ranges and checks. The server owns the values: it writes into
+//! the storage cells below (and into the descriptors themselves), so both
+//! live in mutable statics; the plugin reads them through atomics.
+
+use super::errors::ER_CLONE_SYS_CONFIG;
+use super::ffi::{self, st_mysql_value, SYS_VAR, THD};
+use super::session;
+use crate::checks::parse_donor_list;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr::{addr_of_mut, null, null_mut};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering::Relaxed};
+
+type CheckFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *mut st_mysql_value) -> c_int;
+type UpdateFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *const c_void);
+
+const UINT: c_int = (ffi::PLUGIN_VAR_INT | ffi::PLUGIN_VAR_UNSIGNED | ffi::PLUGIN_VAR_RQCMDARG) as c_int;
+const BOOL: c_int = (ffi::PLUGIN_VAR_BOOL | ffi::PLUGIN_VAR_NOCMDARG) as c_int;
+const STR: c_int = (ffi::PLUGIN_VAR_STR | ffi::PLUGIN_VAR_OPCMDARG | ffi::PLUGIN_VAR_MEMALLOC) as c_int;
+
+/// Layout of MYSQL_SYSVAR_UINT's descriptor (include/mysql/plugin.h).
+#[repr(C)]
+pub struct UintVar {
+    flags: c_int,
+    name: *const c_char,
+    comment: *const c_char,
+    check: Option<CheckFn>,
+    update: Option<UpdateFn>,
+    value: *const AtomicU32,
+    def_val: u32,
+    min_val: u32,
+    max_val: u32,
+    blk_sz: u32,
+}
+
+/// Layout of MYSQL_SYSVAR_BOOL's descriptor.
+#[repr(C)]
+pub struct BoolVar {
+    flags: c_int,
+    name: *const c_char,
+    comment: *const c_char,
+    check: Option<CheckFn>,
+    update: Option<UpdateFn>,
+    value: *const AtomicBool,
+    def_val: bool,
+}
+
+/// Layout of MYSQL_SYSVAR_STR's descriptor.
+#[repr(C)]
+pub struct StrVar {
+    flags: c_int,
+    name: *const c_char,
+    comment: *const c_char,
+    check: Option<CheckFn>,
+    update: Option<UpdateFn>,
+    value: *const AtomicPtr<c_char>,
+    def_val: *const c_char,
+}
+
+macro_rules! uint_var {
+    ($var:ident, $cell:ident, $name:literal, $comment:literal, $def:expr, $min:expr, $max:expr, $blk:expr) => {
+        static $cell: AtomicU32 = AtomicU32::new($def);
+        static mut $var: UintVar = UintVar {
+            flags: UINT,
+            name: concat!($name, "\0").as_ptr().cast(),
+            comment: concat!($comment, "\0").as_ptr().cast(),
+            check: None,
+            update: None,
+            value: &$cell,
+            def_val: $def,
+            min_val: $min,
+            max_val: $max,
+            blk_sz: $blk,
+        };
+    };
+}
+
+macro_rules! bool_var {
+    ($var:ident, $cell:ident, $name:literal, $comment:literal, $def:expr) => {
+        static $cell: AtomicBool = AtomicBool::new($def);
+        static mut $var: BoolVar = BoolVar {
+            flags: BOOL,
+            name: concat!($name, "\0").as_ptr().cast(),
+            comment: concat!($comment, "\0").as_ptr().cast(),
+            check: None,
+            update: None,
+            value: &$cell,
+            def_val: $def,
+        };
+    };
+}
+
+macro_rules! str_var {
+    ($var:ident, $cell:ident, $name:literal, $comment:literal, $check:expr) => {
+        static $cell: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
+        static mut $var: StrVar = StrVar {
+            flags: STR,
+            name: concat!($name, "\0").as_ptr().cast(),
+            comment: concat!($comment, "\0").as_ptr().cast(),
+            check: $check,
+            update: None,
+            value: &$cell,
+            def_val: null(),
+        };
+    };
+}
+
+const MIB: u32 = 1024 * 1024;
+
+uint_var!(BUFFER_SIZE, BUFFER_SIZE_VAL, "buffer_size",
+    "buffer size used by clone for data transfer", 4 * MIB, MIB, 256 * MIB, MIB);
+bool_var!(BLOCK_DDL, BLOCK_DDL_VAL, "block_ddl", "If clone should block concurrent DDL", false);
+uint_var!(DDL_TIMEOUT, DDL_TIMEOUT_VAL, "ddl_timeout",
+    "Time in seconds to wait for DDL lock", 300, 0, 60 * 60 * 24 * 30, 1);
+uint_var!(MAX_CONCURRENCY, MAX_CONCURRENCY_VAL, "max_concurrency",
+    "Maximum number of concurrent threads for clone", 16, 1, 128, 1);
+uint_var!(MAX_NETWORK_BANDWIDTH, MAX_NETWORK_BANDWIDTH_VAL, "max_network_bandwidth",
+    "Maximum network bandwidth for clone in MiB/sec", 0, 0, 1024 * 1024, 1);
+uint_var!(MAX_DATA_BANDWIDTH, MAX_DATA_BANDWIDTH_VAL, "max_data_bandwidth",
+    "Maximum File data bandwidth for clone in MiB/sec", 0, 0, 1024 * 1024, 1);
+bool_var!(ENABLE_COMPRESSION, ENABLE_COMPRESSION_VAL, "enable_compression",
+    "If compression is done at network", false);
+bool_var!(AUTOTUNE_CONCURRENCY, AUTOTUNE_CONCURRENCY_VAL, "autotune_concurrency",
+    "If concurrency is automatically tuned", true);
+str_var!(VALID_DONOR_LIST, VALID_DONOR_LIST_VAL, "valid_donor_list",
+    "List of valid donor addresses allowed to clone from HOST1:PORT1,HOST2:PORT2,...",
+    Some(check_donor_list));
+str_var!(SSL_KEY, SSL_KEY_VAL, "ssl_key", "SSL path name of the SSL private key file", None);
+str_var!(SSL_CERT, SSL_CERT_VAL, "ssl_cert", "SSL path name of the public key certificate file", None);
+str_var!(SSL_CA, SSL_CA_VAL, "ssl_ca", "SSL path name for Certificate Authority (CA) file", None);
+uint_var!(DONOR_TIMEOUT, DONOR_TIMEOUT_VAL, "donor_timeout_after_network_failure",
+    "Time in minutes up to which donor allows recipient to re-connect and restart cloning after network failure.",
+    5, 0, 30, 1);
+uint_var!(DELAY_AFTER_DATA_DROP, DELAY_AFTER_DATA_DROP_VAL, "delay_after_data_drop",
+    "Time in seconds to wait after removing data.", 0, 0, 60 * 60, 1);
+
+/// The NULL-terminated array the plugin descriptor points to, in the stock order.
+pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 15] = [
+    addr_of_mut!(BUFFER_SIZE).cast(),
+    addr_of_mut!(BLOCK_DDL).cast(),
+    addr_of_mut!(DDL_TIMEOUT).cast(),
+    addr_of_mut!(MAX_CONCURRENCY).cast(),
+    addr_of_mut!(MAX_NETWORK_BANDWIDTH).cast(),
+    addr_of_mut!(MAX_DATA_BANDWIDTH).cast(),
+    addr_of_mut!(ENABLE_COMPRESSION).cast(),
+    addr_of_mut!(AUTOTUNE_CONCURRENCY).cast(),
+    addr_of_mut!(VALID_DONOR_LIST).cast(),
+    addr_of_mut!(SSL_KEY).cast(),
+    addr_of_mut!(SSL_CERT).cast(),
+    addr_of_mut!(SSL_CA).cast(),
+    addr_of_mut!(DONOR_TIMEOUT).cast(),
+    addr_of_mut!(DELAY_AFTER_DATA_DROP).cast(),
+    null_mut(),
+];
+
+/// The values a clone works with, read once when it starts.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub buffer_size: u32,
+    pub block_ddl: bool,
+    pub ddl_timeout: u32,
+    pub max_concurrency: u32,
+    pub max_network_bandwidth: u32,
+    pub max_data_bandwidth: u32,
+    pub enable_compression: bool,
+    pub autotune_concurrency: bool,
+    pub donor_timeout_after_network_failure: u32,
+    pub delay_after_data_drop: u32,
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        buffer_size: BUFFER_SIZE_VAL.load(Relaxed),
+        block_ddl: BLOCK_DDL_VAL.load(Relaxed),
+        ddl_timeout: DDL_TIMEOUT_VAL.load(Relaxed),
+        max_concurrency: MAX_CONCURRENCY_VAL.load(Relaxed),
+        max_network_bandwidth: MAX_NETWORK_BANDWIDTH_VAL.load(Relaxed),
+        max_data_bandwidth: MAX_DATA_BANDWIDTH_VAL.load(Relaxed),
+        enable_compression: ENABLE_COMPRESSION_VAL.load(Relaxed),
+        autotune_concurrency: AUTOTUNE_CONCURRENCY_VAL.load(Relaxed),
+        donor_timeout_after_network_failure: DONOR_TIMEOUT_VAL.load(Relaxed),
+        delay_after_data_drop: DELAY_AFTER_DATA_DROP_VAL.load(Relaxed),
+    }
+}
+
+/// `SET GLOBAL clone_valid_donor_list`: NULL is fine, anything else must be
+/// a well-formed list. The accepted text is copied into the session's memory
+/// before it is handed back (the value buffer is the caller's stack).
+unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int {
+    session::guard(1, || {
+        let save = save.cast::<*const c_char>();
+        let mut buf = [0 as c_char; 80];
+        let mut len = buf.len() as c_int;
+        // SAFETY: the server passes a valid value object and a save slot.
+        let text = unsafe { (*value).val_str.map(|f| f(value, buf.as_mut_ptr(), &mut len)) }.unwrap_or(null());
+        if text.is_null() {
+            unsafe { *save = null() };
+            return 0;
+        }
+        // SAFETY: val_str returns a NUL-terminated string of `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.max(0) as usize) };
+        let valid = std::str::from_utf8(bytes).ok().and_then(parse_donor_list).is_some();
+        if !valid {
+            unsafe { *save = null() };
+            session::raise_str(
+                ER_CLONE_SYS_CONFIG,
+                "Invalid Format. Please enter \"<hostname1>:<port1>,...\"' with no extra space",
+            );
+            return ER_CLONE_SYS_CONFIG;
+        }
+        unsafe { *save = session::thd_strmake(thd, bytes) };
+        0
+    })
+}
+
+/// The current value of a string variable, copied.
+fn read_str(cell: &AtomicPtr<c_char>) -> Option<String> {
+    let p = cell.load(Relaxed);
+    // SAFETY: the server keeps a NUL-terminated string there (or NULL).
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+pub fn valid_donor_list() -> Option<String> {
+    read_str(&VALID_DONOR_LIST_VAL)
+}

@@ -1,0 +1,207 @@
+//! Moving bytes between file descriptors and buffers for the storage
+//! engine's callbacks. Files are read and written at their current offsets
+//! (the engine positions them). In-kernel copies are preferred:
+//! `copy_file_range` (which can share extents on filesystems that support
+//! it), then `sendfile`, then read/write through an aligned buffer; a method
+//! that fails once is not tried again in this process.
+
+use std::alloc::{self, Layout};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// O_DIRECT needs buffers aligned to the block size.
+pub const ALIGN: usize = 4096;
+
+static COPY_FILE_RANGE_OK: AtomicBool = AtomicBool::new(true);
+static SENDFILE_OK: AtomicBool = AtomicBool::new(true);
+
+/// Which side of a copy failed, with the OS error.
+#[derive(Debug)]
+pub enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+    OutOfMemory(usize),
+}
+
+/// A heap buffer aligned for O_DIRECT.
+pub struct AlignedBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// The buffer is plain owned memory.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    pub fn new(len: usize) -> Result<AlignedBuf, CopyError> {
+        let len = len.max(ALIGN).next_multiple_of(ALIGN);
+        let layout = Layout::from_size_align(len, ALIGN).map_err(|_| CopyError::OutOfMemory(len))?;
+        // SAFETY: layout has a non-zero size.
+        let ptr = unsafe { alloc::alloc(layout) };
+        if ptr.is_null() {
+            return Err(CopyError::OutOfMemory(len));
+        }
+        Ok(AlignedBuf { ptr, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: ptr is a live allocation of len bytes owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in new() with this very layout.
+        unsafe { alloc::dealloc(self.ptr, Layout::from_size_align_unchecked(self.len, ALIGN)) }
+    }
+}
+
+fn retry<F: FnMut() -> isize>(mut f: F) -> io::Result<usize> {
+    loop {
+        let r = f();
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes all of `data` to `fd` at its current offset.
+pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), CopyError> {
+    while !data.is_empty() {
+        // SAFETY: data is a valid slice for its length.
+        let n = retry(|| unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }).map_err(CopyError::Write)?;
+        if n == 0 {
+            return Err(CopyError::Write(io::Error::from(io::ErrorKind::WriteZero)));
+        }
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Fills `buf` from `fd` at its current offset; a short file is an error.
+pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), CopyError> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: rest is a valid, writable slice for its length.
+        let n = retry(|| unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) }).map_err(CopyError::Read)?;
+        if n == 0 {
+            return Err(CopyError::Read(io::Error::from(io::ErrorKind::UnexpectedEof)));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes from `from` to `to`. `in_kernel` says whether the
+/// engine allows a copy that bypasses user buffers (both files use the OS
+/// cache); otherwise, and as fallback, `buf` carries the data.
+pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mut AlignedBuf) -> Result<(), CopyError> {
+    if in_kernel {
+        while len > 0 && COPY_FILE_RANGE_OK.load(Relaxed) {
+            let chunk = len.min(1 << 30) as usize;
+            // SAFETY: null offsets: the kernel uses and advances both files' offsets.
+            let r = unsafe { libc::copy_file_range(from, std::ptr::null_mut(), to, std::ptr::null_mut(), chunk, 0) };
+            if r == 0 {
+                break; // end of the source: the read/write path reports it
+            }
+            if r < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                COPY_FILE_RANGE_OK.store(false, Relaxed);
+                break;
+            }
+            len -= r as u64;
+        }
+        while len > 0 && SENDFILE_OK.load(Relaxed) {
+            let chunk = len.min(1 << 30) as usize;
+            // SAFETY: a null offset reads from and advances `from`'s offset.
+            let r = unsafe { libc::sendfile(to, from, std::ptr::null_mut(), chunk) };
+            if r == 0 {
+                break;
+            }
+            if r < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                SENDFILE_OK.store(false, Relaxed);
+                break;
+            }
+            len -= r as u64;
+        }
+    }
+    while len > 0 {
+        let n = (buf.len() as u64).min(len) as usize;
+        let chunk = &mut buf.as_mut_slice()[..n];
+        read_exact(from, chunk)?;
+        write_all(to, chunk)?;
+        len -= n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+
+    fn temp(name: &str, content: &[u8]) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("clone-rs-copy-{}-{name}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f.write_all(content).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f
+    }
+
+    #[test]
+    fn copies_from_current_offsets_both_ways() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for in_kernel in [true, false] {
+            let mut src = temp("src", &data);
+            src.seek(SeekFrom::Start(1000)).unwrap();
+            let mut dst = temp("dst", b"head");
+            dst.seek(SeekFrom::End(0)).unwrap();
+            let mut buf = AlignedBuf::new(8192).unwrap();
+            copy_file(src.as_raw_fd(), dst.as_raw_fd(), 150_000, in_kernel, &mut buf).unwrap();
+            let mut out = vec![];
+            dst.seek(SeekFrom::Start(0)).unwrap();
+            dst.read_to_end(&mut out).unwrap();
+            assert_eq!(&out[..4], b"head");
+            assert_eq!(&out[4..], &data[1000..151_000]);
+            assert_eq!(src.stream_position().unwrap(), 151_000);
+        }
+    }
+
+    #[test]
+    fn short_source_is_a_read_error() {
+        let src = temp("short", b"abc");
+        let dst = temp("short-dst", b"");
+        let mut buf = AlignedBuf::new(4096).unwrap();
+        let r = copy_file(src.as_raw_fd(), dst.as_raw_fd(), 10, false, &mut buf);
+        assert!(matches!(r, Err(CopyError::Read(_))));
+    }
+
+    #[test]
+    fn aligned_buffers_are_aligned() {
+        let mut b = AlignedBuf::new(10).unwrap();
+        assert_eq!(b.as_mut_ptr() as usize % ALIGN, 0);
+        assert_eq!(b.len(), ALIGN);
+    }
+}
