@@ -16,6 +16,7 @@ use crate::transfer::stats::{Config, Monitor, Shared};
 use crate::transfer::throttle::Throttle;
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell, RefMut};
+use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::thread::Scope;
@@ -26,8 +27,9 @@ const BUFFER_BUDGET: u32 = 128 * 1024 * 1024;
 
 /// Runs a local clone for the session `thd` into `data_dir` and records it in
 /// clone_status / clone_progress.
-pub fn run(thd: Thd, data_dir: &str) -> Result<(), Errno> {
-    if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(data_dir)) {
+pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
+    let dir_text = data_dir.to_string_lossy();
+    if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
         session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
         return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
     }
@@ -51,7 +53,7 @@ struct EngineClone {
 /// What all threads of one local clone share.
 struct LocalClone<'a> {
     master: Thd,
-    data_dir: &'a str,
+    data_dir: &'a CStr,
     settings: Settings,
     config: Config,
     engines: Vec<EngineClone>,
@@ -67,7 +69,7 @@ struct LocalClone<'a> {
 }
 
 impl<'a> LocalClone<'a> {
-    fn new(master: Thd, data_dir: &'a str, settings: Settings) -> LocalClone<'a> {
+    fn new(master: Thd, data_dir: &'a CStr, settings: Settings) -> LocalClone<'a> {
         let config = Config {
             max_threads: settings.max_concurrency.max(1),
             autotune: settings.autotune_concurrency,
@@ -154,7 +156,9 @@ impl<'a> LocalClone<'a> {
             }
             let tasks: Vec<u32> = self.engines.iter().map(|c| c.apply_task).collect();
             let task = Task::new(self, 0, thd, tasks, Some(scope));
-            task.copy(self.engines.iter().map(|c| (c.engine, c.source, c.source_task)))
+            let result = task.copy(self.engines.iter().map(|c| (c.engine, c.source, c.source_task)));
+            task.flush_progress();
+            result
         });
         let err = result.err().unwrap_or(0);
         for c in &self.engines {
@@ -298,6 +302,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             return Ok(());
         }
         if let Some((monitor, _)) = &self.master {
+            self.flush_progress();
             let s = monitor.borrow_mut().state_end(self.clone.now_ms(), &self.clone.shared);
             services::log_info(&format!(
                 "Total Data: {} MiB @ {} MiB/sec, Network: {} MiB @ {} MiB/sec",
@@ -310,6 +315,14 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         };
         // The source side's master task (0) waits for this acknowledgement.
         c.engine.ack(self.clone.master, c.source, 0, 0, cbk)
+    }
+
+    /// Master: reports the bytes moved since the last statistics tick.
+    fn flush_progress(&self) {
+        if let Some((monitor, _)) = &self.master {
+            let (data, network) = monitor.borrow_mut().flush(&self.clone.shared);
+            TRACKER.add_progress(data, network, 0, 0, self.clone.threads.load(Relaxed));
+        }
     }
 
     /// Statistics, auto-tuning (master) and throttling after each chunk.

@@ -6,7 +6,7 @@ use super::ffi::{self, PFS_engine_table_share_proxy, PSI_field, PSI_pos, PSI_tab
 use super::services::{self, PfsServices};
 use super::session::guard;
 use crate::status::{Snapshot, State, STAGE_NAMES, TRACKER};
-use std::ffi::{c_int, c_uint, c_ulonglong};
+use std::ffi::{c_int, c_uint, c_ulonglong, CStr};
 use std::path::Path;
 use std::ptr::{addr_of_mut, null_mut};
 
@@ -220,7 +220,7 @@ unsafe extern "C" fn read_column(handle: *mut PSI_table_handle, field: *mut PSI_
     })
 }
 
-fn share(name: &'static str, definition: &'static str, open: ffi::open_table_t, rows: ffi::get_row_count_t) -> PFS_engine_table_share_proxy {
+fn share(name: &'static CStr, definition: &'static str, open: ffi::open_table_t, rows: ffi::get_row_count_t) -> PFS_engine_table_share_proxy {
     let mut proxy = ffi::PFS_engine_table_proxy::default();
     proxy.rnd_next = Some(rnd_next);
     proxy.rnd_init = Some(rnd_init);
@@ -231,8 +231,9 @@ fn share(name: &'static str, definition: &'static str, open: ffi::open_table_t, 
     proxy.close_table = Some(close_table);
     PFS_engine_table_share_proxy {
         m_proxy_engine_table: proxy,
-        m_table_name: name.as_ptr().cast(),
-        m_table_name_length: name.len() as c_uint,
+        // The service reads the name both as C string and with its length.
+        m_table_name: name.as_ptr(),
+        m_table_name_length: name.to_bytes().len() as c_uint,
         m_table_definition: definition.as_ptr().cast(),
         m_ref_length: std::mem::size_of::<u32>() as c_uint,
         m_acl: ffi::Access_control_READONLY,
@@ -246,15 +247,20 @@ static mut SHARES: Option<[PFS_engine_table_share_proxy; 2]> = None;
 static mut SHARE_PTRS: [*mut PFS_engine_table_share_proxy; 2] = [null_mut(); 2];
 
 /// Registers both tables. Called once from plugin init.
-pub fn add_tables(svc: PfsServices) -> bool {
+pub fn add_tables(svc: PfsServices) -> Result<(), &'static str> {
     // SAFETY: init and deinit are serialised by the server.
     unsafe {
         let shares = (*addr_of_mut!(SHARES)).insert([
-            share("clone_status", STATUS_DEFINITION, Some(open_status), Some(status_row_count)),
-            share("clone_progress", PROGRESS_DEFINITION, Some(open_progress), Some(progress_row_count)),
+            share(c"clone_status", STATUS_DEFINITION, Some(open_status), Some(status_row_count)),
+            share(c"clone_progress", PROGRESS_DEFINITION, Some(open_progress), Some(progress_row_count)),
         ]);
         SHARE_PTRS = [&mut shares[0], &mut shares[1]];
-        (*svc.table).add_tables.map(|f| f(addr_of_mut!(SHARE_PTRS).cast(), 2) == 0).unwrap_or(false)
+        let add = (*svc.table).add_tables.ok_or("no add_tables")?;
+        if add(addr_of_mut!(SHARE_PTRS).cast(), 2) != 0 {
+            SHARES = None;
+            return Err("add_tables refused the tables");
+        }
+        Ok(())
     }
 }
 

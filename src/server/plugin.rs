@@ -91,10 +91,13 @@ unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
         BOOTSTRAP.store(false, Relaxed);
         // Status of earlier clones, kept in the data directory (the cwd).
         TRACKER.load(Path::new("."));
-        let tables = Thd::current().is_some()
-            && services::start_pfs().map(pfs::add_tables).unwrap_or(false);
-        if !tables {
-            services::log_error("PFS table creation failed");
+        let tables = if Thd::current().is_none() {
+            Err("no session")
+        } else {
+            services::start_pfs().and_then(pfs::add_tables)
+        };
+        if let Err(why) = tables {
+            services::log_error(&format!("PFS table creation failed: {why}"));
             // SAFETY: undo clone_handle_create.
             unsafe { ffi::clone_handle_drop() };
             services::stop();
@@ -149,11 +152,12 @@ fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
 /// and the path).
 unsafe extern "C" fn clone_local(thd: *mut THD, data_dir: *const c_char) -> c_int {
     entry(thd, |thd| {
-        let Some(dir) = text(data_dir) else {
+        if data_dir.is_null() {
             session::raise_str(ER_WRONG_VALUE, "path");
             return Err(ER_WRONG_VALUE);
-        };
-        local::run(thd, dir)
+        }
+        // SAFETY: the server's NUL-terminated path, alive for the statement.
+        local::run(thd, unsafe { CStr::from_ptr(data_dir) })
     })
 }
 

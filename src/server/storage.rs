@@ -5,7 +5,7 @@
 use super::errors::{ER_INTERNAL_ERROR, ER_OUTOFMEMORY};
 use super::ffi::{self, handlerton, Ha_clone_cbk};
 use super::session::{guard, Thd};
-use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
@@ -124,13 +124,13 @@ impl Engine {
     }
 
     /// Starts (or joins) applying a clone into `data_dir` (None: replace the
-    /// server's own data directory).
-    pub fn apply_begin(self, thd: Thd, loc: Option<Locator>, mode: Mode, data_dir: Option<&str>) -> Result<(Locator, u32), Errno> {
+    /// server's own data directory). The engine keeps the directory name
+    /// until the clone ends, so it must outlive the clone.
+    pub fn apply_begin(self, thd: Thd, loc: Option<Locator>, mode: Mode, data_dir: Option<&CStr>) -> Result<(Locator, u32), Errno> {
         let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
         let mut task: c_uint = 0;
-        let dir = data_dir.map(|d| CString::new(d).map_err(|_| ER_INTERNAL_ERROR)).transpose()?;
-        let dir_ptr = dir.as_ref().map_or(std::ptr::null(), |d| d.as_ptr());
-        // SAFETY: as above; dir outlives the call.
+        let dir_ptr = data_dir.map_or(std::ptr::null(), CStr::as_ptr);
+        // SAFETY: as above; the caller keeps data_dir alive.
         check(unsafe {
             ffi::cs_clone_apply_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int, dir_ptr)
         })?;

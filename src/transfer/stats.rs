@@ -187,6 +187,15 @@ impl Monitor {
         Some(tick)
     }
 
+    /// The bytes moved since the last tick, now taken as reported (so a
+    /// stage that ends between ticks still shows everything it moved).
+    pub fn flush(&mut self, shared: &Shared) -> (u64, u64) {
+        let (data, network) = shared.totals();
+        let delta = (data.saturating_sub(self.last.0), network.saturating_sub(self.last.1));
+        self.last = (data, network);
+        delta
+    }
+
     /// Called when a storage state ends: summarises and starts tuning over.
     pub fn state_end(&mut self, now_ms: u64, shared: &Shared) -> Summary {
         let (data, network) = shared.totals();
@@ -244,6 +253,18 @@ mod tests {
             }
         }
         assert_eq!(grow, Some(2));
+    }
+
+    #[test]
+    fn flush_reports_what_ticks_have_not() {
+        let shared = Shared::new(1);
+        let mut m = Monitor::new(config(false), &shared);
+        m.tick(0, &shared, 1);
+        shared.slots[0].add(5, 0);
+        assert_eq!(m.flush(&shared), (5, 0));
+        assert_eq!(m.flush(&shared), (0, 0));
+        shared.slots[0].add(7, 0);
+        assert_eq!(m.tick(1000, &shared, 1).map(|t| t.data), Some(7));
     }
 
     #[test]

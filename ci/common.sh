@@ -1,0 +1,107 @@
+# Shared shell helpers for the scripts in ci/: MySQL servers on 127.0.0.1,
+# run from the sid root filesystem that ci/setup-env.sh builds. Source it.
+# Servers live under $ROOTFS/clone-rs/<name>/ (seen as /clone-rs/<name> from
+# inside the chroot); each is started and stopped by PID.
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+CACHE=${CLONE_RS_CACHE:-$REPO/.cache}
+ROOTFS=$CACHE/rootfs
+# Plugin directories inside the chroot: the stock one, and a copy in which
+# mysql_clone.so is ours (every other plugin linked from the stock one).
+STOCK_PLUGIN_DIR=/usr/lib/mysql/plugin
+OUR_PLUGIN_DIR=/opt/clone-rs/plugin
+PLUGIN_SO=$REPO/target/release/libmysql_clone.so
+
+log() { printf '[%s] %s\n' "${LOG_TAG:-ci}" "$*" >&2; }
+fail() { printf '[%s] FAILED: %s\n' "${LOG_TAG:-ci}" "$*" >&2; exit 1; }
+
+in_root() { chroot "$ROOTFS" "$@"; }
+
+# Builds the plugin (release) unless SKIP_BUILD=1.
+build_plugin() {
+  [ "${SKIP_BUILD:-0}" = 1 ] && return 0
+  log "building the plugin (cargo build --release)"
+  (cd "$REPO" && cargo build --release --quiet) || fail "cargo build"
+}
+
+# Lays out $OUR_PLUGIN_DIR with our mysql_clone.so.
+install_our_plugin() {
+  [ -f "$PLUGIN_SO" ] || fail "no $PLUGIN_SO: build the plugin first"
+  local dir=$ROOTFS$OUR_PLUGIN_DIR f
+  mkdir -p "$dir"
+  for f in "$ROOTFS$STOCK_PLUGIN_DIR"/*; do
+    case $(basename "$f") in mysql_clone.so|mysql_clone_stock.so) continue ;; esac
+    ln -sfn "$STOCK_PLUGIN_DIR/$(basename "$f")" "$dir/$(basename "$f")"
+  done
+  cp "$PLUGIN_SO" "$dir/mysql_clone.so.new" && mv "$dir/mysql_clone.so.new" "$dir/mysql_clone.so"
+}
+
+server_dir() { echo "/clone-rs/$1"; }
+
+# server_init NAME: a fresh, empty data directory.
+server_init() {
+  local d; d=$(server_dir "$1")
+  rm -rf "$ROOTFS$d"
+  mkdir -p "$ROOTFS$d/files" "$ROOTFS$d/tmp"
+  in_root /usr/sbin/mysqld --no-defaults --initialize-insecure --user=root \
+    --datadir="$d/data" --log-error="$d/init.log" || fail "mysqld --initialize for $1 (see $ROOTFS$d/init.log)"
+}
+
+# server_start NAME PORT PLUGIN_DIR [mysqld options...]: starts mysqld on
+# 127.0.0.1:PORT in the background and waits until it answers.
+server_start() {
+  local name=$1 port=$2 plugdir=$3; shift 3
+  local d; d=$(server_dir "$name")
+  [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
+  in_root /usr/sbin/mysqld --no-defaults --user=root --datadir="$d/data" \
+    --port="$port" --bind-address=127.0.0.1 --socket="$d/mysql.sock" --mysqlx=OFF \
+    --log-error="$d/error.log" --pid-file="$d/mysqld.pid" --server-id="$port" \
+    --secure-file-priv="$d/files" --tmpdir="$d/tmp" --plugin-dir="$plugdir" \
+    --log-error-verbosity=3 "$@" >/dev/null 2>&1 &
+  echo $! >"$ROOTFS$d/supervised.pid"
+  server_wait "$name" "$port"
+}
+
+# server_wait NAME PORT: waits up to 60 s for the server to answer.
+server_wait() {
+  local i
+  for i in $(seq 1 120); do
+    if in_root mysqladmin -uroot -h127.0.0.1 -P"$2" --connect-timeout=2 ping >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail -20 "$ROOTFS$(server_dir "$1")/error.log" >&2
+  fail "server $1 did not come up on port $2"
+}
+
+# server_stop NAME: stops the server by PID and waits for it to exit.
+server_stop() {
+  local d pidf pid i
+  d=$ROOTFS$(server_dir "$1")
+  pidf=$d/mysqld.pid
+  [ -f "$pidf" ] || pidf=$d/supervised.pid
+  [ -f "$pidf" ] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for i in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$d/mysqld.pid" "$d/supervised.pid"
+}
+
+# sql PORT QUERY...: runs statements, prints tab-separated rows without headers.
+sql() {
+  local port=$1; shift
+  in_root mysql -uroot -h127.0.0.1 -P"$port" -N -B -e "$*"
+}
+
+# checksums PORT: "db.table checksum" for every base table of user schemas.
+checksums() {
+  local port=$1 tables
+  tables=$(sql "$port" "SELECT CONCAT('\`',table_schema,'\`.\`',table_name,'\`') FROM information_schema.tables
+    WHERE table_type='BASE TABLE' AND table_schema NOT IN ('mysql','sys','performance_schema','information_schema')
+    ORDER BY table_schema, table_name" | paste -sd, -)
+  [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
+}
