@@ -48,12 +48,15 @@ server_init() {
 }
 
 # server_start NAME PORT PLUGIN_DIR [mysqld options...]: starts mysqld on
-# 127.0.0.1:PORT in the background and waits until it answers.
+# 127.0.0.1:PORT in the background and waits until it answers. With
+# MYSQLD_CNF set (a path inside the chroot) the server reads that file.
 server_start() {
   local name=$1 port=$2 plugdir=$3; shift 3
   local d; d=$(server_dir "$name")
   [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
-  in_root /usr/sbin/mysqld --no-defaults --user=root --datadir="$d/data" \
+  local defaults=--no-defaults
+  [ -n "${MYSQLD_CNF:-}" ] && defaults=--defaults-file=$MYSQLD_CNF
+  in_root /usr/sbin/mysqld "$defaults" --user=root --datadir="$d/data" \
     --port="$port" --bind-address=127.0.0.1 --socket="$d/mysql.sock" --mysqlx=OFF \
     --log-error="$d/error.log" --pid-file="$d/mysqld.pid" --server-id="$port" \
     --secure-file-priv="$d/files" --tmpdir="$d/tmp" --plugin-dir="$plugdir" \

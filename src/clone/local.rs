@@ -35,9 +35,25 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
     }
     TRACKER.next_stage(0, 1);
     let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute();
+    if result.is_err() {
+        remove_partial_clone(&dir_text);
+    }
     let (code, message) = thd.error();
     TRACKER.end(code, &message);
     result
+}
+
+/// A failed clone leaves nothing behind: the server checked that the
+/// directory did not exist before the clone, so all of it is the clone's.
+/// (The stock plugin leaves the partial copy in place.)
+fn remove_partial_clone(dir: &str) {
+    let path = std::path::Path::new(dir);
+    if path.is_dir() {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => services::log_info(&format!("Removed incomplete clone directory {dir}")),
+            Err(e) => services::log_error(&format!("Cannot remove incomplete clone directory {dir}: {e}")),
+        }
+    }
 }
 
 /// One engine's clone: its source and apply locators.

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Integration tests of CLONE LOCAL against a real mysqld 9.7.4 with our
+# plugin: data verified by checksums on a server started on the clone, the
+# stock errors, KILL, UNINSTALL, status across a restart. Prints one line per
+# check and closes with "N passed, N failed".
+set -uo pipefail
+LOG_TAG=test-local
+. "$(dirname "$0")/common.sh"
+
+PORT=${PORT_BASE:-13400}
+CLONE_PORT=$((PORT + 1))
+ROWS_MB=${TEST_DATA_MB:-300}
+passed=0 failed=0
+
+check() { # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then
+    passed=$((passed + 1)); printf 'ok   %s\n' "$1"
+  else
+    failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
+  fi
+}
+
+# The error number a statement fails with ("0" if it succeeds).
+errno_of() { # errno_of PORT SQL
+  local out
+  out=$(sql "$1" "$2" 2>&1) && { echo 0; return; }
+  sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out" | head -1
+}
+
+cleanup() { server_stop donor; server_stop cloned; }
+trap cleanup EXIT
+
+build_plugin
+install_our_plugin
+
+log "donor with ~${ROWS_MB} MB in several tables"
+server_init donor
+server_start donor "$PORT" "$OUR_PLUGIN_DIR"
+sql "$PORT" "INSTALL PLUGIN clone SONAME 'mysql_clone.so'" || fail "INSTALL PLUGIN"
+bash "$REPO/ci/gen-data.sh" "$PORT" "$ROWS_MB" || fail "data generation"
+
+check "plugin is ACTIVE as 'clone'" "ACTIVE" "$(sql "$PORT" "SELECT plugin_status FROM information_schema.plugins WHERE plugin_name='clone'")"
+check "14 clone_* variables" "14" "$(sql "$PORT" "SELECT COUNT(*) FROM performance_schema.global_variables WHERE variable_name LIKE 'clone\_%'")"
+check "malformed clone_valid_donor_list refused (3869)" "3869" "$(errno_of "$PORT" "SET GLOBAL clone_valid_donor_list='host1:3306, host2:3306'")"
+check "empty clone_valid_donor_list refused (3869)" "3869" "$(errno_of "$PORT" "SET GLOBAL clone_valid_donor_list=''")"
+check "well-formed clone_valid_donor_list accepted" "0" "$(errno_of "$PORT" "SET GLOBAL clone_valid_donor_list='Host1:3306,127.0.0.1:13000'")"
+check "clone_valid_donor_list reads back" "Host1:3306,127.0.0.1:13000" "$(sql "$PORT" "SELECT @@clone_valid_donor_list")"
+check "clone_max_concurrency clamps to 128" "128" "$(sql "$PORT" "SET GLOBAL clone_max_concurrency=1000; SELECT @@clone_max_concurrency")"
+sql "$PORT" "SET GLOBAL clone_max_concurrency=DEFAULT, clone_valid_donor_list=DEFAULT"
+
+check "relative path refused (1525)" "1525" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = 'relative/dir'")"
+check "existing directory refused (1007)" "1007" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files'")"
+check "directory inside the datadir refused (3632)" "3632" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/data/sub'")"
+
+# Clone while a writer inserts; the clone must be a consistent snapshot.
+log "cloning under concurrent inserts"
+sql "$PORT" "CREATE TABLE IF NOT EXISTS bench.live (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64))"
+( for i in $(seq 1 100000); do
+    sql "$PORT" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID()),(UUID()),(UUID())" 2>/dev/null || break
+    [ -e "$ROOTFS/clone-rs/donor/stop-writer" ] && break
+  done ) &
+writer=$!
+sleep 1
+dest=$(server_dir cloned)/data
+rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+t0=$(date +%s.%N)
+out=$(sql "$PORT" "SET GLOBAL clone_autotune_concurrency=OFF; SET GLOBAL clone_max_concurrency=4; CLONE LOCAL DATA DIRECTORY = '$dest'" 2>&1)
+check "CLONE LOCAL succeeds" "" "$out"
+t1=$(date +%s.%N)
+touch "$ROOTFS/clone-rs/donor/stop-writer"; wait "$writer"; rm -f "$ROOTFS/clone-rs/donor/stop-writer"
+log "clone took $(echo "$t1 - $t0" | bc) s"
+
+check "clone_status Completed" "Completed	0" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+check "clone_status source/destination" "LOCAL INSTANCE	$dest/" "$(sql "$PORT" "SELECT source, destination FROM performance_schema.clone_status")"
+check "clone_progress stages" "DROP DATA Completed,FILE COPY Completed,PAGE COPY Completed,REDO COPY Completed,FILE SYNC Completed,RESTART Not Started,RECOVERY Not Started" \
+  "$(sql "$PORT" "SELECT CONCAT(stage,' ',state) FROM performance_schema.clone_progress" | paste -sd, -)"
+check "FILE COPY moved data" "1" "$(sql "$PORT" "SELECT data > 0 AND data <= estimate * 2 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")"
+check "threads used" "4" "$(sql "$PORT" "SELECT MAX(threads) FROM performance_schema.clone_progress")"
+
+log "starting a server on the clone"
+server_start cloned "$CLONE_PORT" "$OUR_PLUGIN_DIR"
+static_tables="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
+check "checksums of static tables match" "$(sql "$PORT" "CHECKSUM TABLE $static_tables")" "$(sql "$CLONE_PORT" "CHECKSUM TABLE $static_tables")"
+max=$(sql "$CLONE_PORT" "SELECT COALESCE(MAX(id),0) FROM bench.live")
+q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
+check "live table is a consistent snapshot (ids <= $max)" "$(sql "$PORT" "$q")" "$(sql "$CLONE_PORT" "$q")"
+check "clone has rows written during the clone" "1" "$(sql "$CLONE_PORT" "SELECT COUNT(*) > 0 FROM bench.live")"
+check "clone's clone_status after recovery" "Completed	0" "$(sql "$CLONE_PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+server_stop cloned
+
+# Second clone while one runs, UNINSTALL while it runs, KILL QUERY mid-copy.
+log "KILL QUERY and concurrency checks on a throttled clone"
+slow=$(server_dir donor)/files/slow
+sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=8, clone_max_concurrency=1"
+( sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$slow'" >"$ROOTFS/clone-rs/donor/slow.out" 2>&1 ) &
+cl=$!
+for i in $(seq 50); do
+  [ "$(sql "$PORT" "SELECT state FROM performance_schema.clone_status")" = "In Progress" ] && break; sleep 0.2
+done
+sleep 1
+check "second concurrent clone refused (3634)" "3634" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/other'")"
+check "UNINSTALL refused while cloning (1883)" "1883" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
+id=$(sql "$PORT" "SELECT pid FROM performance_schema.clone_status")
+sql "$PORT" "KILL QUERY $id"
+wait "$cl"
+check "killed clone fails with 1317" "1" "$(grep -c '^ERROR 1317' "$ROOTFS/clone-rs/donor/slow.out")"
+check "killed clone leaves no directory" "absent" "$([ -e "$ROOTFS$slow" ] && echo present || echo absent)"
+check "clone_status Failed 1317" "Failed	1317" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=DEFAULT, clone_max_concurrency=DEFAULT"
+
+log "status after a restart"
+server_stop donor
+server_start donor "$PORT" "$OUR_PLUGIN_DIR"
+# As with the stock plugin, a DATA DIRECTORY clone's status is kept inside
+# the clone (checked above), not by the server that ran it.
+check "no status kept for a DATA DIRECTORY clone across restart" "0" "$(sql "$PORT" "SELECT COUNT(*) FROM performance_schema.clone_status")"
+check "UNINSTALL PLUGIN" "0" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
+check "CLONE without plugin (1524)" "1524" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/x'")"
+server_stop donor
+
+log "plugin-load-add in a config file and --clone=FORCE_PLUS_PERMANENT"
+printf '[mysqld]\nplugin-load-add=mysql_clone.so\nclone=FORCE_PLUS_PERMANENT\nclone_max_concurrency=7\n' \
+  >"$ROOTFS$(server_dir donor)/my.cnf"
+MYSQLD_CNF=$(server_dir donor)/my.cnf server_start donor "$PORT" "$OUR_PLUGIN_DIR"
+check "option file sets clone_max_concurrency" "7" "$(sql "$PORT" "SELECT @@clone_max_concurrency")"
+check "loaded FORCE_PLUS_PERMANENT" "ACTIVE	FORCE_PLUS_PERMANENT" "$(sql "$PORT" "SELECT plugin_status, load_option FROM information_schema.plugins WHERE plugin_name='clone'")"
+check "UNINSTALL of FORCE_PLUS_PERMANENT refused (1702)" "1702" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
+server_stop donor
+
+echo "test-local: $passed passed, $failed failed"
+[ "$failed" = 0 ]
