@@ -195,11 +195,12 @@ impl Tracker {
         }
     }
 
-    /// Loads what the files in `datadir` (the server's working directory)
-    /// remember of earlier clones, merging InnoDB's recovery report into the
-    /// progress rows. Called once at plugin start.
+    /// Forgets everything, then loads what the files in `datadir` (the
+    /// server's working directory) remember of earlier clones, merging
+    /// InnoDB's recovery report into the progress rows. Called at plugin start.
     pub fn load(&self, datadir: &Path) {
         let mut inner = self.inner.lock();
+        *inner = Inner::default();
         if let Ok(text) = fs::read_to_string(datadir.join(VIEW_STATUS_FILE)) {
             if let Some(status) = parse_status(&text) {
                 inner.view.status = status;

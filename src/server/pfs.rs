@@ -6,7 +6,7 @@ use super::ffi::{self, PFS_engine_table_share_proxy, PSI_field, PSI_pos, PSI_tab
 use super::services::{self, PfsServices};
 use super::session::guard;
 use crate::status::{Snapshot, State, STAGE_NAMES, TRACKER};
-use std::ffi::{c_int, c_uint, c_ulonglong, CStr};
+use std::ffi::{c_int, c_uint, c_ulonglong, CStr, CString};
 use std::path::Path;
 use std::ptr::{addr_of_mut, null_mut};
 
@@ -149,9 +149,11 @@ impl Columns<'_> {
         let s = v.unwrap_or("");
         unsafe { (*self.svc.string).set_char_utf8mb4.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
     }
+    /// None shows NULL, an empty string ''.
     fn varchar(&self, v: Option<&str>) {
-        let s = v.unwrap_or("");
-        unsafe { (*self.svc.string).set_varchar_utf8mb4_len.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
+        let text = v.map(|s| CString::new(s.replace('\0', "")).unwrap_or_default());
+        let ptr = text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        unsafe { (*self.svc.string).set_varchar_utf8mb4.map(|f| f(self.field, ptr)) };
     }
     /// Microseconds since the epoch; 0 or None shows NULL.
     fn timestamp(&self, v: Option<u64>) {

@@ -72,8 +72,25 @@ pub static mut _mysql_plugin_declarations_: [st_mysql_plugin; 2] = [
     },
 ];
 
+/// Keeps this library mapped after UNINSTALL PLUGIN. Rust's standard library
+/// registers thread-local destructors on the server threads that ran plugin
+/// code (e.g. for `thread::current`); if the server unmapped the library,
+/// those threads would call into freed code when they exit. A re-INSTALL
+/// reuses the mapped library, and init starts every piece of state afresh.
+fn pin_library() {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr on an address inside this library; dlopen with
+    // RTLD_NOLOAD only changes the flags of the already loaded object.
+    unsafe {
+        if libc::dladdr(pin_library as *const libc::c_void, &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE);
+        }
+    }
+}
+
 unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
     guard(1, || {
+        pin_library();
         if let Err(what) = services::start() {
             eprintln!("clone plugin: cannot acquire service {what}");
             return 1;

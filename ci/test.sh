@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# All tests: installs what is needed (first run only), then
+#   1. cargo test          unit tests of the pure Rust core
+#   2. ci/test-local.sh     integration tests on real mysqld 9.7.4 servers
+#   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
+#                           this release build, and our own suite, with our
+#                           plugin installed as mysql_clone.so
+# and closes with the totals.
+set -uo pipefail
+LOG_TAG=test
+. "$(dirname "$0")/common.sh"
+
+# The upstream tests of the local flow that pass with the stock plugin here.
+UPSTREAM_LOCAL="local_basic local_dml local_dml_auto_tune local_dml_compressed_row local_dml_no_redo ddl_dml error_basic"
+
+bash "$REPO/ci/setup-env.sh" || exit 1
+build_plugin
+
+passed=0 failed=0
+tally() { # tally OUTPUT_FILE: adds the "N passed, M failed" counts found in it
+  local p f
+  p=$(grep -Eo '[0-9]+ passed' "$1" | awk '{s += $1} END {print s + 0}')
+  f=$(grep -Eo '[0-9]+ failed' "$1" | awk '{s += $1} END {print s + 0}')
+  passed=$((passed + p)); failed=$((failed + f))
+}
+run() { # run NAME COMMAND...: runs a step, shows its output, counts its results
+  local out=$CACHE/step-$1.out
+  log "== $1"
+  "${@:2}" 2>&1 | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  tally "$out"
+  if [ "$rc" != 0 ] && ! grep -Eq '[1-9][0-9]* failed' "$out"; then
+    failed=$((failed + 1)); log "$1 exited with $rc"
+  fi
+}
+
+run unit bash -c "cd '$REPO' && cargo test --release 2>&1"
+run integration bash "$REPO/ci/test-local.sh"
+run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL
+run mtr-ours bash "$REPO/ci/mtr.sh" --plugin ours --suite clone_rs
+
+echo "total: $passed passed, $failed failed"
+[ "$failed" = 0 ]
