@@ -3,7 +3,9 @@
 //! message files. Nothing of MySQL is copied into this repository.
 //!
 //! The source tree is found through `MYSQL_SOURCE_DIR`, defaulting to the
-//! folder `ci/setup-env.sh` unpacks it into (`.cache/mysql-source`).
+//! folder `ci/setup-env.sh` unpacks it into (`.cache/mysql-source`); the
+//! configured headers (my_config.h) through `MYSQL_BUILD_DIR`, defaulting to
+//! the `builddir` that Debian's source tarball carries.
 
 use std::env;
 use std::fmt::Write as _;
@@ -16,7 +18,11 @@ fn main() {
     let src = env::var_os("MYSQL_SOURCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join(".cache/mysql-source"));
+    let build_dir = env::var_os("MYSQL_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| src.join("builddir"));
     println!("cargo:rerun-if-env-changed=MYSQL_SOURCE_DIR");
+    println!("cargo:rerun-if-env-changed=MYSQL_BUILD_DIR");
     println!("cargo:rerun-if-changed=include/clone_plugin.h");
     println!("cargo:rerun-if-changed=shim/clone_shim.h");
     println!("cargo:rerun-if-changed=shim/clone_shim.cc");
@@ -27,8 +33,14 @@ fn main() {
             src.display()
         );
     }
+    if !build_dir.join("include/my_config.h").exists() {
+        panic!(
+            "{} has no include/my_config.h (a configured MySQL build directory; set MYSQL_BUILD_DIR)",
+            build_dir.display()
+        );
+    }
     let includes = [
-        src.join("builddir/include"),
+        build_dir.join("include"),
         src.clone(),
         src.join("include"),
         src.join("libs"),

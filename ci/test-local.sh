@@ -68,7 +68,7 @@ out=$(sql "$PORT" "SET GLOBAL clone_autotune_concurrency=OFF; SET GLOBAL clone_m
 check "CLONE LOCAL succeeds" "" "$out"
 t1=$(date +%s.%N)
 touch "$ROOTFS/clone-rs/donor/stop-writer"; wait "$writer"; rm -f "$ROOTFS/clone-rs/donor/stop-writer"
-log "clone took $(echo "$t1 - $t0" | bc) s"
+log "clone took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 
 check "clone_status Completed" "Completed	0" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
 check "clone_status source/destination" "LOCAL INSTANCE	$dest/" "$(sql "$PORT" "SELECT source, destination FROM performance_schema.clone_status")"

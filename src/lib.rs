@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod clone;
+pub mod protocol;
 pub mod server;
 pub mod status;
 pub mod transfer;
