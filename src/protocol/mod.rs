@@ -428,6 +428,10 @@ mod tests {
         ];
         for s in &samples {
             for cut in 1..s.len() {
+                // An INIT cut right after its header is a valid INIT without locators.
+                if s[0] == command::INIT && cut == 9 {
+                    continue;
+                }
                 assert!(Command::decode(&s[..cut]).is_err(), "cut at {cut} of {s:?}");
             }
         }
