@@ -75,6 +75,7 @@ fn generate_bindings(manifest: &Path, out: &Path, includes: &[PathBuf]) {
         "MYSQL_PLUGIN_INTERFACE_VERSION",
         "MYSQL_CLONE_PLUGIN",
         "MYSQL_CLONE_INTERFACE_VERSION",
+        "MYSQL_VERSION_MATURITY",
         "PLUGIN_LICENSE_GPL",
         "PLUGIN_VAR_.*",
         "MYSQL_VALUE_TYPE_.*",

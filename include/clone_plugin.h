@@ -12,6 +12,7 @@
 #include <mysql/components/services/backup_lock_service.h>
 #include <mysql/components/services/pfs_plugin_table_service.h>
 #include <my_sys.h>
+#include <mysql_version.h>
 
 #include "../shim/clone_shim.h"
 

@@ -7,11 +7,16 @@
 #include "clone_shim.h"
 
 #include <exception>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "mysql/my_loglevel.h"
 #include "mysql/components/services/clone_protocol_service.h"
 #include "mysql/components/services/log_builtins.h"
 #include "mysql/plugin.h"
+#include "mysql_com_server.h"
+#include "mysql/components/services/bits/mysql_socket_bits.h"
 #include "sql/handler.h"
 #include "sql/sql_plugin.h"
 
@@ -260,6 +265,197 @@ unsigned cs_thd_error(THD *thd, const char **message) {
     return 0;
   }
   return err;
+}
+
+int cs_get_command(THD *thd, unsigned char *command, unsigned char **buf,
+                   size_t *len) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_get_command(thd, command, buf, len);
+  });
+}
+
+int cs_send_response(THD *thd, bool secure, unsigned char *packet,
+                     size_t len) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_send_response(thd, secure, packet, len);
+  });
+}
+
+int cs_send_error(THD *thd, unsigned char err_cmd, bool fatal) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_send_error(thd, err_cmd, fatal);
+  });
+}
+
+// The compression extension must live as long as the connection.
+struct cs_conn {
+  MYSQL *mysql = nullptr;
+  NET_SERVER ext;
+};
+
+cs_conn *cs_connect(THD *thd, const char *host, unsigned port,
+                    const char *user, const char *password, int ssl_mode,
+                    const char *ssl_key, const char *ssl_cert,
+                    const char *ssl_ca, bool compress) {
+  if (clone_protocol == nullptr) return nullptr;
+  cs_conn *conn = nullptr;
+  try {
+    conn = new cs_conn();
+    net_server_ext_init(&conn->ext);
+    mysql_clone_ssl_context ctx;
+    ctx.m_ssl_mode = ssl_mode;
+    ctx.m_ssl_key = ssl_key;
+    ctx.m_ssl_cert = ssl_cert;
+    ctx.m_ssl_ca = ssl_ca;
+    ctx.m_enable_compression = compress;
+    ctx.m_server_extn = compress ? &conn->ext : nullptr;
+    MYSQL_SOCKET socket;
+    conn->mysql = clone_protocol->mysql_clone_connect(thd, host, port, user,
+                                                      password, &ctx, &socket);
+  } catch (...) {
+  }
+  if (conn != nullptr && conn->mysql == nullptr) {
+    delete conn;
+    conn = nullptr;
+  }
+  return conn;
+}
+
+int cs_send_command(THD *thd, cs_conn *conn, bool set_active,
+                    unsigned char command, unsigned char *buf, size_t len) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_send_command(thd, conn->mysql,
+                                                    set_active, command, buf,
+                                                    len);
+  });
+}
+
+int cs_get_response(THD *thd, cs_conn *conn, bool set_active,
+                    unsigned timeout_s, unsigned char **packet, size_t *len,
+                    size_t *net_len) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_get_response(
+        thd, conn->mysql, set_active, timeout_s, packet, len, net_len);
+  });
+}
+
+int cs_kill(cs_conn *conn, cs_conn *victim) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_kill(conn->mysql, victim->mysql);
+  });
+}
+
+void cs_disconnect(THD *thd, cs_conn *conn, bool fatal, bool clear_error) {
+  if (conn == nullptr) return;
+  try {
+    if (clone_protocol != nullptr)
+      clone_protocol->mysql_clone_disconnect(thd, conn->mysql, fatal,
+                                             clear_error);
+  } catch (...) {
+  }
+  delete conn;
+}
+
+int cs_get_charsets(THD *thd, cs_string_visitor visit, void *ctx) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    std::vector<std::string> names;
+    int err = clone_protocol->mysql_clone_get_charsets(thd, names);
+    if (err == 0)
+      for (const auto &n : names) visit(ctx, n.data(), n.size());
+    return err;
+  });
+}
+
+int cs_get_configs(THD *thd, const char *const *keys, size_t n,
+                   cs_string_visitor visit, void *ctx) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    std::vector<std::pair<std::string, std::string>> configs;
+    for (size_t i = 0; i < n; i++) configs.emplace_back(keys[i], "");
+    int err = clone_protocol->mysql_clone_get_configs(thd, configs);
+    if (err == 0)
+      for (const auto &kv : configs)
+        visit(ctx, kv.second.data(), kv.second.size());
+    return err;
+  });
+}
+
+int cs_validate_charsets(THD *thd, const char *const *names,
+                         const size_t *lens, size_t n) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    std::vector<std::string> list;
+    for (size_t i = 0; i < n; i++) list.emplace_back(names[i], lens[i]);
+    return clone_protocol->mysql_clone_validate_charsets(thd, list);
+  });
+}
+
+int cs_validate_configs(THD *thd, const char *const *keys,
+                        const size_t *key_lens, const char *const *values,
+                        const size_t *value_lens, size_t n) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    std::vector<std::pair<std::string, std::string>> configs;
+    for (size_t i = 0; i < n; i++)
+      configs.emplace_back(std::string(keys[i], key_lens[i]),
+                           std::string(values[i], value_lens[i]));
+    return clone_protocol->mysql_clone_validate_configs(thd, configs);
+  });
+}
+
+int cs_validate_version(const char *recipient, size_t recipient_len,
+                        const char *donor, size_t donor_len,
+                        bool recipient_lts, bool donor_lts) {
+  if (clone_protocol == nullptr) return 1815;
+  return guarded([&] {
+    return clone_protocol->mysql_clone_validate_version(
+        std::string(recipient, recipient_len), std::string(donor, donor_len),
+        recipient_lts, donor_lts);
+  });
+}
+
+namespace {
+struct Plugin_walk {
+  cs_plugin_visitor visit;
+  void *ctx;
+};
+
+bool visit_plugin(THD *, plugin_ref plugin, void *arg) {
+  auto *walk = static_cast<Plugin_walk *>(arg);
+  const LEX_CSTRING *name = plugin_name(plugin);
+  const st_plugin_dl *dl = plugin_dlib(plugin);
+  const char *so = dl != nullptr ? dl->dl.str : "";
+  size_t so_len = dl != nullptr ? dl->dl.length : 0;
+  walk->visit(walk->ctx, name->str, name->length, so, so_len);
+  return false;
+}
+}  // namespace
+
+int cs_foreach_plugin(THD *thd, cs_plugin_visitor visit, void *ctx) {
+  Plugin_walk walk{visit, ctx};
+  return guarded([&] {
+    return plugin_foreach(thd, visit_plugin, MYSQL_ANY_PLUGIN, &walk) ? 1815
+                                                                       : 0;
+  });
+}
+
+bool cs_plugin_installed(THD *thd, const char *name, size_t len) {
+  try {
+    const LEX_CSTRING lex{name, len};
+    plugin_ref plugin = my_plugin_lock_by_name(thd, lex, MYSQL_ANY_PLUGIN);
+    if (plugin == nullptr) return false;
+    plugin_unlock(thd, plugin);
+    return true;
+  } catch (...) {
+    return false;
+  }
 }
 
 void cs_set_log_services(void *builtins, void *builtins_string) {

@@ -97,6 +97,64 @@ void cs_statement_refine(THD *thd, unsigned statement_key);
 /* The error in `thd`'s diagnostics area, or 0 and NULL. */
 unsigned cs_thd_error(THD *thd, const char **message);
 
+/* ---- clone_protocol: the donor's side of a clone connection ---- */
+
+/* Reads the next command on the session's own connection (waits for it). */
+int cs_get_command(THD *thd, unsigned char *command, unsigned char **buf,
+                   size_t *len);
+/* Sends one response message; `secure` refuses a non-TLS connection. */
+int cs_send_response(THD *thd, bool secure, unsigned char *packet,
+                     size_t len);
+/* Sends the diagnostics area's error as response `err_cmd` (nothing when
+ * fatal) and clears it. */
+int cs_send_error(THD *thd, unsigned char err_cmd, bool fatal);
+
+/* ---- clone_protocol: the recipient's connections to a donor ---- */
+
+/* A connection to a donor, switched to the clone protocol. */
+struct cs_conn;
+/* NULL on failure (the error is in thd's diagnostics area). `ssl_mode` is a
+ * mysql_ssl_mode value; key/cert/ca may be NULL. */
+cs_conn *cs_connect(THD *thd, const char *host, unsigned port,
+                    const char *user, const char *password, int ssl_mode,
+                    const char *ssl_key, const char *ssl_cert,
+                    const char *ssl_ca, bool compress);
+int cs_send_command(THD *thd, cs_conn *conn, bool set_active,
+                    unsigned char command, unsigned char *buf, size_t len);
+/* `*packet` stays valid until the next read on the connection. */
+int cs_get_response(THD *thd, cs_conn *conn, bool set_active,
+                    unsigned timeout_s, unsigned char **packet, size_t *len,
+                    size_t *net_len);
+/* Sends KILL CONNECTION for `victim`'s donor session over `conn`. */
+int cs_kill(cs_conn *conn, cs_conn *victim);
+/* Closes and frees the connection. */
+void cs_disconnect(THD *thd, cs_conn *conn, bool fatal, bool clear_error);
+
+/* ---- clone_protocol: metadata and validation ---- */
+
+typedef void (*cs_string_visitor)(void *ctx, const char *s, size_t len);
+/* Every collation name known to the data dictionary. */
+int cs_get_charsets(THD *thd, cs_string_visitor visit, void *ctx);
+/* Global variable values, in key order (visit gets each value). */
+int cs_get_configs(THD *thd, const char *const *keys, size_t n,
+                   cs_string_visitor visit, void *ctx);
+int cs_validate_charsets(THD *thd, const char *const *names,
+                         const size_t *lens, size_t n);
+int cs_validate_configs(THD *thd, const char *const *keys,
+                        const size_t *key_lens, const char *const *values,
+                        const size_t *value_lens, size_t n);
+int cs_validate_version(const char *recipient, size_t recipient_len,
+                        const char *donor, size_t donor_len,
+                        bool recipient_lts, bool donor_lts);
+
+/* Every ready plugin of any type, in the server's order: name and shared
+ * object (empty for built-ins). */
+typedef void (*cs_plugin_visitor)(void *ctx, const char *name, size_t name_len,
+                                  const char *soname, size_t soname_len);
+int cs_foreach_plugin(THD *thd, cs_plugin_visitor visit, void *ctx);
+/* Whether a plugin of that name is installed here (any type). */
+bool cs_plugin_installed(THD *thd, const char *name, size_t len);
+
 /* log_builtins / log_builtins_string handles acquired from the registry. */
 void cs_set_log_services(void *log_builtins, void *log_builtins_string);
 /* Writes one error-log line under the Clone subsystem. `errcode` is an

@@ -1,3 +1,4 @@
 //! The clone flows, written against the safe server layer.
 
+pub mod donor;
 pub mod local;

@@ -5,7 +5,17 @@ pub mod errors;
 pub mod ffi;
 pub mod pfs;
 pub mod plugin;
+pub mod protocol;
 pub mod services;
 pub mod session;
 pub mod storage;
 pub mod sysvars;
+
+/// "LTS" or "Innovation": the maturity of the server this plugin was built for.
+pub const MYSQL_VERSION_MATURITY: &str = match std::ffi::CStr::from_bytes_with_nul(ffi::MYSQL_VERSION_MATURITY) {
+    Ok(s) => match s.to_str() {
+        Ok(s) => s,
+        Err(_) => "",
+    },
+    Err(_) => "",
+};

@@ -7,7 +7,7 @@ use super::ffi::{self, st_mysql_plugin, Mysql_clone, MYSQL_PLUGIN, MYSQL_SOCKET,
 use super::session::{self, guard, Thd};
 use super::{pfs, services, sysvars};
 use crate::checks::donor_is_listed;
-use crate::clone::local;
+use crate::clone::{donor, local};
 use crate::status::TRACKER;
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::path::Path;
@@ -206,8 +206,5 @@ unsafe extern "C" fn clone_client(
 
 /// A donor session after COM_CLONE.
 unsafe extern "C" fn clone_server(thd: *mut THD, _socket: MYSQL_SOCKET) -> c_int {
-    entry(thd, |_thd| {
-        session::raise_str(ER_NOT_SUPPORTED_YET, "acting as clone donor with this clone plugin build");
-        Err(ER_NOT_SUPPORTED_YET)
-    })
+    entry(thd, donor::serve)
 }

@@ -2,7 +2,7 @@
 //! released at the end: backup lock, clone_protocol (handed to the shim),
 //! the error log, and the performance_schema table services.
 
-use super::errors::ER_CLONE_CLIENT_TRACE;
+use super::errors::{ER_CLONE_CLIENT_TRACE, ER_CLONE_SERVER_TRACE};
 use super::ffi::{self, my_h_service, mysql_service_registry_t};
 use super::session::Thd;
 use parking_lot::Mutex;
@@ -155,19 +155,24 @@ pub fn backup_unlock(thd: Thd) {
     }
 }
 
-fn log(level: i32, message: &str) {
+fn log(level: i32, code: i32, message: &str) {
     let msg = CString::new(message.replace('\0', "")).unwrap_or_default();
     // SAFETY: the shim checks that the log services are set.
-    unsafe { ffi::cs_log(level, ER_CLONE_CLIENT_TRACE, msg.as_ptr() as *const c_char) }
+    unsafe { ffi::cs_log(level, code, msg.as_ptr() as *const c_char) }
 }
 
 /// An INFORMATION line `Client: <message>.` under the Clone subsystem
-/// (shown with log_error_verbosity=3).
+/// (shown with log_error_verbosity=3): the recipient's or local clone's view.
 pub fn log_info(message: &str) {
-    log(3, message);
+    log(3, ER_CLONE_CLIENT_TRACE, message);
 }
 
-/// An ERROR line under the Clone subsystem.
+/// An ERROR line `Client: <message>.` under the Clone subsystem.
 pub fn log_error(message: &str) {
-    log(1, message);
+    log(1, ER_CLONE_CLIENT_TRACE, message);
+}
+
+/// An INFORMATION line `Server: <message>.`: the donor's view.
+pub fn log_donor(message: &str) {
+    log(3, ER_CLONE_SERVER_TRACE, message);
 }

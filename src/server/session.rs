@@ -86,6 +86,12 @@ pub fn raise_int(code: i32, arg: i64) {
     unsafe { ffi::my_error(code, 0, arg as c_int) }
 }
 
+/// `my_error(code, a, b)` for messages with two `%u`/`%d`.
+pub fn raise_two_ints(code: i32, a: i64, b: i64) {
+    // SAFETY: the message for `code` takes two ints.
+    unsafe { ffi::my_error(code, 0, a as c_int, b as c_int) }
+}
+
 /// `my_error(code, file, errno, text)` for ER_ERROR_ON_READ / _WRITE.
 pub fn raise_file(code: i32, file: &str, err: &std::io::Error) {
     let file = cstring(file);

@@ -49,6 +49,12 @@ unsafe impl Send for Locator {}
 unsafe impl Sync for Locator {}
 
 impl Locator {
+    /// A locator over bytes the caller keeps alive for as long as the
+    /// engine may use them (e.g. one received from the network and copied).
+    pub fn from_bytes(bytes: &[u8]) -> Locator {
+        Locator { ptr: bytes.as_ptr(), len: bytes.len() as u32 }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         if self.ptr.is_null() {
             &[]
@@ -193,6 +199,18 @@ impl Cbk {
         // SAFETY: valid callback object; the bytes live until the callback returns.
         let p = unsafe { ffi::cs_cbk_data_desc(self.raw(), &mut len) };
         if p.is_null() { &[] } else { unsafe { std::slice::from_raw_parts(p, len as usize) } }
+    }
+
+    /// Hands the engine a descriptor (apply side: the one received; source
+    /// side: an acknowledgement). The bytes must outlive the engine call.
+    pub fn set_data_desc(self, desc: &[u8]) {
+        // SAFETY: valid callback object.
+        unsafe { ffi::cs_cbk_set_data_desc(self.raw(), desc.as_ptr(), desc.len() as c_uint) }
+    }
+
+    pub fn set_loc_index(self, index: u32) {
+        // SAFETY: valid callback object.
+        unsafe { ffi::cs_cbk_set_loc_index(self.raw(), index) }
     }
 
     pub fn flags(self) -> Flags {

@@ -223,3 +223,18 @@ fn read_str(cell: &AtomicPtr<c_char>) -> Option<String> {
 pub fn valid_donor_list() -> Option<String> {
     read_str(&VALID_DONOR_LIST_VAL)
 }
+
+/// clone_ssl_key, clone_ssl_cert, clone_ssl_ca.
+pub fn ssl_files() -> (Option<String>, Option<String>, Option<String>) {
+    (read_str(&SSL_KEY_VAL), read_str(&SSL_CERT_VAL), read_str(&SSL_CA_VAL))
+}
+
+/// Runs `body` with clone_ddl_timeout set to the recipient's value: InnoDB
+/// reads the variable by name while a donor begins a clone. The stock donor
+/// does the same (a concurrent SET GLOBAL in that window is lost).
+pub fn with_ddl_timeout<T>(timeout: u32, body: impl FnOnce() -> T) -> T {
+    let saved = DDL_TIMEOUT_VAL.swap(timeout, Relaxed);
+    let result = body();
+    DDL_TIMEOUT_VAL.store(saved, Relaxed);
+    result
+}

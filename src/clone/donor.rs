@@ -1,0 +1,350 @@
+//! The donor: one instance per recipient connection, running on that
+//! connection's session after COM_CLONE. It answers commands until COM_EXIT
+//! or a network error: INIT/REINIT start (or resume) the clone in the
+//! storage engines and describe this server, ATTACH adds a worker task,
+//! EXECUTE streams this task's share of the data, ACK passes the recipient's
+//! state acknowledgements to the engines.
+
+use crate::protocol::{self, response, Command, InitPayload, Response};
+use crate::server::errors::*;
+use crate::server::protocol::{self as service, DonorLink};
+use crate::server::services;
+use crate::server::session::{self, Thd};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
+use crate::server::sysvars;
+use crate::transfer::copy::{self, AlignedBuf, ALIGN};
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+
+/// A donor needs room for 1 MiB data messages and then some.
+const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
+
+/// Configuration values the recipient compares with its own, in order.
+const CONFIG_KEYS: [&str; 7] = [
+    "version",
+    "version_compile_machine",
+    "version_compile_os",
+    "character_set_server",
+    "character_set_filesystem",
+    "collation_server",
+    "innodb_page_size",
+];
+
+/// The clone this connection takes part in.
+struct Active {
+    engine: Engine,
+    /// Our copy of the locator the recipient sent (the engine may keep a pointer).
+    _received: Vec<u8>,
+    locator: Locator,
+    task: u32,
+}
+
+struct Donor {
+    link: DonorLink,
+    thd: Thd,
+    active: Vec<Active>,
+    version: u32,
+    backup_locked: bool,
+}
+
+/// Serves one recipient connection until it exits.
+pub fn serve(thd: Thd) -> Result<(), Errno> {
+    let mut donor = Donor { link: DonorLink(thd), thd, active: Vec::new(), version: protocol::VERSION_CURRENT, backup_locked: false };
+    let mut last_error = 0;
+    loop {
+        let mut link = donor.link;
+        let (code, body) = match link.next_command() {
+            Ok(c) => c,
+            Err(e) => {
+                last_error = e;
+                break;
+            }
+        };
+        let mut packet = Vec::with_capacity(body.len() + 1);
+        packet.push(code);
+        packet.extend_from_slice(body);
+        let outcome = match Command::decode(&packet) {
+            Ok(command) => donor.handle(command),
+            Err(e) => {
+                session::raise_str(ER_CLONE_PROTOCOL, &format!("Wrong Clone RPC: {}", describe(&e)));
+                Err(ER_CLONE_PROTOCOL)
+            }
+        };
+        match outcome {
+            Ok(exit) => {
+                services::log_donor("COM_RES_COMPLETE");
+                if donor.link.send(false, &mut [response::COMPLETE]).is_err() || exit {
+                    break;
+                }
+            }
+            Err(e) => {
+                last_error = e;
+                let fatal = is_fatal(e);
+                if donor.thd.error().0 == 0 {
+                    session::raise(e);
+                }
+                services::log_donor(&format!("Before sending COM_RES_ERROR: {}", if fatal { "network " } else { "" }));
+                let sent = donor.link.send_error(fatal);
+                services::log_donor("After sending COM_RES_ERROR");
+                if fatal || sent.is_err() {
+                    break;
+                }
+                last_error = 0;
+            }
+        }
+    }
+    donor.end(last_error);
+    services::log_donor("Exiting clone protocol");
+    Ok(())
+}
+
+fn describe(e: &protocol::DecodeError) -> String {
+    match e {
+        protocol::DecodeError::Empty => "Empty request".into(),
+        protocol::DecodeError::Truncated(what) | protocol::DecodeError::TrailingBytes(what) => (*what).into(),
+        protocol::DecodeError::UnknownCode(_) => "Invalid request".into(),
+    }
+}
+
+/// Errors after which the connection is unusable: nothing more is sent.
+fn is_fatal(e: Errno) -> bool {
+    [
+        ER_NET_PACKETS_OUT_OF_ORDER,
+        ER_NET_UNCOMPRESS_ERROR,
+        ER_NET_PACKET_TOO_LARGE,
+        ER_NET_READ_ERROR,
+        ER_NET_READ_INTERRUPTED,
+        ER_NET_ERROR_ON_WRITE,
+        ER_NET_WRITE_INTERRUPTED,
+        ER_NET_WAIT_ERROR,
+        ER_CLONE_PROTOCOL,
+    ]
+    .contains(&e)
+}
+
+impl Donor {
+    /// Runs one command; Ok(true) when the connection is done.
+    fn handle(&mut self, command: Command<'_>) -> Result<bool, Errno> {
+        match command {
+            Command::Init(p) => self.begin(p, Mode::Start, true).map(|()| false),
+            Command::Reinit(p) => self.begin(p, Mode::Restart, true).map(|()| false),
+            Command::Attach(p) => self.begin(p, Mode::AddTask, false).map(|()| false),
+            Command::Execute => self.execute().map(|()| false),
+            Command::Ack { error, locator, descriptor } => self.ack(error, locator.db_type, locator.bytes, descriptor).map(|()| false),
+            Command::Exit => {
+                services::log_donor("COM_EXIT: Storage End");
+                self.end(0);
+                Ok(true)
+            }
+        }
+    }
+
+    fn engine_for(&self, db_type: u8) -> Result<Engine, Errno> {
+        storage::source_engines(self.thd).into_iter().find(|e| e.db_type() == db_type).ok_or_else(|| {
+            session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init buffer length");
+            ER_CLONE_PROTOCOL
+        })
+    }
+
+    /// INIT / REINIT (master) and ATTACH (worker).
+    fn begin(&mut self, p: InitPayload<'_>, mode: Mode, master: bool) -> Result<(), Errno> {
+        if !self.active.is_empty() {
+            session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init request after Init");
+            return Err(ER_CLONE_PROTOCOL);
+        }
+        services::log_donor(match mode {
+            Mode::Start => "COM_INIT: Storage Initialize",
+            Mode::Restart => "COM_REINIT: Storage Initialize",
+            _ => "COM_ATTACH: Storage Attach",
+        });
+        self.version = p.version.min(protocol::VERSION_CURRENT);
+        if master && mode == Mode::Start {
+            self.check_packet_size()?;
+        }
+        let engines = p.locators.iter().map(|l| self.engine_for(l.db_type)).collect::<Result<Vec<_>, _>>()?;
+        if master && p.block_ddl() && !self.backup_locked {
+            if !services::backup_lock(self.thd, p.ddl_timeout()) {
+                if self.thd.error().0 == 0 {
+                    session::raise(ER_LOCK_WAIT_TIMEOUT);
+                }
+                return Err(ER_LOCK_WAIT_TIMEOUT);
+            }
+            self.backup_locked = true;
+            services::log_donor("Acquired backup lock");
+        }
+        for (engine, received) in engines.into_iter().zip(&p.locators) {
+            let received = received.bytes.to_vec();
+            let reference = Locator::from_bytes(&received);
+            let (locator, task) = sysvars::with_ddl_timeout(p.ddl_timeout(), || {
+                engine.begin(self.thd, Some(reference), mode)
+            })?;
+            self.active.push(Active { engine, _received: received, locator, task });
+        }
+        if master && mode == Mode::Start {
+            self.send_parameters()?;
+        }
+        let locators: Vec<protocol::Locator<'_>> =
+            self.active.iter().map(|a| protocol::Locator { db_type: a.engine.db_type(), bytes: a.locator.bytes() }).collect();
+        let mut locs = Response::Locators { version: self.version, locators }.encode();
+        self.link.send(false, &mut locs)
+    }
+
+    fn check_packet_size(&self) -> Result<(), Errno> {
+        let value = service::configs(self.thd, &["max_allowed_packet"])?;
+        let current: u64 = value.first().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if current < MIN_MAX_ALLOWED_PACKET {
+            session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, current as i64);
+            return Err(ER_CLONE_NETWORK_PACKET);
+        }
+        Ok(())
+    }
+
+    /// What the recipient checks before it copies: plugins, collations,
+    /// configuration, and (by protocol version) extra configuration.
+    fn send_parameters(&mut self) -> Result<(), Errno> {
+        for (name, soname) in service::plugins(self.thd)? {
+            let mut msg = if self.version >= protocol::VERSION_V2 {
+                Response::PluginV2 { name: &name, soname: &soname }.encode()
+            } else {
+                Response::Plugin { name: &name }.encode()
+            };
+            self.link.send(false, &mut msg)?;
+        }
+        for name in service::collations(self.thd)? {
+            self.link.send(false, &mut Response::Collation { name: name.as_bytes() }.encode())?;
+        }
+        let values = service::configs(self.thd, &CONFIG_KEYS)?;
+        for (key, value) in CONFIG_KEYS.iter().zip(&values) {
+            self.link.send(false, &mut Response::Config { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
+        }
+        if self.version >= protocol::VERSION_V3 {
+            let key = "clone_donor_timeout_after_network_failure";
+            let value = service::configs(self.thd, &[key])?;
+            let value = value.first().map(String::as_str).unwrap_or("");
+            self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
+        }
+        if self.version >= protocol::VERSION_V4 {
+            let version = values.first().map(String::as_str).unwrap_or("");
+            let json = protocol::version_json(version, crate::server::MYSQL_VERSION_MATURITY);
+            self.link.send(false, &mut Response::ConfigV4 { key: b"json_configs", value: json.as_bytes() }.encode())?;
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self) -> Result<(), Errno> {
+        if self.active.is_empty() {
+            session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Execute request before Init");
+            return Err(ER_CLONE_PROTOCOL);
+        }
+        services::log_donor("COM_EXECUTE: Storage Execute");
+        let sender = Sender { link: self.link, thd: self.thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()) };
+        let cbk = Callback::new(&sender)?;
+        for a in &self.active {
+            a.engine.copy(self.thd, a.locator, a.task, &cbk)?;
+        }
+        Ok(())
+    }
+
+    /// A state acknowledgement from the recipient, arriving on its auxiliary
+    /// connection: handed to the engine's master task.
+    fn ack(&mut self, error: i32, db_type: u8, locator: &[u8], descriptor: &[u8]) -> Result<(), Errno> {
+        services::log_donor("COM_ACK: Storage Ack");
+        let engine = self.engine_for(db_type)?;
+        let locator = locator.to_vec();
+        let descriptor = descriptor.to_vec();
+        let idle = Sender { link: self.link, thd: self.thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()) };
+        let cbk = Callback::new(&idle)?;
+        cbk.cbk().set_data_desc(&descriptor);
+        engine.ack(self.thd, Locator::from_bytes(&locator), 0, error, cbk.cbk())
+    }
+
+    /// Ends the engines' part of this connection and releases the lock.
+    fn end(&mut self, error: Errno) {
+        for a in self.active.drain(..) {
+            let _ = a.engine.end(self.thd, a.locator, a.task, error);
+        }
+        if self.backup_locked {
+            services::backup_unlock(self.thd);
+            self.backup_locked = false;
+        }
+    }
+}
+
+/// Streams what the engine offers to the recipient: a descriptor, then the
+/// data it describes.
+struct Sender {
+    link: DonorLink,
+    thd: Thd,
+    /// For file data: the response code sits right before a 4 KiB-aligned
+    /// data area, so O_DIRECT reads land in place and one write sends both.
+    buffer: RefCell<Option<AlignedBuf>>,
+    message: RefCell<Vec<u8>>,
+}
+
+impl Sender {
+    fn interrupted(&self) -> Result<(), Errno> {
+        if self.thd.killed() {
+            session::raise(ER_QUERY_INTERRUPTED);
+            return Err(ER_QUERY_INTERRUPTED);
+        }
+        Ok(())
+    }
+
+    fn send_descriptor(&self, cbk: Cbk) -> Result<bool, Errno> {
+        let engine = cbk.engine().ok_or(ER_INTERNAL_ERROR)?;
+        let flags = cbk.flags();
+        let mut message = self.message.borrow_mut();
+        message.clear();
+        message.extend_from_slice(&[response::DATA_DESC, engine.db_type(), cbk.loc_index() as u8]);
+        message.extend_from_slice(cbk.data_desc());
+        self.link.send(flags.secure, &mut message)?;
+        Ok(flags.secure)
+    }
+}
+
+impl Handler for Sender {
+    fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno> {
+        self.interrupted()?;
+        let len = len as usize;
+        let mut slot = self.buffer.borrow_mut();
+        if slot.as_ref().is_none_or(|b| b.len() < len + ALIGN) {
+            *slot = None;
+            *slot = Some(AlignedBuf::new(len + ALIGN).map_err(|_| {
+                session::raise_int(ER_OUTOFMEMORY, len as i64);
+                ER_OUTOFMEMORY
+            })?);
+        }
+        let Some(buf) = slot.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        let area = buf.as_mut_slice();
+        copy::read_exact(from, &mut area[ALIGN..ALIGN + len]).map_err(|e| {
+            if let copy::CopyError::Read(err) = e {
+                session::raise_file(ER_ERROR_ON_READ, &cbk.source_name(), &err);
+            }
+            ER_ERROR_ON_READ
+        })?;
+        area[ALIGN - 1] = response::DATA;
+        let secure = self.send_descriptor(cbk)?;
+        self.link.send(secure, &mut area[ALIGN - 1..ALIGN + len])
+    }
+
+    fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
+        self.interrupted()?;
+        let secure = self.send_descriptor(cbk)?;
+        if buf.len == 0 {
+            return Ok(());
+        }
+        let mut message = self.message.borrow_mut();
+        message.clear();
+        message.push(response::DATA);
+        message.extend_from_slice(buf.as_slice());
+        self.link.send(secure, &mut message)
+    }
+
+    fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {
+        Err(ER_INTERNAL_ERROR)
+    }
+
+    fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+        Err(ER_INTERNAL_ERROR)
+    }
+}

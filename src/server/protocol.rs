@@ -1,0 +1,211 @@
+//! A safe face on the server's clone_protocol service, which carries every
+//! byte of a remote clone (connection, authentication, TLS, compression,
+//! packet framing, timeouts, KILL): the donor's side of one clone connection,
+//! the recipient's connections to a donor, and the metadata checks.
+
+use super::errors::ER_INTERNAL_ERROR;
+use super::ffi::{self, cs_conn};
+use super::session::Thd;
+use super::storage::Errno;
+use std::ffi::{c_char, c_void, CString};
+use std::ptr::NonNull;
+
+fn check(err: i32) -> Result<(), Errno> {
+    if err == 0 { Ok(()) } else { Err(err) }
+}
+
+/// The donor's end of a clone connection: the session's own connection.
+#[derive(Clone, Copy)]
+pub struct DonorLink(pub Thd);
+
+impl DonorLink {
+    /// Waits for the next command: its code and body. The body lives in
+    /// the connection's buffer until the next read.
+    pub fn next_command(&mut self) -> Result<(u8, &[u8]), Errno> {
+        let mut code = 0u8;
+        let mut buf: *mut u8 = std::ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: valid THD; out-parameters are locals.
+        check(unsafe { ffi::cs_get_command(self.0.as_ptr(), &mut code, &mut buf, &mut len) })?;
+        let body = if buf.is_null() || len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(buf, len) } };
+        Ok((code, body))
+    }
+
+    /// Sends one response message (code byte first). With `secure`, the
+    /// service refuses to send over a connection without TLS.
+    pub fn send(&self, secure: bool, packet: &mut [u8]) -> Result<(), Errno> {
+        // SAFETY: the service only reads `packet`.
+        check(unsafe { ffi::cs_send_response(self.0.as_ptr(), secure, packet.as_mut_ptr(), packet.len()) })
+    }
+
+    /// Sends the diagnostics area's error (or, if fatal, closes the
+    /// connection) and clears the error.
+    pub fn send_error(&self, fatal: bool) -> Result<(), Errno> {
+        // SAFETY: valid THD.
+        check(unsafe { ffi::cs_send_error(self.0.as_ptr(), crate::protocol::response::ERROR, fatal) })
+    }
+}
+
+/// Where and how the recipient connects.
+#[derive(Clone, Debug)]
+pub struct DonorAddress {
+    pub host: CString,
+    pub port: u32,
+    pub user: CString,
+    pub password: CString,
+    /// A mysql_ssl_mode value (1 disabled, 2 preferred, 3 required).
+    pub ssl_mode: i32,
+    pub ssl_key: Option<CString>,
+    pub ssl_cert: Option<CString>,
+    pub ssl_ca: Option<CString>,
+    pub compress: bool,
+}
+
+/// A recipient's connection to a donor, in clone mode.
+pub struct Connection {
+    raw: NonNull<cs_conn>,
+}
+
+// SAFETY: one connection is used by one thread at a time.
+unsafe impl Send for Connection {}
+
+fn opt(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
+}
+
+impl Connection {
+    /// Connects, authenticates and sends COM_CLONE. `thd` (if any) gets the
+    /// connection as its clone socket, so KILL wakes a blocked read.
+    pub fn open(thd: Option<Thd>, to: &DonorAddress) -> Result<Connection, Errno> {
+        let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
+        // SAFETY: all strings outlive the call.
+        let raw = unsafe {
+            ffi::cs_connect(
+                thd_ptr,
+                to.host.as_ptr(),
+                to.port,
+                to.user.as_ptr(),
+                to.password.as_ptr(),
+                to.ssl_mode,
+                opt(&to.ssl_key),
+                opt(&to.ssl_cert),
+                opt(&to.ssl_ca),
+                to.compress,
+            )
+        };
+        NonNull::new(raw).map(|raw| Connection { raw }).ok_or_else(|| {
+            thd.map(|t| t.error().0 as i32).filter(|&e| e != 0).unwrap_or(ER_INTERNAL_ERROR)
+        })
+    }
+
+    pub fn send(&mut self, thd: Option<Thd>, set_active: bool, command: u8, body: &[u8]) -> Result<(), Errno> {
+        let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
+        let mut copy = body.to_vec();
+        // SAFETY: valid connection; the service only reads the buffer.
+        check(unsafe { ffi::cs_send_command(thd_ptr, self.raw.as_ptr(), set_active, command, copy.as_mut_ptr(), copy.len()) })
+    }
+
+    /// Reads one response message (code byte first) and the bytes it took
+    /// on the wire. The message lives in the connection's buffer until the
+    /// next read, which the borrow enforces.
+    pub fn receive(&mut self, thd: Option<Thd>, set_active: bool, timeout_s: u32) -> Result<(&[u8], usize), Errno> {
+        let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
+        let mut pkt: *mut u8 = std::ptr::null_mut();
+        let (mut len, mut net_len) = (0usize, 0usize);
+        // SAFETY: valid connection; out-parameters are locals.
+        check(unsafe {
+            ffi::cs_get_response(thd_ptr, self.raw.as_ptr(), set_active, timeout_s, &mut pkt, &mut len, &mut net_len)
+        })?;
+        let packet = if pkt.is_null() || len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(pkt, len) } };
+        Ok((packet, net_len))
+    }
+
+    /// Asks the donor, over this connection, to kill `victim`'s session.
+    pub fn kill(&mut self, victim: &Connection) {
+        // SAFETY: both connections are open.
+        unsafe { ffi::cs_kill(self.raw.as_ptr(), victim.raw.as_ptr()) };
+    }
+
+    /// Closes the connection; `fatal` skips the polite COM_RESET_CONNECTION.
+    pub fn close(self, thd: Option<Thd>, fatal: bool, clear_error: bool) {
+        let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
+        // SAFETY: frees the connection exactly once (self is consumed).
+        unsafe { ffi::cs_disconnect(thd_ptr, self.raw.as_ptr(), fatal, clear_error) }
+    }
+}
+
+extern "C" fn collect_string(ctx: *mut c_void, s: *const c_char, len: usize) {
+    // SAFETY: ctx is the Vec passed below; s has len bytes.
+    let list = unsafe { &mut *ctx.cast::<Vec<String>>() };
+    let bytes = if s.is_null() { &[][..] } else { unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) } };
+    list.push(String::from_utf8_lossy(bytes).into_owned());
+}
+
+/// Every collation the data dictionary knows.
+pub fn collations(thd: Thd) -> Result<Vec<String>, Errno> {
+    let mut list: Vec<String> = Vec::new();
+    // SAFETY: the visitor only pushes onto `list`.
+    check(unsafe { ffi::cs_get_charsets(thd.as_ptr(), Some(collect_string), (&mut list as *mut Vec<String>).cast()) })?;
+    Ok(list)
+}
+
+/// Global variables as text, in the order asked.
+pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Errno> {
+    let owned: Vec<CString> = keys.iter().map(|k| CString::new(*k).unwrap_or_default()).collect();
+    let ptrs: Vec<*const c_char> = owned.iter().map(|k| k.as_ptr()).collect();
+    let mut values: Vec<String> = Vec::new();
+    // SAFETY: keys outlive the call; the visitor only pushes onto `values`.
+    check(unsafe {
+        ffi::cs_get_configs(thd.as_ptr(), ptrs.as_ptr(), ptrs.len(), Some(collect_string), (&mut values as *mut Vec<String>).cast())
+    })?;
+    Ok(values)
+}
+
+/// ER_CLONE_CHARSET for every collation unknown here; the last error.
+pub fn validate_collations(thd: Thd, names: &[Vec<u8>]) -> Errno {
+    let ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr().cast()).collect();
+    let lens: Vec<usize> = names.iter().map(Vec::len).collect();
+    // SAFETY: all slices outlive the call.
+    unsafe { ffi::cs_validate_charsets(thd.as_ptr(), ptrs.as_ptr(), lens.as_ptr(), names.len()) }
+}
+
+/// Compares the donor's configuration values with ours (ER_CLONE_OS,
+/// ER_CLONE_PLATFORM, ER_CLONE_CONFIG).
+pub fn validate_configs(thd: Thd, pairs: &[(Vec<u8>, Vec<u8>)]) -> Errno {
+    let keys: Vec<*const c_char> = pairs.iter().map(|p| p.0.as_ptr().cast()).collect();
+    let key_lens: Vec<usize> = pairs.iter().map(|p| p.0.len()).collect();
+    let values: Vec<*const c_char> = pairs.iter().map(|p| p.1.as_ptr().cast()).collect();
+    let value_lens: Vec<usize> = pairs.iter().map(|p| p.1.len()).collect();
+    // SAFETY: all slices outlive the call.
+    unsafe {
+        ffi::cs_validate_configs(thd.as_ptr(), keys.as_ptr(), key_lens.as_ptr(), values.as_ptr(), value_lens.as_ptr(), pairs.len())
+    }
+}
+
+/// ER_CLONE_DONOR_VERSION unless the server's rules allow the clone.
+pub fn validate_version(recipient: &str, donor: &str, recipient_lts: bool, donor_lts: bool) -> Errno {
+    // SAFETY: both strings outlive the call.
+    unsafe {
+        ffi::cs_validate_version(recipient.as_ptr().cast(), recipient.len(), donor.as_ptr().cast(), donor.len(), recipient_lts, donor_lts)
+    }
+}
+
+extern "C" fn collect_plugin(ctx: *mut c_void, name: *const c_char, name_len: usize, so: *const c_char, so_len: usize) {
+    // SAFETY: ctx is the Vec passed below; the strings have the given lengths.
+    let list = unsafe { &mut *ctx.cast::<Vec<(Vec<u8>, Vec<u8>)>>() };
+    let bytes = |p: *const c_char, n: usize| if p.is_null() { Vec::new() } else { unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }.to_vec() };
+    list.push((bytes(name, name_len), bytes(so, so_len)));
+}
+
+/// Every ready plugin: name and shared object (empty for built-ins).
+pub fn plugins(thd: Thd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Errno> {
+    let mut list: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // SAFETY: the visitor only pushes onto `list`.
+    check(unsafe { ffi::cs_foreach_plugin(thd.as_ptr(), Some(collect_plugin), (&mut list as *mut Vec<(Vec<u8>, Vec<u8>)>).cast()) })?;
+    Ok(list)
+}
+
+pub fn plugin_installed(thd: Thd, name: &[u8]) -> bool {
+    // SAFETY: name outlives the call.
+    unsafe { ffi::cs_plugin_installed(thd.as_ptr(), name.as_ptr().cast(), name.len()) }
+}
