@@ -65,6 +65,30 @@ server_start() {
   server_wait "$name" "$port"
 }
 
+# server_start_supervised NAME PORT PLUGIN_DIR [mysqld options...]: like
+# server_start, under a supervisor that starts mysqld again when it exits
+# with status 16 (the restart an in-place clone asks for). mysqld finds its
+# supervisor through MYSQLD_PARENT_PID, which must be its parent's PID.
+server_start_supervised() {
+  local name=$1 port=$2 plugdir=$3; shift 3
+  local d; d=$(server_dir "$name")
+  [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
+  (
+    while :; do
+      MYSQLD_PARENT_PID=$BASHPID chroot "$ROOTFS" /usr/sbin/mysqld --no-defaults --user=root --datadir="$d/data" \
+        --port="$port" --bind-address=127.0.0.1 --socket="$d/mysql.sock" --mysqlx=OFF \
+        --log-error="$d/error.log" --pid-file="$d/mysqld.pid" --server-id="$port" \
+        --secure-file-priv="$d/files" --tmpdir="$d/tmp" --plugin-dir="$plugdir" \
+        --log-error-verbosity=3 "$@" >/dev/null 2>&1
+      status=$?
+      echo "$status" >>"$ROOTFS$d/exit-codes"
+      [ "$status" = 16 ] || break
+    done
+  ) &
+  echo $! >"$ROOTFS$d/supervisor.pid"
+  server_wait "$name" "$port"
+}
+
 # server_wait NAME PORT: waits up to 60 s for the server to answer.
 server_wait() {
   local i
@@ -92,6 +116,13 @@ server_stop() {
     kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
   fi
   rm -f "$d/mysqld.pid" "$d/supervised.pid"
+  # A supervisor ends by itself once its mysqld stopped without status 16.
+  if [ -f "$d/supervisor.pid" ]; then
+    pid=$(cat "$d/supervisor.pid")
+    for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill "$pid" 2>/dev/null
+    rm -f "$d/supervisor.pid"
+  fi
 }
 
 # sql PORT QUERY...: runs statements, prints tab-separated rows without headers.

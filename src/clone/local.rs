@@ -12,15 +12,14 @@ use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Hand
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::copy::{self, AlignedBuf, CopyError};
-use crate::transfer::stats::{Config, Monitor, Shared};
-use crate::transfer::throttle::Throttle;
+use crate::transfer::stats::Config;
+use super::meter::{Meter, Team};
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::thread::Scope;
-use std::time::Instant;
 
 /// Per-thread copy buffers share this much memory at most.
 const BUFFER_BUDGET: u32 = 128 * 1024 * 1024;
@@ -36,24 +35,11 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
     TRACKER.next_stage(0, 1);
     let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute();
     if result.is_err() {
-        remove_partial_clone(&dir_text);
+        super::remove_partial_clone(&dir_text);
     }
     let (code, message) = thd.error();
     TRACKER.end(code, &message);
     result
-}
-
-/// A failed clone leaves nothing behind: the server checked that the
-/// directory did not exist before the clone, so all of it is the clone's.
-/// (The stock plugin leaves the partial copy in place.)
-fn remove_partial_clone(dir: &str) {
-    let path = std::path::Path::new(dir);
-    if path.is_dir() {
-        match std::fs::remove_dir_all(path) {
-            Ok(()) => services::log_info(&format!("Removed incomplete clone directory {dir}")),
-            Err(e) => services::log_error(&format!("Cannot remove incomplete clone directory {dir}: {e}")),
-        }
-    }
 }
 
 /// One engine's clone: its source and apply locators.
@@ -71,12 +57,8 @@ struct LocalClone<'a> {
     master: Thd,
     data_dir: &'a CStr,
     settings: Settings,
-    config: Config,
     engines: Vec<EngineClone>,
-    shared: Shared,
-    /// Master + running workers.
-    threads: AtomicU32,
-    started: Instant,
+    team: Team,
     /// Bytes per thread buffer (also the engine's read-size hint).
     buffer_size: u32,
     /// Workers log start failures here; the master reports nothing of them
@@ -96,19 +78,12 @@ impl<'a> LocalClone<'a> {
         LocalClone {
             master,
             data_dir,
-            config,
-            shared: Shared::new(config.max_threads),
             settings,
             engines: Vec::new(),
-            threads: AtomicU32::new(1),
-            started: Instant::now(),
+            team: Team::new(config),
             buffer_size,
             spawn_failed: Mutex::new(false),
         }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 
     fn execute(mut self) -> Result<(), Errno> {
@@ -166,14 +141,15 @@ impl<'a> LocalClone<'a> {
     fn copy_all(&self) -> Result<(), Errno> {
         let thd = self.master;
         let result = std::thread::scope(|scope| {
-            if !self.config.autotune {
-                let wanted = self.config.allowed_threads(self.config.max_threads);
+            let config = self.team.config;
+            if !config.autotune {
+                let wanted = config.allowed_threads(config.max_threads);
                 self.spawn_workers(scope, wanted);
             }
             let tasks: Vec<u32> = self.engines.iter().map(|c| c.apply_task).collect();
             let task = Task::new(self, 0, thd, tasks, Some(scope));
             let result = task.copy(self.engines.iter().map(|c| (c.engine, c.source, c.source_task)));
-            task.flush_progress();
+            task.meter.flush();
             result
         });
         let err = result.err().unwrap_or(0);
@@ -188,13 +164,14 @@ impl<'a> LocalClone<'a> {
 
     /// Starts workers until `total` threads run (master included).
     fn spawn_workers<'s>(&'s self, scope: &'s Scope<'s, '_>, total: u32) {
-        while self.threads.load(Relaxed) < total.min(self.config.max_threads) {
-            let index = self.threads.fetch_add(1, Relaxed) as usize;
+        let threads = &self.team.threads;
+        while threads.load(Relaxed) < total.min(self.team.config.max_threads) {
+            let index = threads.fetch_add(1, Relaxed) as usize;
             let spawned = std::thread::Builder::new()
                 .name("clone_local".into())
                 .spawn_scoped(scope, move || self.worker(index));
             if let Err(e) = spawned {
-                self.threads.fetch_sub(1, Relaxed);
+                threads.fetch_sub(1, Relaxed);
                 *self.spawn_failed.lock() = true;
                 services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
                 return;
@@ -251,34 +228,32 @@ enum Pending {
 /// One thread's part in the clone: the callback handler it gives the engine.
 struct Task<'c, 's, 'e> {
     clone: &'c LocalClone<'c>,
-    index: usize,
     thd: Thd,
     apply_tasks: Vec<u32>,
     pending: Cell<Pending>,
     applying: Cell<bool>,
     buffer: RefCell<Option<AlignedBuf>>,
-    throttle: RefCell<Throttle>,
-    /// Master only: statistics, auto-tuning and the scope to spawn workers in.
-    master: Option<(RefCell<Monitor>, &'s Scope<'s, 'e>)>,
+    meter: Meter<'c>,
+    /// Master only: the scope to spawn workers in.
+    scope: Option<&'s Scope<'s, 'e>>,
 }
 
 impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     fn new(clone: &'c LocalClone<'c>, index: usize, thd: Thd, apply_tasks: Vec<u32>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
         Task {
             clone,
-            index,
             thd,
             apply_tasks,
             pending: Cell::new(Pending::None),
             applying: Cell::new(false),
             buffer: RefCell::new(None),
-            throttle: RefCell::new(Throttle::new(clone.now_ms())),
-            master: scope.map(|s| (RefCell::new(Monitor::new(clone.config, &clone.shared)), s)),
+            meter: Meter::new(&clone.team, index),
+            scope,
         }
     }
 
     fn is_master(&self) -> bool {
-        self.master.is_some()
+        self.meter.is_master()
     }
 
     fn copy(&self, sources: impl Iterator<Item = (Engine, Locator, u32)>) -> Result<(), Errno> {
@@ -314,17 +289,10 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     /// The apply side announced a new state, or asks to acknowledge one.
     fn apply_side_notice(&self, cbk: Cbk) -> Result<(), Errno> {
         if let Some(estimate) = cbk.flags().state_change {
-            TRACKER.next_stage(estimate, self.clone.threads.load(Relaxed));
+            TRACKER.next_stage(estimate, self.clone.team.threads());
             return Ok(());
         }
-        if let Some((monitor, _)) = &self.master {
-            self.flush_progress();
-            let s = monitor.borrow_mut().state_end(self.clone.now_ms(), &self.clone.shared);
-            services::log_info(&format!(
-                "Total Data: {} MiB @ {} MiB/sec, Network: {} MiB @ {} MiB/sec",
-                s.data_mib, s.data_mib_per_s, s.network_mib, s.network_mib_per_s
-            ));
-        }
+        self.meter.state_end();
         let index = cbk.loc_index() as usize;
         let Some(c) = self.clone.engines.get(index) else {
             return Err(ER_INTERNAL_ERROR);
@@ -333,43 +301,12 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         c.engine.ack(self.clone.master, c.source, 0, 0, cbk)
     }
 
-    /// Master: reports the bytes moved since the last statistics tick.
-    fn flush_progress(&self) {
-        if let Some((monitor, _)) = &self.master {
-            let (data, network) = monitor.borrow_mut().flush(&self.clone.shared);
-            TRACKER.add_progress(data, network, 0, 0, self.clone.threads.load(Relaxed));
-        }
-    }
-
     /// Statistics, auto-tuning (master) and throttling after each chunk.
     fn account(&self, bytes: u64) {
-        let clone = self.clone;
-        clone.shared.slots[self.index].add(bytes, 0);
-        let now = clone.now_ms();
-        if let Some((monitor, scope)) = &self.master {
-            let threads = clone.threads.load(Relaxed);
-            if let Some(tick) = monitor.borrow_mut().tick(now, &clone.shared, threads) {
-                TRACKER.add_progress(tick.data, tick.network, tick.data_speed, tick.network_speed, threads);
-                if let Some(msg) = &tick.tune_log {
-                    services::log_info(msg);
-                }
-                if let Some(n) = tick.grow_to {
-                    if !*clone.spawn_failed.lock() {
-                        clone.spawn_workers(scope, n);
-                    }
-                }
+        if let (Some(n), Some(scope)) = (self.meter.account(bytes, 0), self.scope) {
+            if !*self.clone.spawn_failed.lock() {
+                self.clone.spawn_workers(scope, n);
             }
-        }
-        let slot = &clone.shared.slots[self.index];
-        let pause = self.throttle.borrow_mut().pause(
-            now,
-            slot.data.load(Relaxed),
-            0,
-            clone.shared.data_target.load(Relaxed),
-            0,
-        );
-        if !pause.is_zero() {
-            std::thread::sleep(pause);
         }
     }
 

@@ -349,6 +349,31 @@ pub fn version_json(version: &str, maturity: &str) -> String {
     format!("{{\"version\":\"{}\",\"maturity\":\"{}\"}}", json_escape(version), json_escape(maturity))
 }
 
+/// Reads a string member of a flat JSON object such as the one
+/// `version_json` writes (what a donor sends in CONFIG_V4).
+pub fn json_string_field(json: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{}\"", json_escape(key));
+    let after_key = &json[json.find(&pattern)? + pattern.len()..];
+    let after_colon = after_key.trim_start().strip_prefix(':')?.trim_start();
+    let mut chars = after_colon.strip_prefix('"')?.chars();
+    let mut out = String::new();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                c => out.push(c),
+            },
+            c => out.push(c),
+        }
+    }
+}
+
 fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -462,6 +487,17 @@ mod tests {
         assert_eq!(Command::decode(&[42]), Err(DecodeError::UnknownCode(42)));
         assert_eq!(Response::decode(&[77, 1, 2]), Err(DecodeError::UnknownCode(77)));
         assert!(Response::decode(&[response::DATA_DESC, 12]).is_err());
+    }
+
+    #[test]
+    fn json_fields_read_back() {
+        let j = version_json("9.7.4", "LTS");
+        assert_eq!(json_string_field(&j, "version").as_deref(), Some("9.7.4"));
+        assert_eq!(json_string_field(&j, "maturity").as_deref(), Some("LTS"));
+        assert_eq!(json_string_field(&j, "missing"), None);
+        assert_eq!(json_string_field(r#"{ "version" : "a\"b" }"#, "version").as_deref(), Some("a\"b"));
+        assert_eq!(json_string_field(r#"{"version":"unterminated"#, "version"), None);
+        assert_eq!(json_string_field(r#"{"version":12}"#, "version"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::ffi::{self, st_mysql_plugin, Mysql_clone, MYSQL_PLUGIN, MYSQL_SOCKET,
 use super::session::{self, guard, Thd};
 use super::{pfs, services, sysvars};
 use crate::checks::donor_is_listed;
-use crate::clone::{donor, local};
+use crate::clone::{donor, local, recipient};
 use crate::status::TRACKER;
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::path::Path;
@@ -183,12 +183,12 @@ unsafe extern "C" fn clone_client(
     thd: *mut THD,
     host: *const c_char,
     port: c_uint,
-    _user: *const c_char,
-    _password: *const c_char,
-    _data_dir: *const c_char,
-    _ssl_mode: c_int,
+    user: *const c_char,
+    password: *const c_char,
+    data_dir: *const c_char,
+    ssl_mode: c_int,
 ) -> c_int {
-    entry(thd, |_thd| {
+    entry(thd, |thd| {
         let host = text(host).unwrap_or_default();
         let list = sysvars::valid_donor_list();
         if !donor_is_listed(list.as_deref(), host, port) {
@@ -199,8 +199,17 @@ unsafe extern "C" fn clone_client(
             session::raise_str(ER_CLONE_SYS_CONFIG, &msg);
             return Err(ER_CLONE_SYS_CONFIG);
         }
-        session::raise_str(ER_NOT_SUPPORTED_YET, "remote CLONE INSTANCE with this clone plugin build");
-        Err(ER_NOT_SUPPORTED_YET)
+        // SAFETY: the server's NUL-terminated strings, alive for the statement.
+        let cstr = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) });
+        let request = recipient::Request {
+            host,
+            port,
+            user: cstr(user).unwrap_or(c""),
+            password: cstr(password).unwrap_or(c""),
+            data_dir: cstr(data_dir),
+            ssl_mode,
+        };
+        recipient::run(thd, &request)
     })
 }
 

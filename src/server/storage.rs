@@ -208,6 +208,11 @@ impl Cbk {
         unsafe { ffi::cs_cbk_set_data_desc(self.raw(), desc.as_ptr(), desc.len() as c_uint) }
     }
 
+    pub fn clear_flags(self) {
+        // SAFETY: valid callback object.
+        unsafe { ffi::cs_cbk_clear_flags(self.raw()) }
+    }
+
     pub fn set_loc_index(self, index: u32) {
         // SAFETY: valid callback object.
         unsafe { ffi::cs_cbk_set_loc_index(self.raw(), index) }

@@ -1,0 +1,105 @@
+//! One clone thread's bookkeeping, shared by the local and the remote flows:
+//! it counts the bytes the thread moved, paces the thread against the
+//! bandwidth limits, and, on the master, turns the counters into progress,
+//! speeds and auto-tuning decisions once a second.
+
+use crate::server::services;
+use crate::status::TRACKER;
+use crate::transfer::stats::{Config, Monitor, Shared};
+use crate::transfer::throttle::Throttle;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Instant;
+
+/// What the threads of one clone share.
+pub struct Team {
+    pub config: Config,
+    pub shared: Shared,
+    /// Master + running workers.
+    pub threads: AtomicU32,
+    started: Instant,
+}
+
+impl Team {
+    pub fn new(config: Config) -> Team {
+        Team { shared: Shared::new(config.max_threads), config, threads: AtomicU32::new(1), started: Instant::now() }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn threads(&self) -> u32 {
+        self.threads.load(Relaxed)
+    }
+}
+
+pub struct Meter<'t> {
+    team: &'t Team,
+    index: usize,
+    throttle: RefCell<Throttle>,
+    /// Master only.
+    monitor: Option<RefCell<Monitor>>,
+}
+
+impl<'t> Meter<'t> {
+    pub fn new(team: &'t Team, index: usize) -> Meter<'t> {
+        let monitor = (index == 0).then(|| RefCell::new(Monitor::new(team.config, &team.shared)));
+        Meter { team, index, throttle: RefCell::new(Throttle::new(team.now_ms())), monitor }
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.monitor.is_some()
+    }
+
+    /// Counts a chunk, sleeps if the thread is over its limit, and returns
+    /// the number of threads auto-tuning wants (master only).
+    pub fn account(&self, data: u64, network: u64) -> Option<u32> {
+        let team = self.team;
+        let slot = &team.shared.slots[self.index.min(team.shared.slots.len() - 1)];
+        slot.add(data, network);
+        let now = team.now_ms();
+        let mut grow = None;
+        if let Some(monitor) = &self.monitor {
+            let threads = team.threads();
+            if let Some(tick) = monitor.borrow_mut().tick(now, &team.shared, threads) {
+                TRACKER.add_progress(tick.data, tick.network, tick.data_speed, tick.network_speed, threads);
+                if let Some(msg) = &tick.tune_log {
+                    services::log_info(msg);
+                }
+                grow = tick.grow_to;
+            }
+        }
+        let pause = self.throttle.borrow_mut().pause(
+            now,
+            slot.data.load(Relaxed),
+            slot.network.load(Relaxed),
+            team.shared.data_target.load(Relaxed),
+            team.shared.network_target.load(Relaxed),
+        );
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+        grow
+    }
+
+    /// Master: reports the bytes moved since the last statistics tick.
+    pub fn flush(&self) {
+        if let Some(monitor) = &self.monitor {
+            let (data, network) = monitor.borrow_mut().flush(&self.team.shared);
+            TRACKER.add_progress(data, network, 0, 0, self.team.threads());
+        }
+    }
+
+    /// Master: a storage state ended; log its totals and start tuning over.
+    pub fn state_end(&self) {
+        if let Some(monitor) = &self.monitor {
+            self.flush();
+            let s = monitor.borrow_mut().state_end(self.team.now_ms(), &self.team.shared);
+            services::log_info(&format!(
+                "Total Data: {} MiB @ {} MiB/sec, Network: {} MiB @ {} MiB/sec",
+                s.data_mib, s.data_mib_per_s, s.network_mib, s.network_mib_per_s
+            ));
+        }
+    }
+}

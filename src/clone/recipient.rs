@@ -1,0 +1,669 @@
+//! The recipient: `CLONE INSTANCE FROM user@host:port ...`. The master (the
+//! user's session) opens a main connection for INIT and the data stream and
+//! an auxiliary one for acknowledgements, checks that the donor's server can
+//! be cloned here, then applies what the donor streams; workers attach with
+//! connections of their own and stream their share. In place (no DATA
+//! DIRECTORY), the engines first drop this server's data, and the server
+//! restarts on the clone when the statement returns.
+
+use super::meter::{Meter, Team};
+use crate::protocol::{self, Command, InitPayload, Response};
+use crate::server::errors::*;
+use crate::server::protocol::{self as service, Connection, DonorAddress};
+use crate::server::services;
+use crate::server::session::{self, guard, Thd, WorkerSession};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
+use crate::server::sysvars::{self, Settings};
+use crate::status::{Busy, TRACKER};
+use crate::transfer::copy::{self, AlignedBuf};
+use crate::transfer::stats::Config;
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::thread::Scope;
+use std::time::Duration;
+
+/// Both ends need room for 1 MiB data messages and then some.
+const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
+/// The donor may be silent this long past clone_ddl_timeout during INIT
+/// (backup lock wait, loading tablespaces).
+const INIT_EXTRA_TIMEOUT_S: u32 = 300;
+
+/// What CLONE INSTANCE asked for.
+pub struct Request<'a> {
+    pub host: &'a str,
+    pub port: u32,
+    pub user: &'a CStr,
+    pub password: &'a CStr,
+    /// None: replace this server's data (in place).
+    pub data_dir: Option<&'a CStr>,
+    /// mysql_ssl_mode chosen from REQUIRE [NO] SSL.
+    pub ssl_mode: i32,
+}
+
+/// Runs a remote clone and records it in clone_status / clone_progress.
+pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
+    let source = format!("{}:{}", req.host, req.port);
+    let dest = req.data_dir.map(|d| d.to_string_lossy().into_owned());
+    if let Err(Busy) = TRACKER.begin(thd.thread_id(), &source, dest.as_deref()) {
+        session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
+        return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
+    }
+    let settings = sysvars::settings();
+    let recipient = Recipient::new(thd, req, settings);
+    let result = recipient.execute();
+    if result.is_err() {
+        if let Some(dir) = &dest {
+            super::remove_partial_clone(dir);
+        }
+    }
+    // A finished in-place clone stays "In Progress" until the restart, when
+    // the storage engine's recovery report completes it (as stock does).
+    if !(result.is_ok() && req.data_dir.is_none()) {
+        let (code, message) = thd.error();
+        TRACKER.end(code, &message);
+    }
+    result
+}
+
+/// The donor's description of itself, from the INIT response.
+#[derive(Default)]
+struct DonorInfo {
+    version: u32,
+    plugins: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    collations: Vec<Vec<u8>>,
+    configs: Vec<(Vec<u8>, Vec<u8>)>,
+    json: Option<String>,
+    locators: Vec<(u8, Vec<u8>)>,
+}
+
+struct Recipient<'r> {
+    thd: Thd,
+    address: DonorAddress,
+    data_dir: Option<&'r CStr>,
+    settings: Settings,
+    team: Team,
+    engines: Vec<Engine>,
+    /// The master's apply locators and tasks (what ATTACH and ACK carry).
+    apply: Vec<(Locator, u32)>,
+    version: u32,
+    ack_link: Mutex<Option<Connection>>,
+    spawn_failed: Mutex<bool>,
+}
+
+fn raise_protocol(what: &str) -> Errno {
+    session::raise_str(ER_CLONE_PROTOCOL, what);
+    ER_CLONE_PROTOCOL
+}
+
+/// The donor's COM_RES_ERROR as ER_CLONE_DONOR "<errno> : <message>" (the
+/// server parses that shape for its own log line).
+fn raise_donor_error(code: i32, message: &[u8]) -> Errno {
+    let text = String::from_utf8_lossy(message);
+    session::raise_str(ER_CLONE_DONOR, &format!("{code} : {text}"));
+    ER_CLONE_DONOR
+}
+
+/// Errors after which a connection cannot carry COM_EXIT any more.
+fn breaks_connection(e: Errno) -> bool {
+    [
+        ER_NET_PACKETS_OUT_OF_ORDER,
+        ER_NET_UNCOMPRESS_ERROR,
+        ER_NET_PACKET_TOO_LARGE,
+        ER_NET_READ_ERROR,
+        ER_NET_READ_INTERRUPTED,
+        ER_NET_ERROR_ON_WRITE,
+        ER_NET_WRITE_INTERRUPTED,
+        ER_NET_WAIT_ERROR,
+        ER_QUERY_INTERRUPTED,
+        ER_CLONE_PROTOCOL,
+    ]
+    .contains(&e)
+}
+
+/// Sends a command. `active` makes the connection the session's clone
+/// socket (KILL wakes it); the auxiliary connection is never active.
+fn send(conn: &mut Connection, thd: Thd, active: bool, command: &Command<'_>) -> Result<(), Errno> {
+    let packet = command.encode();
+    conn.send(Some(thd), active, packet[0], &packet[1..])
+}
+
+/// Sends COM_EXIT and waits for the donor's answer.
+fn exit(conn: &mut Connection, thd: Thd, active: bool) -> Result<(), Errno> {
+    send(conn, thd, active, &Command::Exit)?;
+    let (packet, _) = conn.receive(Some(thd), active, 0)?;
+    match Response::decode(packet) {
+        Ok(Response::Complete) => Ok(()),
+        Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
+        _ => Err(raise_protocol("Wrong Clone RPC response to COM_EXIT")),
+    }
+}
+
+impl<'r> Recipient<'r> {
+    fn new(thd: Thd, req: &Request<'r>, settings: Settings) -> Recipient<'r> {
+        let (key, cert, ca) = sysvars::ssl_files();
+        let cstring = |s: &str| CString::new(s).unwrap_or_default();
+        let address = DonorAddress {
+            host: cstring(req.host),
+            port: req.port,
+            user: req.user.to_owned(),
+            password: req.password.to_owned(),
+            ssl_mode: req.ssl_mode,
+            ssl_key: key.as_deref().map(cstring),
+            ssl_cert: cert.as_deref().map(cstring),
+            ssl_ca: ca.as_deref().map(cstring),
+            compress: settings.enable_compression,
+        };
+        let config = Config {
+            max_threads: settings.max_concurrency.max(1),
+            autotune: settings.autotune_concurrency,
+            max_data_mib: settings.max_data_bandwidth as u64,
+            max_network_mib: settings.max_network_bandwidth as u64,
+        };
+        Recipient {
+            thd,
+            address,
+            data_dir: req.data_dir,
+            settings,
+            team: Team::new(config),
+            engines: Vec::new(),
+            apply: Vec::new(),
+            version: protocol::VERSION_CURRENT,
+            ack_link: Mutex::new(None),
+            spawn_failed: Mutex::new(false),
+        }
+    }
+
+    fn in_place(&self) -> bool {
+        self.data_dir.is_none()
+    }
+
+    fn ddl_word(&self) -> u32 {
+        protocol::ddl_word(self.settings.block_ddl, self.settings.ddl_timeout)
+    }
+
+    fn execute(mut self) -> Result<(), Errno> {
+        let thd = self.thd;
+        let mut main = Connection::open(Some(thd), &self.address)?;
+        let ack = match Connection::open(None, &self.address) {
+            Ok(c) => c,
+            Err(e) => {
+                main.close(Some(thd), true, false);
+                return Err(e);
+            }
+        };
+        *self.ack_link.lock() = Some(ack);
+        let mut locked = false;
+        let mut result = self.start(&mut main, &mut locked);
+        let started = result.is_ok();
+        let mut main = Some(main);
+        if started {
+            let team_result = self.transfer(&mut main);
+            result = team_result;
+        }
+        let err = result.err().unwrap_or(0);
+        // Leave the donor: the auxiliary connection first.
+        if let Some(mut ack) = self.ack_link.lock().take() {
+            let _ = exit(&mut ack, thd, false);
+            if err == ER_QUERY_INTERRUPTED {
+                if let Some(m) = &main {
+                    ack.kill(m);
+                }
+            }
+            ack.close(None, false, false);
+        }
+        if let Some(mut m) = main.take() {
+            let fatal = breaks_connection(err) || exit(&mut m, thd, true).is_err();
+            m.close(Some(thd), fatal, err == 0);
+        }
+        if started {
+            for (engine, &(loc, task)) in self.engines.iter().zip(&self.apply) {
+                let _ = engine.apply_end(thd, loc, task, err);
+            }
+        }
+        // After an in-place clone the lock is kept until the server restarts.
+        if locked && (err != 0 || !self.in_place()) {
+            services::backup_unlock(thd);
+        }
+        result
+    }
+
+    /// INIT: version negotiation, the donor's description, the checks, and
+    /// the start of the apply side (which, in place, drops our data).
+    fn start(&mut self, main: &mut Connection, locked: &mut bool) -> Result<(), Errno> {
+        let thd = self.thd;
+        self.engines = storage::apply_engines(thd);
+        let mut version_locators = Vec::new();
+        for &engine in &self.engines {
+            match engine.apply_begin(thd, None, Mode::Version, self.data_dir) {
+                Ok(v) => version_locators.push(v),
+                Err(e) => {
+                    for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
+                        let _ = engine.apply_end(thd, loc, task, e);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let locators = self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+        let init = Command::Init(InitPayload { version: protocol::VERSION_CURRENT, ddl_word: self.ddl_word(), locators });
+        let info = send(main, thd, true, &init).and_then(|()| self.read_init_response(main));
+        for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
+            let _ = engine.apply_end(thd, loc, task, 0);
+        }
+        let info = info?;
+        self.version = info.version;
+        self.validate(&info)?;
+        if info.locators.len() != self.engines.len() {
+            return Err(raise_protocol("Wrong Clone RPC response: locator count"));
+        }
+        if self.in_place() {
+            if !services::backup_lock(thd, self.settings.ddl_timeout) {
+                if thd.error().0 == 0 {
+                    session::raise(ER_LOCK_WAIT_TIMEOUT);
+                }
+                return Err(ER_LOCK_WAIT_TIMEOUT);
+            }
+            *locked = true;
+        }
+        TRACKER.next_stage(0, 1);
+        for (i, &engine) in self.engines.iter().enumerate() {
+            let (db_type, bytes) = &info.locators[i];
+            if *db_type != engine.db_type() || bytes.is_empty() {
+                self.end_apply(ER_CLONE_PROTOCOL);
+                return Err(raise_protocol("Wrong Clone RPC response: locator"));
+            }
+            match engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::Start, self.data_dir) {
+                Ok(v) => self.apply.push(v),
+                Err(e) => {
+                    self.end_apply(e);
+                    return Err(e);
+                }
+            }
+        }
+        if self.in_place() {
+            self.delay_after_drop()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the apply side of the engines begun so far.
+    fn end_apply(&mut self, err: Errno) {
+        for (engine, (loc, task)) in self.engines.iter().zip(self.apply.drain(..)) {
+            let _ = engine.apply_end(self.thd, loc, task, err);
+        }
+    }
+
+    fn read_init_response(&self, main: &mut Connection) -> Result<DonorInfo, Errno> {
+        let thd = self.thd;
+        let timeout = self.settings.ddl_timeout.saturating_add(INIT_EXTRA_TIMEOUT_S);
+        let mut info = DonorInfo::default();
+        let mut have_locators = false;
+        loop {
+            let (packet, _) = main.receive(Some(thd), true, timeout)?;
+            match Response::decode(packet) {
+                Ok(Response::PluginV2 { name, soname }) => info.plugins.push((name.to_vec(), Some(soname.to_vec()))),
+                Ok(Response::Plugin { name }) => info.plugins.push((name.to_vec(), None)),
+                Ok(Response::Collation { name }) => info.collations.push(name.to_vec()),
+                Ok(Response::Config { key, value }) => info.configs.push((key.to_vec(), value.to_vec())),
+                Ok(Response::ConfigV3 { key, value }) => {
+                    if key != b"clone_donor_timeout_after_network_failure" {
+                        info.configs.push((key.to_vec(), value.to_vec()));
+                    }
+                }
+                Ok(Response::ConfigV4 { value, .. }) => info.json = Some(String::from_utf8_lossy(value).into_owned()),
+                Ok(Response::Locators { version, locators }) => {
+                    info.version = version;
+                    info.locators = locators.iter().map(|l| (l.db_type, l.bytes.to_vec())).collect();
+                    have_locators = true;
+                }
+                Ok(Response::Complete) if have_locators => return Ok(info),
+                Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
+                _ => return Err(raise_protocol("Wrong Clone RPC response to COM_INIT")),
+            }
+        }
+    }
+
+    /// The stock checks, in the stock order; each failing one adds its
+    /// error, and the first one fails the clone.
+    fn validate(&self, info: &DonorInfo) -> Result<(), Errno> {
+        let thd = self.thd;
+        if info.version < protocol::VERSION_V3 {
+            // Older donors send neither maturity nor all configuration.
+            session::raise_str(ER_CLONE_PROTOCOL, "Donor protocol version is too old");
+            return Err(ER_CLONE_PROTOCOL);
+        }
+        let mut first = 0;
+        let mut note = |e: Errno| {
+            if first == 0 && e != 0 {
+                first = e;
+            }
+        };
+        let plugin_dir = service::configs(thd, &["plugin_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        for (name, soname) in &info.plugins {
+            if !plugin_is_available(thd, name, soname.as_deref(), &plugin_dir) {
+                session::raise_str(ER_CLONE_PLUGIN_MATCH, &String::from_utf8_lossy(name));
+                note(ER_CLONE_PLUGIN_MATCH);
+            }
+        }
+        note(service::validate_collations(thd, &info.collations));
+        note(service::validate_configs(thd, &info.configs));
+        let own_version = service::configs(thd, &["version"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        let recipient_lts = info.version >= protocol::VERSION_V4 && crate::server::MYSQL_VERSION_MATURITY == "LTS";
+        let (donor_version, donor_lts) = match &info.json {
+            Some(json) => (
+                protocol::json_string_field(json, "version").unwrap_or_default(),
+                protocol::json_string_field(json, "maturity").as_deref() == Some("LTS"),
+            ),
+            None => {
+                let v = info.configs.iter().find(|(k, _)| k == b"version").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+                (v.unwrap_or_default(), false)
+            }
+        };
+        note(service::validate_version(&own_version, &donor_version, recipient_lts, donor_lts));
+        let packet: u64 = service::configs(thd, &["max_allowed_packet"]).ok().and_then(|v| v.first().and_then(|s| s.parse().ok())).unwrap_or(0);
+        if packet < MIN_MAX_ALLOWED_PACKET {
+            session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, packet as i64);
+            note(ER_CLONE_NETWORK_PACKET);
+        }
+        if first == 0 { Ok(()) } else { Err(first) }
+    }
+
+    /// clone_delay_after_data_drop: some filesystems release the space of
+    /// removed files late. KILL is checked every 100 ms.
+    fn delay_after_drop(&self) -> Result<(), Errno> {
+        let seconds = self.settings.delay_after_data_drop;
+        if seconds == 0 {
+            return Ok(());
+        }
+        services::log_info("Begin Delay after data drop");
+        for step in 0..seconds as u64 * 10 {
+            if self.thd.killed() {
+                session::raise(ER_QUERY_INTERRUPTED);
+                return Err(ER_QUERY_INTERRUPTED);
+            }
+            if step % 600 == 0 && step > 0 {
+                services::log_info(&format!("Wait time remaining is {} minutes.", (seconds as u64 * 10 - step) / 600));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        services::log_info("End Delay after data drop");
+        Ok(())
+    }
+
+    /// Streams the data with the master and its workers.
+    fn transfer(&self, main: &mut Option<Connection>) -> Result<(), Errno> {
+        let Some(conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
+        let (result, conn) = std::thread::scope(|scope| {
+            let config = self.team.config;
+            if !config.autotune {
+                self.spawn_workers(scope, config.allowed_threads(config.max_threads));
+            }
+            let task = Task::new(self, 0, self.thd, conn, self.apply.clone(), Some(scope));
+            let result = task.stream();
+            task.meter.flush();
+            if let Err(e) = result {
+                for (engine, &(loc, t)) in self.engines.iter().zip(&self.apply) {
+                    engine.apply_error(self.thd, loc, t, e);
+                }
+            }
+            (result, task.conn.into_inner())
+        });
+        *main = Some(conn);
+        result
+    }
+
+    fn spawn_workers<'s>(&'s self, scope: &'s Scope<'s, '_>, total: u32) {
+        let threads = &self.team.threads;
+        while threads.load(Relaxed) < total.min(self.team.config.max_threads) {
+            let index = threads.fetch_add(1, Relaxed) as usize;
+            let spawned = std::thread::Builder::new().name("clone_client".into()).spawn_scoped(scope, move || self.worker(index));
+            if let Err(e) = spawned {
+                threads.fetch_sub(1, Relaxed);
+                *self.spawn_failed.lock() = true;
+                services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
+                return;
+            }
+        }
+    }
+
+    /// A worker: its own connection, ATTACH, its share of the stream.
+    fn worker(&self, index: usize) {
+        guard((), || {
+            let Some(session) = WorkerSession::start() else { return };
+            let thd = session.thd();
+            let Ok(mut conn) = Connection::open(Some(thd), &self.address) else {
+                services::log_info("Task Connect failed");
+                return;
+            };
+            let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+            let attach = Command::Attach(InitPayload { version: self.version, ddl_word: self.ddl_word(), locators });
+            let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd));
+            let mut apply = Vec::new();
+            let mut result = donor_locators.and_then(|locs| {
+                for (engine, (_, bytes)) in self.engines.iter().zip(&locs) {
+                    apply.push(engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::AddTask, self.data_dir)?);
+                }
+                Ok(())
+            });
+            let mut conn = Some(conn);
+            if result.is_ok() && apply.len() == self.engines.len() {
+                if let Some(c) = conn.take() {
+                    let task = Task::new(self, index, thd, c, apply.clone(), None);
+                    result = task.stream();
+                    conn = Some(task.conn.into_inner());
+                }
+            }
+            let err = result.err().unwrap_or(0);
+            if let Some(mut c) = conn {
+                let fatal = breaks_connection(err) || exit(&mut c, thd, true).is_err();
+                c.close(Some(thd), fatal, true);
+            }
+            for (engine, (loc, task)) in self.engines.iter().zip(apply) {
+                if err != 0 {
+                    engine.apply_error(thd, loc, task, err);
+                }
+                let _ = engine.apply_end(thd, loc, task, err);
+            }
+        })
+    }
+}
+
+/// The answer to ATTACH: the donor's locators, then COMPLETE.
+fn read_locators(conn: &mut Connection, thd: Thd) -> Result<Vec<(u8, Vec<u8>)>, Errno> {
+    let mut locators = None;
+    loop {
+        let (packet, _) = conn.receive(Some(thd), true, 0)?;
+        match Response::decode(packet) {
+            Ok(Response::Locators { locators: l, .. }) => locators = Some(l.iter().map(|l| (l.db_type, l.bytes.to_vec())).collect()),
+            Ok(Response::Complete) => return locators.ok_or_else(|| raise_protocol("Wrong Clone RPC response to COM_ATTACH")),
+            Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
+            _ => return Err(raise_protocol("Wrong Clone RPC response to COM_ATTACH")),
+        }
+    }
+}
+
+/// Whether the donor's plugin can run here: installed, built in on the
+/// donor, or a library in our plugin directory that loads.
+fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir: &str) -> bool {
+    if service::plugin_installed(thd, name) {
+        return true;
+    }
+    let Some(so) = soname else { return false };
+    if so.is_empty() {
+        return true;
+    }
+    // A name with a directory in it could load anything.
+    if so.contains(&b'/') {
+        return false;
+    }
+    let path = std::path::Path::new(plugin_dir).join(String::from_utf8_lossy(so).as_ref());
+    let Ok(path) = CString::new(path.to_string_lossy().as_bytes()) else { return false };
+    // SAFETY: loads and unloads a plugin library, as the stock check does.
+    unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+        if handle.is_null() {
+            return false;
+        }
+        libc::dlclose(handle);
+    }
+    true
+}
+
+/// One thread's stream: descriptors and data read from its connection and
+/// applied through the storage engines.
+struct Task<'r, 's, 'e> {
+    clone: &'r Recipient<'r>,
+    thd: Thd,
+    conn: RefCell<Connection>,
+    apply: Vec<(Locator, u32)>,
+    meter: Meter<'r>,
+    scope: Option<&'s Scope<'s, 'e>>,
+    buffer: RefCell<Option<AlignedBuf>>,
+}
+
+impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
+    fn new(clone: &'r Recipient<'r>, index: usize, thd: Thd, conn: Connection, apply: Vec<(Locator, u32)>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
+        Task { clone, thd, conn: RefCell::new(conn), apply, meter: Meter::new(&clone.team, index), scope, buffer: RefCell::new(None) }
+    }
+
+    fn check_killed(&self) -> Result<(), Errno> {
+        if self.thd.killed() {
+            if self.meter.is_master() {
+                session::raise(ER_QUERY_INTERRUPTED);
+            }
+            return Err(ER_QUERY_INTERRUPTED);
+        }
+        Ok(())
+    }
+
+    /// EXECUTE, then apply every descriptor until the donor's COMPLETE.
+    fn stream(&self) -> Result<(), Errno> {
+        send(&mut self.conn.borrow_mut(), self.thd, true, &Command::Execute)?;
+        let cbk = Callback::new(self)?;
+        loop {
+            self.check_killed()?;
+            let (index, descriptor) = {
+                let mut conn = self.conn.borrow_mut();
+                let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
+                self.meter.account(0, wire as u64);
+                match Response::decode(packet) {
+                    Ok(Response::DataDesc { db_type, loc_index, descriptor }) => {
+                        let index = loc_index as usize;
+                        match self.clone.engines.get(index) {
+                            Some(e) if e.db_type() == db_type && !descriptor.is_empty() => (index, descriptor.to_vec()),
+                            Some(_) => return Err(raise_protocol("Remote descriptor handlerton type mismatch")),
+                            None => return Err(raise_protocol("Remote descriptor index out of range")),
+                        }
+                    }
+                    Ok(Response::Complete) => return Ok(()),
+                    Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
+                    _ => return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor")),
+                }
+            };
+            let engine = self.clone.engines[index];
+            let (loc, task) = self.apply[index];
+            let c = cbk.cbk();
+            // The engine sets the flags that apply to this chunk only.
+            c.clear_flags();
+            c.set_loc_index(index as u32);
+            c.set_data_desc(&descriptor);
+            engine.apply(self.thd, loc, task, c)?;
+        }
+    }
+
+    /// Reads the DATA message that must follow a descriptor; calls `use_data`
+    /// with its payload while it is valid.
+    fn with_data<T>(&self, use_data: impl FnOnce(&[u8]) -> Result<T, Errno>) -> Result<T, Errno> {
+        self.check_killed()?;
+        let mut conn = self.conn.borrow_mut();
+        let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
+        let Some((&protocol::response::DATA, data)) = packet.split_first() else {
+            return Err(raise_protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA"));
+        };
+        let result = use_data(data)?;
+        let grow = self.meter.account(data.len() as u64, wire as u64);
+        drop(conn);
+        if let (Some(n), Some(scope)) = (grow, self.scope) {
+            if !*self.clone.spawn_failed.lock() {
+                self.clone.spawn_workers(scope, n);
+            }
+        }
+        Ok(result)
+    }
+
+    /// Copies data into this thread's aligned buffer (for O_DIRECT files and
+    /// to outlive the connection's read buffer).
+    fn stage(&self, data: &[u8]) -> Result<EngineBuf, Errno> {
+        let mut slot = self.buffer.borrow_mut();
+        if slot.as_ref().is_none_or(|b| b.len() < data.len()) {
+            *slot = None;
+            *slot = Some(AlignedBuf::new(data.len()).map_err(|_| {
+                session::raise_int(ER_OUTOFMEMORY, data.len() as i64);
+                ER_OUTOFMEMORY
+            })?);
+        }
+        let Some(buf) = slot.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        Ok(EngineBuf { ptr: buf.as_mut_ptr(), len: data.len() as u32 })
+    }
+
+    /// The apply side announced a state or asks to acknowledge one; the
+    /// acknowledgement goes to the donor over the auxiliary connection.
+    fn notice(&self, cbk: Cbk) -> Result<(), Errno> {
+        if let Some(estimate) = cbk.flags().state_change {
+            TRACKER.next_stage(estimate, self.clone.team.threads());
+            return Ok(());
+        }
+        self.meter.state_end();
+        self.check_killed()?;
+        let index = cbk.loc_index() as usize;
+        let (Some(engine), Some((loc, _))) = (self.clone.engines.get(index), self.clone.apply.get(index)) else {
+            return Err(ER_INTERNAL_ERROR);
+        };
+        let ack = Command::Ack { error: 0, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor: cbk.data_desc() };
+        let mut link = self.clone.ack_link.lock();
+        let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        send(conn, self.clone.thd, false, &ack)?;
+        let (packet, _) = conn.receive(Some(self.clone.thd), false, 0)?;
+        match Response::decode(packet) {
+            Ok(Response::Complete) => Ok(()),
+            Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
+            _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
+        }
+    }
+}
+
+impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
+    fn file(&self, _cbk: Cbk, _from: RawFd, _len: u32) -> Result<(), Errno> {
+        Err(ER_INTERNAL_ERROR)
+    }
+
+    fn buffer(&self, cbk: Cbk, _buf: EngineBuf) -> Result<(), Errno> {
+        self.notice(cbk)
+    }
+
+    fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
+        let direct = !cbk.flags().os_buffer_cache;
+        self.with_data(|data| {
+            let written = if direct {
+                let staged = self.stage(data)?;
+                copy::write_all(to, staged.as_slice())
+            } else {
+                copy::write_all(to, data)
+            };
+            written.map_err(|e| {
+                if let copy::CopyError::Write(err) = e {
+                    session::raise_file(ER_ERROR_ON_WRITE, &cbk.dest_name(), &err);
+                }
+                ER_ERROR_ON_WRITE
+            })
+        })
+    }
+
+    fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+        self.with_data(|data| self.stage(data))
+    }
+}
