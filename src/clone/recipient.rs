@@ -86,6 +86,9 @@ struct Recipient<'r> {
     settings: Settings,
     team: Team,
     engines: Vec<Engine>,
+    /// The locators the donor sent, kept alive: an engine may hand them
+    /// back as its own.
+    donor_locators: Vec<(u8, Vec<u8>)>,
     /// The master's apply locators and tasks (what ATTACH and ACK carry).
     apply: Vec<(Locator, u32)>,
     version: u32,
@@ -169,6 +172,7 @@ impl<'r> Recipient<'r> {
             settings,
             team: Team::new(config),
             engines: Vec::new(),
+            donor_locators: Vec::new(),
             apply: Vec::new(),
             version: protocol::VERSION_CURRENT,
             ack_link: Mutex::new(None),
@@ -253,10 +257,11 @@ impl<'r> Recipient<'r> {
         for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
             let _ = engine.apply_end(thd, loc, task, 0);
         }
-        let info = info?;
+        let mut info = info?;
         self.version = info.version;
         self.validate(&info)?;
-        if info.locators.len() != self.engines.len() {
+        self.donor_locators = std::mem::take(&mut info.locators);
+        if self.donor_locators.len() != self.engines.len() {
             return Err(raise_protocol("Wrong Clone RPC response: locator count"));
         }
         if self.in_place() {
@@ -270,7 +275,7 @@ impl<'r> Recipient<'r> {
         }
         TRACKER.next_stage(0, 1);
         for (i, &engine) in self.engines.iter().enumerate() {
-            let (db_type, bytes) = &info.locators[i];
+            let (db_type, bytes) = &self.donor_locators[i];
             if *db_type != engine.db_type() || bytes.is_empty() {
                 self.end_apply(ER_CLONE_PROTOCOL);
                 return Err(raise_protocol("Wrong Clone RPC response: locator"));
@@ -440,10 +445,11 @@ impl<'r> Recipient<'r> {
             };
             let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
             let attach = Command::Attach(InitPayload { version: self.version, ddl_word: self.ddl_word(), locators });
+            // Kept until the worker ends: the engine may use these bytes as its locator.
             let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd));
             let mut apply = Vec::new();
-            let mut result = donor_locators.and_then(|locs| {
-                for (engine, (_, bytes)) in self.engines.iter().zip(&locs) {
+            let mut result = donor_locators.as_ref().map_err(|e| *e).and_then(|locs| {
+                for (engine, (_, bytes)) in self.engines.iter().zip(locs) {
                     apply.push(engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::AddTask, self.data_dir)?);
                 }
                 Ok(())

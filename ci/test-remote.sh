@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Integration tests of remote clone (CLONE INSTANCE FROM) on real mysqld
+# 9.7.4 servers on 127.0.0.1: our recipient from our donor, interoperation
+# with the stock plugin both ways, in-place provisioning with restart and
+# replication set up on the clone, and the stock errors. Data is verified by
+# CHECKSUM TABLE on a server started on each clone. Closes with
+# "N passed, N failed".
+set -uo pipefail
+LOG_TAG=test-remote
+. "$(dirname "$0")/common.sh"
+
+PORT=${PORT_BASE:-13800}
+DONOR=$PORT RECIPIENT=$((PORT + 1)) CLONED=$((PORT + 2))
+passed=0 failed=0
+check() {
+  if [ "$2" = "$3" ]; then
+    passed=$((passed + 1)); printf 'ok   %s\n' "$1"
+  else
+    failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
+  fi
+}
+errno_of() {
+  local out
+  out=$(sql "$1" "$2" 2>&1) && { echo 0; return; }
+  sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out" | head -1
+}
+plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
+cleanup() { server_stop donor; server_stop recipient; server_stop cloned; }
+trap cleanup EXIT
+
+GTID="--gtid-mode=ON --enforce-gtid-consistency=ON"
+build_plugin
+install_our_plugin
+
+log "donor with data, GTID mode on"
+server_init donor
+server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
+bash "$REPO/ci/gen-data.sh" "$DONOR" "${TEST_DATA_MB:-200}" || fail "data generation"
+sql "$DONOR" "CREATE USER donor_user IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO donor_user;
+  CREATE USER repl IDENTIFIED BY 'Repl-1234'; GRANT REPLICATION SLAVE ON *.* TO repl;
+  CREATE TABLE bench.live (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64))"
+server_stop donor
+
+# clone_into DONOR_PLUGIN RECIPIENT_PLUGIN [SQL before CLONE]: a DATA
+# DIRECTORY clone under concurrent inserts, verified on a server started on it.
+clone_into() {
+  local dp=$1 rp=$2 pre=${3:-} dest writer out
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
+  server_init recipient
+  server_start recipient "$RECIPIENT" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  ( for i in $(seq 1 100000); do
+      sql "$DONOR" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID())" 2>/dev/null || break
+      [ -e "$ROOTFS/clone-rs/donor/stop-writer" ] && break
+    done ) &
+  writer=$!
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  out=$(sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'; $pre
+    CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'" 2>&1)
+  touch "$ROOTFS/clone-rs/donor/stop-writer"; wait "$writer"; rm -f "$ROOTFS/clone-rs/donor/stop-writer"
+  check "$rp recipient <- $dp donor: CLONE INSTANCE succeeds" "" "$out"
+  check "$rp <- $dp: clone_status" "Completed	0	127.0.0.1:$DONOR" \
+    "$(sql "$RECIPIENT" "SELECT state, error_no, source FROM performance_schema.clone_status")"
+  check "$rp <- $dp: stages" "Completed,Completed,Completed,Completed,Completed,Not Started,Not Started" \
+    "$(sql "$RECIPIENT" "SELECT state FROM performance_schema.clone_progress" | paste -sd, -)"
+  # Compression makes the wire bytes fewer than the data bytes.
+  local wire="network >= data"
+  [[ "$pre" == *compression=ON* ]] && wire="network < data / 2"
+  check "$rp <- $dp: network bytes counted ($wire)" "1" "$(sql "$RECIPIENT" "SELECT $wire AND data > 0 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")"
+  server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  local static="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
+  check "$rp <- $dp: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $static")" "$(sql "$CLONED" "CHECKSUM TABLE $static")"
+  local max q
+  max=$(sql "$CLONED" "SELECT COALESCE(MAX(id),0) FROM bench.live")
+  q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
+  check "$rp <- $dp: live table is a consistent snapshot" "$(sql "$DONOR" "$q")" "$(sql "$CLONED" "$q")"
+  check "$rp <- $dp: clone's gtid_executed covers its data" "1" \
+    "$(sql "$CLONED" "SELECT GTID_SUBSET(@@global.gtid_executed, '$(sql "$DONOR" "SELECT @@global.gtid_executed")')")"
+  server_stop cloned; server_stop recipient; server_stop donor
+}
+
+clone_into ours ours "SET GLOBAL clone_autotune_concurrency=OFF, clone_max_concurrency=4;"
+clone_into ours stock "SET GLOBAL clone_autotune_concurrency=OFF, clone_max_concurrency=4;"
+clone_into stock ours "SET GLOBAL clone_autotune_concurrency=OFF, clone_max_concurrency=4;"
+clone_into ours ours "SET GLOBAL clone_enable_compression=ON;"
+
+log "errors"
+server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
+server_init recipient
+server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
+d=$(server_dir recipient)/files/x
+check "donor not in clone_valid_donor_list (3869)" "3869" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
+check "status untouched by a donor-list refusal" "0" "$(sql "$RECIPIENT" "SELECT COUNT(*) FROM performance_schema.clone_status")"
+sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+check "wrong password (3862)" "3862" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'nope' DATA DIRECTORY = '$d'")"
+check "user without BACKUP_ADMIN on the donor (3862)" "3862" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM repl@127.0.0.1:$DONOR IDENTIFIED BY 'Repl-1234' DATA DIRECTORY = '$d'")"
+check "failed clone leaves no directory" "absent" "$([ -e "$ROOTFS$d" ] && echo present || echo absent)"
+sql "$DONOR" "SET GLOBAL max_allowed_packet=1048576"
+check "donor max_allowed_packet too small (3862)" "3862" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
+sql "$DONOR" "SET GLOBAL max_allowed_packet=DEFAULT"
+server_stop recipient
+server_init recipient
+server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID --character-set-server=latin1 --collation-server=latin1_swedish_ci
+sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+check "configuration mismatch (3868)" "3868" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
+server_stop recipient
+
+log "in-place clone under a supervisor, then replication from the donor"
+server_init recipient
+server_start_supervised recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
+sql "$RECIPIENT" "CREATE DATABASE old_data; SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+out=$(sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'" 2>&1)
+check "in-place CLONE INSTANCE returns" "" "$out"
+sleep 2
+server_wait recipient "$RECIPIENT"
+check "server restarted with status 16" "16" "$(head -1 "$ROOTFS$(server_dir recipient)/exit-codes")"
+check "in-place: all stages completed after restart" "Completed,Completed,Completed,Completed,Completed,Completed,Completed" \
+  "$(sql "$RECIPIENT" "SELECT state FROM performance_schema.clone_progress" | paste -sd, -)"
+check "in-place: status Completed with donor coordinates" "Completed	0	1" \
+  "$(sql "$RECIPIENT" "SELECT state, error_no, binlog_file LIKE 'binlog.%' FROM performance_schema.clone_status")"
+check "in-place: old data is gone" "0" "$(sql "$RECIPIENT" "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name='old_data'")"
+check "in-place: checksums" "$(checksums "$DONOR")" "$(checksums "$RECIPIENT")"
+check "in-place: gtid_executed equals the donor's" "$(sql "$DONOR" "SELECT @@global.gtid_executed")" "$(sql "$RECIPIENT" "SELECT @@global.gtid_executed")"
+sql "$RECIPIENT" "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=$DONOR, SOURCE_USER='repl',
+  SOURCE_PASSWORD='Repl-1234', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA"
+sql "$DONOR" "INSERT INTO bench.live(v) VALUES ('after clone 1'), ('after clone 2'); CREATE TABLE bench.after_clone (id INT PRIMARY KEY); INSERT INTO bench.after_clone VALUES (1)"
+for i in $(seq 60); do
+  [ "$(sql "$RECIPIENT" "SELECT GTID_SUBSET('$(sql "$DONOR" "SELECT @@global.gtid_executed")', @@global.gtid_executed)")" = 1 ] && break
+  sleep 0.5
+done
+check "replica caught up with writes made after the clone" "$(checksums "$DONOR")" "$(checksums "$RECIPIENT")"
+check "replication threads running" "ON	ON" "$(sql "$RECIPIENT" "SELECT c.service_state, a.service_state FROM performance_schema.replication_connection_status c JOIN performance_schema.replication_applier_status a USING (channel_name)")"
+server_stop recipient
+
+echo "test-remote: $passed passed, $failed failed"
+[ "$failed" = 0 ]
