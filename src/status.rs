@@ -259,10 +259,9 @@ impl Tracker {
             destination: destination.unwrap_or(LOCAL_INSTANCE).to_owned(),
             ..StatusRow::default()
         };
-        inner.view.progress = Progress {
-            id: 1,
-            ..Progress::default()
-        };
+        // The progress rows appear with the first stage (a remote clone that
+        // fails its checks shows none).
+        inner.view.progress = Progress::default();
         let base = destination.map(PathBuf::from).unwrap_or_default();
         inner.status_file = base.join(VIEW_STATUS_FILE);
         inner.progress_file = base.join(VIEW_PROGRESS_FILE);
@@ -289,6 +288,7 @@ impl Tracker {
             }
             None => 0,
         };
+        inner.view.progress.id = 1;
         if next < STAGE_NAMES.len() {
             inner.view.progress.stages[next] = StageRow {
                 state: State::InProgress,
@@ -614,6 +614,7 @@ mod tests {
         let t = Tracker::new();
         t.begin(7, LOCAL_INSTANCE, None).unwrap();
         assert_eq!(t.begin(8, LOCAL_INSTANCE, None), Err(Busy));
+        assert_eq!(t.snapshot().progress.id, 0, "no progress rows before the first stage");
         t.next_stage(0, 1);
         t.next_stage(1000, 2);
         t.add_progress(600, 0, 60, 0, 2);

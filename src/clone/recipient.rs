@@ -448,9 +448,13 @@ impl<'r> Recipient<'r> {
             // Kept until the worker ends: the engine may use these bytes as its locator.
             let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd));
             let mut apply = Vec::new();
+            // The engine joins the running clone through the donor's locator;
+            // applying then goes through the master's apply locator (what the
+            // engine returns here names the donor's clone, not ours).
             let mut result = donor_locators.as_ref().map_err(|e| *e).and_then(|locs| {
-                for (engine, (_, bytes)) in self.engines.iter().zip(locs) {
-                    apply.push(engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::AddTask, self.data_dir)?);
+                for ((engine, (_, bytes)), &(master_loc, _)) in self.engines.iter().zip(locs).zip(&self.apply) {
+                    let (_, task) = engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::AddTask, self.data_dir)?;
+                    apply.push((master_loc, task));
                 }
                 Ok(())
             });
