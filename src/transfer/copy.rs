@@ -26,7 +26,7 @@ pub enum CopyError {
 /// Transparent huge pages are this big on x86-64.
 const HUGE_PAGE: usize = 2 << 20;
 
-/// A buffer aligned for O_DIRECT. It is mapped on its own and, from 2 MiB
+/// A buffer aligned for O_DIRECT. It is mapped on its own and, from 512 KiB
 /// up, backed by transparent huge pages where the system allows: O_DIRECT
 /// pins the buffer's pages on every read and write, and pinning a few huge
 /// pages costs far less than pinning hundreds of small ones.
@@ -42,8 +42,12 @@ unsafe impl Send for AlignedBuf {}
 
 impl AlignedBuf {
     pub fn new(len: usize) -> Result<AlignedBuf, CopyError> {
-        let len = len.max(ALIGN).next_multiple_of(ALIGN);
-        let huge = len >= HUGE_PAGE;
+        let mut len = len.max(ALIGN).next_multiple_of(ALIGN);
+        // Buffers of a good part of a huge page get a whole one.
+        let huge = len >= HUGE_PAGE / 4;
+        if huge {
+            len = len.next_multiple_of(HUGE_PAGE);
+        }
         // Room to place the buffer on a huge-page boundary.
         let map_len = if huge { len.next_multiple_of(HUGE_PAGE) + HUGE_PAGE } else { len };
         // SAFETY: a fresh private anonymous mapping.
