@@ -24,13 +24,37 @@ while [ $# -gt 0 ]; do
 done
 
 plugdir=$ROOTFS$STOCK_PLUGIN_DIR
-restore() { cp "$plugdir/mysql_clone_stock.so" "$plugdir/mysql_clone.so"; }
+restore() {
+  cp "$plugdir/mysql_clone_stock.so" "$plugdir/mysql_clone.so"
+  mountpoint -q "$ROOTFS/proc" && umount "$ROOTFS/proc"
+}
 trap restore EXIT
 case $plugin in
   ours) build_plugin; [ -f "$PLUGIN_SO" ] || fail "no plugin built"; cp "$PLUGIN_SO" "$plugdir/mysql_clone.so" ;;
   stock) restore ;;
   *) fail "--plugin ours|stock" ;;
 esac
+
+# The in-place clone tests (*_replace) restart a server under mysqld_safe.
+# Two things this chroot lacks for that: /proc (mysqld_safe looks for its
+# mysqld there), and a user: MTR runs as root, and mysqld_safe started as
+# root switches mysqld to the user `mysql`, which cannot open the root-owned
+# test files, so mysqld exits and the test waits until it times out. A
+# wrapper passes --user=root, and keeps the restarted server on loopback.
+safe=$ROOTFS/usr/lib/mysql-test/bin/mysqld_safe
+if ! grep -q 'clone-rs wrapper' "$safe"; then
+  mv "$safe" "$safe.real"
+  cat >"$safe" <<'WRAPPER'
+#!/bin/sh
+# clone-rs wrapper (ci/mtr.sh): run mysqld as root, on loopback only.
+# mysqld_safe wants --defaults-file first.
+first=$1; shift
+exec sh /usr/lib/mysql-test/bin/mysqld_safe.real "$first" --user=root \
+  --bind-address=127.0.0.1 --mysqlx-bind-address=127.0.0.1 "$@"
+WRAPPER
+  chmod 755 "$safe"
+fi
+mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
 
 # Our own suite lives in the repository; MTR finds suites in its tree.
 own_suite=$REPO/mysql-test/$suite

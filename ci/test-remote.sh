@@ -98,6 +98,29 @@ check "failed clone leaves no directory" "absent" "$([ -e "$ROOTFS$d" ] && echo 
 sql "$DONOR" "SET GLOBAL max_allowed_packet=1048576"
 check "donor max_allowed_packet too small (3862)" "3862" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
 sql "$DONOR" "SET GLOBAL max_allowed_packet=DEFAULT"
+
+log "KILL QUERY of a throttled clone stops the donor's side too"
+sql "$RECIPIENT" "SET GLOBAL clone_max_network_bandwidth=4, clone_autotune_concurrency=OFF, clone_max_concurrency=2"
+( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'" \
+    >"$ROOTFS$(server_dir recipient)/killed.out" 2>&1 ) &
+cl=$!
+for i in $(seq 50); do
+  [ "$(sql "$RECIPIENT" "SELECT stage FROM performance_schema.clone_progress WHERE state='In Progress'")" = "FILE COPY" ] && break
+  sleep 0.2
+done
+sleep 1
+check "donor serves the clone while it runs" "1" "$(sql "$DONOR" "SELECT COUNT(*) > 0 FROM information_schema.processlist WHERE command LIKE 'Clone%'")"
+sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT pid FROM performance_schema.clone_status")"
+wait "$cl"
+check "killed remote clone fails with 1317" "1" "$(grep -c '^ERROR 1317' "$ROOTFS$(server_dir recipient)/killed.out")"
+check "killed remote clone leaves no directory" "absent" "$([ -e "$ROOTFS$d" ] && echo present || echo absent)"
+for i in $(seq 40); do
+  [ "$(sql "$DONOR" "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Clone%'")" = 0 ] && break
+  sleep 0.5
+done
+check "no clone session left on the donor" "0" "$(sql "$DONOR" "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Clone%'")"
+check "donor can be cloned again right away" "0" "$(errno_of "$RECIPIENT" "SET GLOBAL clone_max_network_bandwidth=DEFAULT; CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
+rm -rf "$ROOTFS$d"
 server_stop recipient
 server_init recipient
 server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID --character-set-server=latin1 --collation-server=latin1_swedish_ci
