@@ -223,14 +223,16 @@ unsafe extern "C" fn read_column(handle: *mut PSI_table_handle, field: *mut PSI_
 }
 
 fn share(name: &'static CStr, definition: &'static str, open: ffi::open_table_t, rows: ffi::get_row_count_t) -> PFS_engine_table_share_proxy {
-    let mut proxy = ffi::PFS_engine_table_proxy::default();
-    proxy.rnd_next = Some(rnd_next);
-    proxy.rnd_init = Some(rnd_init);
-    proxy.rnd_pos = Some(rnd_pos);
-    proxy.read_column_value = Some(read_column);
-    proxy.reset_position = Some(reset_position);
-    proxy.open_table = open;
-    proxy.close_table = Some(close_table);
+    let proxy = ffi::PFS_engine_table_proxy {
+        rnd_next: Some(rnd_next),
+        rnd_init: Some(rnd_init),
+        rnd_pos: Some(rnd_pos),
+        read_column_value: Some(read_column),
+        reset_position: Some(reset_position),
+        open_table: open,
+        close_table: Some(close_table),
+        ..Default::default()
+    };
     PFS_engine_table_share_proxy {
         m_proxy_engine_table: proxy,
         // The service reads the name both as C string and with its length.

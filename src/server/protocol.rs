@@ -190,18 +190,21 @@ pub fn validate_version(recipient: &str, donor: &str, recipient_lts: bool, donor
     }
 }
 
+/// A plugin's name and shared object.
+pub type PluginName = (Vec<u8>, Vec<u8>);
+
 extern "C" fn collect_plugin(ctx: *mut c_void, name: *const c_char, name_len: usize, so: *const c_char, so_len: usize) {
     // SAFETY: ctx is the Vec passed below; the strings have the given lengths.
-    let list = unsafe { &mut *ctx.cast::<Vec<(Vec<u8>, Vec<u8>)>>() };
+    let list = unsafe { &mut *ctx.cast::<Vec<PluginName>>() };
     let bytes = |p: *const c_char, n: usize| if p.is_null() { Vec::new() } else { unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }.to_vec() };
     list.push((bytes(name, name_len), bytes(so, so_len)));
 }
 
 /// Every ready plugin: name and shared object (empty for built-ins).
-pub fn plugins(thd: Thd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Errno> {
-    let mut list: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+pub fn plugins(thd: Thd) -> Result<Vec<PluginName>, Errno> {
+    let mut list: Vec<PluginName> = Vec::new();
     // SAFETY: the visitor only pushes onto `list`.
-    check(unsafe { ffi::cs_foreach_plugin(thd.as_ptr(), Some(collect_plugin), (&mut list as *mut Vec<(Vec<u8>, Vec<u8>)>).cast()) })?;
+    check(unsafe { ffi::cs_foreach_plugin(thd.as_ptr(), Some(collect_plugin), (&mut list as *mut Vec<PluginName>).cast()) })?;
     Ok(list)
 }
 

@@ -286,6 +286,8 @@ pub trait Handler {
 /// The C++ callback object, forwarding to a Rust handler.
 pub struct Callback<'h> {
     raw: NonNull<Ha_clone_cbk>,
+    // Boxed so the C++ object can hold a thin pointer to the fat one.
+    #[allow(clippy::redundant_allocation)]
     _ctx: Box<&'h dyn Handler>,
     _lifetime: PhantomData<&'h ()>,
 }

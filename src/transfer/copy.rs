@@ -40,6 +40,7 @@ pub struct AlignedBuf {
 // The buffer is plain owned memory.
 unsafe impl Send for AlignedBuf {}
 
+#[allow(clippy::len_without_is_empty)] // never empty: at least one block
 impl AlignedBuf {
     pub fn new(len: usize) -> Result<AlignedBuf, CopyError> {
         let mut len = len.max(ALIGN).next_multiple_of(ALIGN);

@@ -30,7 +30,7 @@ impl Throttle {
         if elapsed < self.interval_ms {
             return Duration::ZERO;
         }
-        let expected = |bytes: u64, target: u64| if target == 0 { 0 } else { bytes.saturating_mul(1000) / target };
+        let expected = |bytes: u64, target: u64| bytes.saturating_mul(1000).checked_div(target).unwrap_or(0);
         let expected_ms = expected(data - self.last_data.min(data), data_target)
             .max(expected(network - self.last_network.min(network), network_target));
         self.last_ms = now_ms;
@@ -59,7 +59,7 @@ pub fn per_thread_target(limit_bytes: u64, total_speed: u64, current_target: u64
     if limit_bytes == 0 {
         return 0;
     }
-    let active = if current_target == 0 { threads as u64 } else { total_speed / current_target };
+    let active = total_speed.checked_div(current_target).unwrap_or(threads as u64);
     let active = active.clamp(1, threads.max(1) as u64);
     (limit_bytes / active).max(super::MIB)
 }
