@@ -140,3 +140,25 @@ checksums() {
     ORDER BY table_schema, table_name" | paste -sd, -)
   [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
 }
+
+# Test helpers: `check NAME EXPECTED ACTUAL` counts and prints one result;
+# `errno_of PORT SQL` prints the error number a statement fails with (0 if
+# it succeeds); `report NAME` prints the closing "N passed, N failed" line
+# and returns non-zero if anything failed.
+passed=0 failed=0
+check() {
+  if [ "$2" = "$3" ]; then
+    passed=$((passed + 1)); printf 'ok   %s\n' "$1"
+  else
+    failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
+  fi
+}
+errno_of() {
+  local out
+  out=$(sql "$1" "$2" 2>&1) && { echo 0; return; }
+  sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out" | head -1
+}
+report() {
+  echo "$1: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
+}

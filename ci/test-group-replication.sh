@@ -11,14 +11,6 @@ LOG_TAG=test-gr
 SEED=${PORT_BASE:-13900}
 JOINER=$((SEED + 1))
 GCS_SEED=$((SEED + 10)) GCS_JOINER=$((SEED + 11))
-passed=0 failed=0
-check() {
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1)); printf 'ok   %s\n' "$1"
-  else
-    failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
 cleanup() { server_stop gr-joiner; server_stop gr-seed; }
 trap cleanup EXIT
 
@@ -85,5 +77,4 @@ sleep 1
 check "joiner has the group's data" "$(checksums "$SEED")" "$(checksums "$JOINER")"
 check "joiner's gtid_executed equals the seed's" "$(sql "$SEED" "SELECT @@global.gtid_executed")" "$(sql "$JOINER" "SELECT @@global.gtid_executed")"
 
-echo "test-group-replication: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+report test-group-replication

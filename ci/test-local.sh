@@ -10,22 +10,8 @@ LOG_TAG=test-local
 PORT=${PORT_BASE:-13400}
 CLONE_PORT=$((PORT + 1))
 ROWS_MB=${TEST_DATA_MB:-300}
-passed=0 failed=0
 
-check() { # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1)); printf 'ok   %s\n' "$1"
-  else
-    failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
 
-# The error number a statement fails with ("0" if it succeeds).
-errno_of() { # errno_of PORT SQL
-  local out
-  out=$(sql "$1" "$2" 2>&1) && { echo 0; return; }
-  sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out" | head -1
-}
 
 cleanup() { server_stop donor; server_stop cloned; }
 trap cleanup EXIT
@@ -127,5 +113,4 @@ check "loaded FORCE_PLUS_PERMANENT" "ACTIVE	FORCE_PLUS_PERMANENT" "$(sql "$PORT"
 check "UNINSTALL of FORCE_PLUS_PERMANENT refused (1702)" "1702" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
 server_stop donor
 
-echo "test-local: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+report test-local

@@ -11,19 +11,6 @@ LOG_TAG=test-remote
 
 PORT=${PORT_BASE:-13800}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) CLONED=$((PORT + 2))
-passed=0 failed=0
-check() {
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1)); printf 'ok   %s\n' "$1"
-  else
-    failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
-errno_of() {
-  local out
-  out=$(sql "$1" "$2" 2>&1) && { echo 0; return; }
-  sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out" | head -1
-}
 plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
 cleanup() { server_stop donor; server_stop recipient; server_stop cloned; }
 trap cleanup EXIT
@@ -155,5 +142,4 @@ check "replica caught up with writes made after the clone" "$(checksums "$DONOR"
 check "replication threads running" "ON	ON" "$(sql "$RECIPIENT" "SELECT c.service_state, a.service_state FROM performance_schema.replication_connection_status c JOIN performance_schema.replication_applier_status a USING (channel_name)")"
 server_stop recipient
 
-echo "test-remote: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+report test-remote

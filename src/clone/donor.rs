@@ -106,20 +106,10 @@ fn describe(e: &protocol::DecodeError) -> String {
     }
 }
 
-/// Errors after which the connection is unusable: nothing more is sent.
+/// Errors after which the donor sends nothing more (a killed donor
+/// session still tells the recipient).
 fn is_fatal(e: Errno) -> bool {
-    [
-        ER_NET_PACKETS_OUT_OF_ORDER,
-        ER_NET_UNCOMPRESS_ERROR,
-        ER_NET_PACKET_TOO_LARGE,
-        ER_NET_READ_ERROR,
-        ER_NET_READ_INTERRUPTED,
-        ER_NET_ERROR_ON_WRITE,
-        ER_NET_WRITE_INTERRUPTED,
-        ER_NET_WAIT_ERROR,
-        ER_CLONE_PROTOCOL,
-    ]
-    .contains(&e)
+    e != ER_QUERY_INTERRUPTED && super::breaks_connection(e)
 }
 
 impl Donor {

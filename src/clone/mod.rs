@@ -6,7 +6,28 @@ pub mod local;
 mod meter;
 pub mod recipient;
 
+use crate::server::errors::*;
 use crate::server::services;
+use crate::server::storage::Errno;
+
+/// Errors after which a clone connection cannot carry another message
+/// (the stock plugin's list). KILL is one of them for the recipient; the
+/// donor still reports it to the recipient.
+fn breaks_connection(e: Errno) -> bool {
+    [
+        ER_NET_PACKETS_OUT_OF_ORDER,
+        ER_NET_UNCOMPRESS_ERROR,
+        ER_NET_PACKET_TOO_LARGE,
+        ER_NET_READ_ERROR,
+        ER_NET_READ_INTERRUPTED,
+        ER_NET_ERROR_ON_WRITE,
+        ER_NET_WRITE_INTERRUPTED,
+        ER_NET_WAIT_ERROR,
+        ER_QUERY_INTERRUPTED,
+        ER_CLONE_PROTOCOL,
+    ]
+    .contains(&e)
+}
 
 /// A failed clone into a new directory leaves nothing behind: the server
 /// checked that the directory did not exist before the clone, so all of it

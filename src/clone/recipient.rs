@@ -6,6 +6,7 @@
 //! DIRECTORY), the engines first drop this server's data, and the server
 //! restarts on the clone when the statement returns.
 
+use super::breaks_connection;
 use super::meter::{Meter, Team};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
@@ -107,23 +108,6 @@ fn raise_donor_error(code: i32, message: &[u8]) -> Errno {
     let text = String::from_utf8_lossy(message);
     session::raise_str(ER_CLONE_DONOR, &format!("{code} : {text}"));
     ER_CLONE_DONOR
-}
-
-/// Errors after which a connection cannot carry COM_EXIT any more.
-fn breaks_connection(e: Errno) -> bool {
-    [
-        ER_NET_PACKETS_OUT_OF_ORDER,
-        ER_NET_UNCOMPRESS_ERROR,
-        ER_NET_PACKET_TOO_LARGE,
-        ER_NET_READ_ERROR,
-        ER_NET_READ_INTERRUPTED,
-        ER_NET_ERROR_ON_WRITE,
-        ER_NET_WRITE_INTERRUPTED,
-        ER_NET_WAIT_ERROR,
-        ER_QUERY_INTERRUPTED,
-        ER_CLONE_PROTOCOL,
-    ]
-    .contains(&e)
 }
 
 /// Sends a command. `active` makes the connection the session's clone
