@@ -5,14 +5,17 @@
 # and the peak RSS of the mysqld doing the work (VmHWM of servers started
 # fresh for each clone; for remote clones, donor and recipient added).
 #
-#   ci/bench.sh [--mb 2048] [--rounds 3] [--cold] [--modes "local remote remote-compressed"]
+#   ci/bench.sh [--mb 2048] [--rounds 3] [--cold]
+#               [--modes "local remote remote-compressed remote-inplace"]
 #
+# remote-inplace replaces the recipient's data and is timed until the
+# restarted recipient answers again; its RSS is the donor's only.
 # --cold drops the OS page cache before each clone.
 set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=2048 ROUNDS=3 PORT=13600 COLD=0 MODES="local remote remote-compressed"
+MB=2048 ROUNDS=3 PORT=13600 COLD=0 MODES="local remote remote-compressed remote-inplace"
 while [ $# -gt 0 ]; do
   case $1 in
     --mb) MB=$2; shift 2 ;;
@@ -45,7 +48,10 @@ server_init bench-rcpt
 one_clone() {
   local mode=$1 plugin=$2 dest=$3 t0 t1 hwm
   server_start bench "$PORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
-  if [ "$mode" != local ]; then
+  if [ "$mode" = remote-inplace ]; then
+    server_start_supervised bench-rcpt "$RPORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
+    sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT'"
+  elif [ "$mode" != local ]; then
     server_start bench-rcpt "$RPORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
     local compress=OFF; [ "$mode" = remote-compressed ] && compress=ON
     sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT', clone_enable_compression=$compress"
@@ -55,12 +61,22 @@ one_clone() {
   t0=$(date +%s.%N)
   if [ "$mode" = local ]; then
     sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$dest'"
+  elif [ "$mode" = remote-inplace ]; then
+    sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
+    sleep 0.2
+    server_wait bench-rcpt "$RPORT"
   else
     sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'"
   fi
   t1=$(date +%s.%N)
   hwm=$(hwm_kb bench)
-  if [ "$mode" != local ]; then hwm=$((hwm + $(hwm_kb bench-rcpt))); server_stop bench-rcpt; fi
+  if [ "$mode" = remote-inplace ]; then
+    # The bytes cloned, as the restarted recipient reports them.
+    sql "$RPORT" "SELECT SUM(data) FROM performance_schema.clone_progress" >"$ROOTFS$(server_dir bench)/inplace-bytes"
+    server_stop bench-rcpt
+  elif [ "$mode" != local ]; then
+    hwm=$((hwm + $(hwm_kb bench-rcpt))); server_stop bench-rcpt
+  fi
   server_stop bench
   echo "$(calc "$t1 - $t0") $hwm"
 }
@@ -77,7 +93,11 @@ for mode in $MODES; do
       [ "$mode" != local ] && dest=$(server_dir bench-rcpt)/files/clone
       rm -rf "$ROOTFS$dest"
       read -r s hwm < <(one_clone "$mode" "$plugin" "$dest")
-      bytes=$(du -sb "$ROOTFS$dest" | cut -f1)
+      if [ "$mode" = remote-inplace ]; then
+        bytes=$(cat "$ROOTFS$(server_dir bench)/inplace-bytes")
+      else
+        bytes=$(du -sb "$ROOTFS$dest" | cut -f1)
+      fi
       rm -rf "$ROOTFS$dest"
       total_s[$plugin]=$(calc "${total_s[$plugin]} + $s")
       [ "$hwm" -gt "${peak_kb[$plugin]}" ] && peak_kb[$plugin]=$hwm

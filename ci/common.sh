@@ -121,7 +121,7 @@ server_stop() {
   if [ -f "$d/supervisor.pid" ]; then
     pid=$(cat "$d/supervisor.pid")
     for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || true
     rm -f "$d/supervisor.pid"
   fi
 }
