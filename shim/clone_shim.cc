@@ -15,6 +15,8 @@
 #include "mysql/components/services/clone_protocol_service.h"
 #include "mysql/components/services/log_builtins.h"
 #include "mysql/plugin.h"
+#include "mysql/psi/psi_statement.h"
+#include "mysql/psi/psi_thread.h"
 #include "mysql_com_server.h"
 #include "mysql/components/services/bits/mysql_socket_bits.h"
 #include "sql/handler.h"
@@ -218,6 +220,45 @@ int cs_clone_apply_end(handlerton *hton, THD *thd, const unsigned char *loc,
     return iface(hton).clone_apply_end(hton, thd, loc, loc_len, task_id,
                                        in_err);
   });
+}
+
+namespace {
+PSI_thread_key psi_keys_thread[2];
+PSI_statement_info psi_statements[] = {
+    {0, "local", 0, PSI_DOCUMENT_ME},
+    {0, "client", 0, PSI_DOCUMENT_ME},
+    {0, "server", 0, PSI_DOCUMENT_ME}};
+PSI_thread_info psi_threads[] = {
+    {&psi_keys_thread[0], "local-task", "clone_local", 0, 0, PSI_DOCUMENT_ME},
+    {&psi_keys_thread[1], "client-task", "clone_client", 0, 0,
+     PSI_DOCUMENT_ME}};
+}  // namespace
+
+void cs_psi_register(void) {
+  try {
+    if (psi_thread_service != nullptr)
+      psi_thread_service->register_thread("clone", psi_threads, 2);
+    if (psi_statement_service != nullptr)
+      psi_statement_service->register_statement("clone", psi_statements, 3);
+  } catch (...) {
+  }
+}
+
+unsigned cs_psi_key(int instrument) {
+  switch (instrument) {
+    case CS_PSI_LOCAL_TASK:
+      return psi_keys_thread[0];
+    case CS_PSI_CLIENT_TASK:
+      return psi_keys_thread[1];
+    case CS_PSI_STATEMENT_LOCAL:
+      return psi_statements[0].m_key;
+    case CS_PSI_STATEMENT_CLIENT:
+      return psi_statements[1].m_key;
+    case CS_PSI_STATEMENT_SERVER:
+      return psi_statements[2].m_key;
+    default:
+      return 0;
+  }
 }
 
 THD *cs_current_thd(void) { return thd_get_current_thd(); }

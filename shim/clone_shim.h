@@ -81,6 +81,22 @@ int cs_clone_apply(handlerton *hton, THD *thd, const unsigned char *loc,
 int cs_clone_apply_end(handlerton *hton, THD *thd, const unsigned char *loc,
                        unsigned loc_len, unsigned task_id, int in_err);
 
+/* ---- performance_schema instruments ---- */
+
+/* Registers the clone thread and statement instruments (category "clone"). */
+void cs_psi_register(void);
+/* Thread keys for worker sessions, statement keys for refining the
+ * session's statement: thread/clone/local-task, thread/clone/client-task,
+ * statement/clone/local, statement/clone/client, statement/clone/server. */
+enum cs_psi_instrument {
+  CS_PSI_LOCAL_TASK = 0,
+  CS_PSI_CLIENT_TASK = 1,
+  CS_PSI_STATEMENT_LOCAL = 2,
+  CS_PSI_STATEMENT_CLIENT = 3,
+  CS_PSI_STATEMENT_SERVER = 4
+};
+unsigned cs_psi_key(int instrument);
+
 /* ---- sessions ---- */
 
 THD *cs_current_thd(void);

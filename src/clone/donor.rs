@@ -9,7 +9,7 @@ use crate::protocol::{self, response, Command, InitPayload, Response};
 use crate::server::errors::*;
 use crate::server::protocol::{self as service, DonorLink};
 use crate::server::services;
-use crate::server::session::{self, Thd};
+use crate::server::session::{self, Statement, Thd};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars;
 use crate::transfer::copy::{self, AlignedBuf, ALIGN};
@@ -49,6 +49,7 @@ struct Donor {
 
 /// Serves one recipient connection until it exits.
 pub fn serve(thd: Thd) -> Result<(), Errno> {
+    thd.refine_statement(Statement::Server);
     let mut donor = Donor { link: DonorLink(thd), thd, active: Vec::new(), version: protocol::VERSION_CURRENT, backup_locked: false };
     let mut last_error = 0;
     loop {

@@ -7,7 +7,7 @@
 
 use crate::server::errors::*;
 use crate::server::services;
-use crate::server::session::{self, Thd, WorkerSession};
+use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
@@ -27,6 +27,7 @@ const BUFFER_BUDGET: u32 = 128 * 1024 * 1024;
 /// Runs a local clone for the session `thd` into `data_dir` and records it in
 /// clone_status / clone_progress.
 pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
+    thd.refine_statement(Statement::Local);
     let dir_text = data_dir.to_string_lossy();
     if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
         session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
@@ -182,7 +183,7 @@ impl<'a> LocalClone<'a> {
     /// A worker joins the running clone on both sides and copies its share.
     fn worker(&self, index: usize) {
         session::guard((), || {
-            let Some(session) = WorkerSession::start() else {
+            let Some(session) = WorkerSession::start(Worker::Local) else {
                 services::log_info("Failed to spawn worker: 0");
                 return;
             };

@@ -12,7 +12,7 @@ use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
 use crate::server::protocol::{self as service, Connection, DonorAddress};
 use crate::server::services;
-use crate::server::session::{self, guard, Thd, WorkerSession};
+use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, TRACKER};
@@ -46,6 +46,7 @@ pub struct Request<'a> {
 
 /// Runs a remote clone and records it in clone_status / clone_progress.
 pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
+    thd.refine_statement(Statement::Client);
     let source = format!("{}:{}", req.host, req.port);
     let dest = req.data_dir.map(|d| d.to_string_lossy().into_owned());
     if let Err(Busy) = TRACKER.begin(thd.thread_id(), &source, dest.as_deref()) {
@@ -421,7 +422,7 @@ impl<'r> Recipient<'r> {
     /// A worker: its own connection, ATTACH, its share of the stream.
     fn worker(&self, index: usize) {
         guard((), || {
-            let Some(session) = WorkerSession::start() else { return };
+            let Some(session) = WorkerSession::start(Worker::Client) else { return };
             let thd = session.thd();
             let Ok(mut conn) = Connection::open(Some(thd), &self.address) else {
                 services::log_info("Task Connect failed");

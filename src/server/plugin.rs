@@ -95,6 +95,7 @@ unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
             eprintln!("clone plugin: cannot acquire service {what}");
             return 1;
         }
+        session::register_instruments();
         // SAFETY: registers this plugin (by name) as the server's clone handler.
         let err = unsafe { ffi::clone_handle_create(c"clone".as_ptr()) };
         if err == ER_INIT_BOOTSTRAP_COMPLETE {

@@ -49,6 +49,13 @@ impl Thd {
         unsafe { ffi::thd_get_thread_id(self.as_ptr()) as u32 }
     }
 
+    /// Shows the session's statement as this clone statement instrument
+    /// (statement/clone/local, client or server) in performance_schema.
+    pub fn refine_statement(self, statement: Statement) {
+        // SAFETY: valid THD; the key was registered at plugin start.
+        unsafe { ffi::cs_statement_refine(self.as_ptr(), ffi::cs_psi_key(statement as c_int)) }
+    }
+
     /// The error in the session's diagnostics area (0 and "" if none).
     pub fn error(self) -> (u32, String) {
         let mut msg: *const c_char = std::ptr::null();
@@ -131,6 +138,27 @@ pub fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The clone statement instruments (values: the shim's cs_psi_instrument).
+#[derive(Clone, Copy)]
+pub enum Statement {
+    Local = ffi::cs_psi_instrument_CS_PSI_STATEMENT_LOCAL as isize,
+    Client = ffi::cs_psi_instrument_CS_PSI_STATEMENT_CLIENT as isize,
+    Server = ffi::cs_psi_instrument_CS_PSI_STATEMENT_SERVER as isize,
+}
+
+/// The clone worker thread instruments.
+#[derive(Clone, Copy)]
+pub enum Worker {
+    Local = ffi::cs_psi_instrument_CS_PSI_LOCAL_TASK as isize,
+    Client = ffi::cs_psi_instrument_CS_PSI_CLIENT_TASK as isize,
+}
+
+/// Registers the thread and statement instruments with performance_schema.
+pub fn register_instruments() {
+    // SAFETY: registration through the server's PSI services.
+    unsafe { ffi::cs_psi_register() }
+}
+
 /// The session of a clone worker thread, created through the clone_protocol
 /// service and destroyed on the same OS thread when dropped.
 pub struct WorkerSession {
@@ -139,9 +167,9 @@ pub struct WorkerSession {
 }
 
 impl WorkerSession {
-    pub fn start() -> Option<WorkerSession> {
+    pub fn start(kind: Worker) -> Option<WorkerSession> {
         // SAFETY: creates a THD bound to the calling thread.
-        let thd = Thd::from_raw(unsafe { ffi::cs_worker_thd_start(0, 0) })?;
+        let thd = Thd::from_raw(unsafe { ffi::cs_worker_thd_start(ffi::cs_psi_key(kind as c_int), 0) })?;
         Some(WorkerSession { thd, _not_send: std::marker::PhantomData })
     }
 
