@@ -186,11 +186,9 @@ impl<'r> Recipient<'r> {
         *self.ack_link.lock() = Some(ack);
         let mut locked = false;
         let mut result = self.start(&mut main, &mut locked);
-        let started = result.is_ok();
         let mut main = Some(main);
-        if started {
-            let team_result = self.transfer(&mut main);
-            result = team_result;
+        if result.is_ok() {
+            result = self.transfer(&mut main);
         }
         let err = result.err().unwrap_or(0);
         // Leave the donor: the auxiliary connection first.
@@ -207,10 +205,9 @@ impl<'r> Recipient<'r> {
             let fatal = breaks_connection(err) || exit(&mut m, thd, true).is_err();
             m.close(Some(thd), fatal, err == 0);
         }
-        if started {
-            for (engine, &(loc, task)) in self.engines.iter().zip(&self.apply) {
-                let _ = engine.apply_end(thd, loc, task, err);
-            }
+        // Whatever the apply side began (nothing if the checks failed).
+        for (engine, &(loc, task)) in self.engines.iter().zip(&self.apply) {
+            let _ = engine.apply_end(thd, loc, task, err);
         }
         // After an in-place clone the lock is kept until the server restarts.
         if locked && (err != 0 || !self.in_place()) {
