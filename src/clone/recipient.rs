@@ -32,6 +32,14 @@ const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
 /// (backup lock wait, loading tablespaces).
 const INIT_EXTRA_TIMEOUT_S: u32 = 300;
 
+/// Without a word from the donor, it keeps a clone this long after a
+/// network failure (its default).
+const DEFAULT_RECONNECT_MINUTES: u32 = 5;
+/// At most this many attempts at one clone, as the stock plugin.
+const MAX_ATTEMPTS: u32 = 100;
+/// Reconnection attempts start at least this far apart.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What CLONE INSTANCE asked for.
 pub struct Request<'a> {
     pub host: &'a str,
@@ -79,6 +87,8 @@ struct DonorInfo {
     configs: Vec<(Vec<u8>, Vec<u8>)>,
     json: Option<String>,
     locators: Vec<(u8, Vec<u8>)>,
+    /// clone_donor_timeout_after_network_failure of the donor, in minutes.
+    reconnect_minutes: Option<u32>,
 }
 
 struct Recipient<'r> {
@@ -94,6 +104,8 @@ struct Recipient<'r> {
     /// The master's apply locators and tasks (what ATTACH and ACK carry).
     apply: Vec<(Locator, u32)>,
     version: u32,
+    /// How long the donor keeps a clone for us after a network failure.
+    reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
     spawn_failed: Mutex<bool>,
 }
@@ -109,6 +121,11 @@ fn raise_donor_error(code: i32, message: &[u8]) -> Errno {
     let text = String::from_utf8_lossy(message);
     session::raise_str(ER_CLONE_DONOR, &format!("{code} : {text}"));
     ER_CLONE_DONOR
+}
+
+/// Network errors after which the clone can resume on new connections.
+fn is_restartable(e: Errno) -> bool {
+    [ER_NET_ERROR_ON_WRITE, ER_NET_READ_ERROR, ER_NET_WRITE_INTERRUPTED, ER_NET_READ_INTERRUPTED, ER_NET_WAIT_ERROR].contains(&e)
 }
 
 /// Sends a command. `active` makes the connection the session's clone
@@ -160,6 +177,7 @@ impl<'r> Recipient<'r> {
             donor_locators: Vec::new(),
             apply: Vec::new(),
             version: protocol::VERSION_CURRENT,
+            reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
             spawn_failed: Mutex::new(false),
         }
@@ -187,8 +205,17 @@ impl<'r> Recipient<'r> {
         let mut locked = false;
         let mut result = self.start(&mut main, &mut locked);
         let mut main = Some(main);
-        if result.is_ok() {
+        let mut attempt = 1;
+        while result.is_ok() {
             result = self.transfer(&mut main);
+            match result {
+                Err(e) if is_restartable(e) && attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    services::log_info(&format!("Source Network issue: error: {e}"));
+                    result = self.resume(&mut main);
+                }
+                _ => break,
+            }
         }
         let err = result.err().unwrap_or(0);
         // Leave the donor: the auxiliary connection first.
@@ -241,6 +268,7 @@ impl<'r> Recipient<'r> {
         }
         let mut info = info?;
         self.version = info.version;
+        self.reconnect_minutes = info.reconnect_minutes.unwrap_or(DEFAULT_RECONNECT_MINUTES);
         self.validate(&info)?;
         self.donor_locators = std::mem::take(&mut info.locators);
         if self.donor_locators.len() != self.engines.len() {
@@ -283,6 +311,62 @@ impl<'r> Recipient<'r> {
         }
     }
 
+    /// After a network failure: drops this attempt's connections, connects
+    /// again within the donor's network-failure timeout, and resumes the
+    /// clone with COM_REINIT; the engines restart from what was acknowledged.
+    fn resume(&mut self, main: &mut Option<Connection>) -> Result<(), Errno> {
+        let thd = self.thd;
+        if let Some(ack) = self.ack_link.lock().take() {
+            ack.close(None, true, false);
+        }
+        if let Some(m) = main.take() {
+            m.close(Some(thd), true, false);
+        }
+        // The workers of the failed attempt are gone; new ones may start.
+        self.team.threads.store(1, Relaxed);
+        let deadline = std::time::Instant::now() + Duration::from_secs(self.reconnect_minutes as u64 * 60);
+        let mut tries = 0u32;
+        let (new_main, new_ack) = loop {
+            let started = std::time::Instant::now();
+            if thd.killed() {
+                session::raise(ER_QUERY_INTERRUPTED);
+                return Err(ER_QUERY_INTERRUPTED);
+            }
+            if self.reconnect_minutes == 0 || started > deadline {
+                services::log_info("Source break restart loop");
+                return Err(if thd.error().0 != 0 { thd.error().0 as Errno } else { ER_NET_READ_ERROR });
+            }
+            tries += 1;
+            match Connection::open(Some(thd), &self.address) {
+                Ok(mut m) => match Connection::open(None, &self.address) {
+                    Ok(a) => break (m, a),
+                    Err(_) => {
+                        let _ = exit(&mut m, thd, true);
+                        m.close(Some(thd), true, false);
+                    }
+                },
+                Err(_) => services::log_info(&format!("Source re-connect failed: count: {tries}")),
+            }
+            let waited = started.elapsed();
+            if waited < RECONNECT_INTERVAL {
+                std::thread::sleep(RECONNECT_INTERVAL - waited);
+            }
+        };
+        *self.ack_link.lock() = Some(new_ack);
+        let mut m = new_main;
+        // The engines re-issue their locators for the restart.
+        let mut restarted = Vec::new();
+        for (engine, &(loc, _)) in self.engines.iter().zip(&self.apply) {
+            restarted.push(engine.apply_begin(thd, Some(loc), Mode::Restart, self.data_dir)?);
+        }
+        self.apply = restarted;
+        let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+        let reinit = Command::Reinit(InitPayload { version: self.version, ddl_word: self.ddl_word(), locators });
+        let sent = send(&mut m, thd, true, &reinit).and_then(|()| read_locators(&mut m, thd));
+        *main = Some(m);
+        sent.map(|_| ())
+    }
+
     fn read_init_response(&self, main: &mut Connection) -> Result<DonorInfo, Errno> {
         let thd = self.thd;
         let timeout = self.settings.ddl_timeout.saturating_add(INIT_EXTRA_TIMEOUT_S);
@@ -296,7 +380,9 @@ impl<'r> Recipient<'r> {
                 Ok(Response::Collation { name }) => info.collations.push(name.to_vec()),
                 Ok(Response::Config { key, value }) => info.configs.push((key.to_vec(), value.to_vec())),
                 Ok(Response::ConfigV3 { key, value }) => {
-                    if key != b"clone_donor_timeout_after_network_failure" {
+                    if key == b"clone_donor_timeout_after_network_failure" {
+                        info.reconnect_minutes = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+                    } else {
                         info.configs.push((key.to_vec(), value.to_vec()));
                     }
                 }
