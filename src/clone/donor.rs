@@ -298,14 +298,10 @@ impl Handler for Sender {
         self.interrupted()?;
         let len = len as usize;
         let mut slot = self.buffer.borrow_mut();
-        if slot.as_ref().is_none_or(|b| b.len() < len + ALIGN) {
-            *slot = None;
-            *slot = Some(AlignedBuf::new(len + ALIGN).map_err(|_| {
-                session::raise_int(ER_OUTOFMEMORY, len as i64);
-                ER_OUTOFMEMORY
-            })?);
-        }
-        let Some(buf) = slot.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        let buf = copy::reserve(&mut slot, len + ALIGN).map_err(|_| {
+            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            ER_OUTOFMEMORY
+        })?;
         let area = buf.as_mut_slice();
         copy::read_exact(from, &mut area[ALIGN..ALIGN + len]).map_err(|e| {
             if let copy::CopyError::Read(err) = e {

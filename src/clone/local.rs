@@ -14,11 +14,9 @@ use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::copy::{self, AlignedBuf, CopyError};
 use crate::transfer::stats::Config;
 use super::meter::{Meter, Team};
-use parking_lot::Mutex;
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering::Relaxed;
 use std::thread::Scope;
 
 /// Per-thread copy buffers share this much memory at most.
@@ -62,9 +60,6 @@ struct LocalClone<'a> {
     team: Team,
     /// Bytes per thread buffer (also the engine's read-size hint).
     buffer_size: u32,
-    /// Workers log start failures here; the master reports nothing of them
-    /// (the engine passes real errors on to the master's task).
-    spawn_failed: Mutex<bool>,
 }
 
 impl<'a> LocalClone<'a> {
@@ -83,7 +78,6 @@ impl<'a> LocalClone<'a> {
             engines: Vec::new(),
             team: Team::new(config),
             buffer_size,
-            spawn_failed: Mutex::new(false),
         }
     }
 
@@ -145,7 +139,7 @@ impl<'a> LocalClone<'a> {
             let config = self.team.config;
             if !config.autotune {
                 let wanted = config.allowed_threads(config.max_threads);
-                self.spawn_workers(scope, wanted);
+                self.team.spawn_workers(scope, wanted, "clone_local", |i| self.worker(i));
             }
             let tasks: Vec<u32> = self.engines.iter().map(|c| c.apply_task).collect();
             let task = Task::new(self, 0, thd, tasks, Some(scope));
@@ -161,23 +155,6 @@ impl<'a> LocalClone<'a> {
             let _ = c.engine.end(thd, c.source, c.source_task, err);
         }
         result
-    }
-
-    /// Starts workers until `total` threads run (master included).
-    fn spawn_workers<'s>(&'s self, scope: &'s Scope<'s, '_>, total: u32) {
-        let threads = &self.team.threads;
-        while threads.load(Relaxed) < total.min(self.team.config.max_threads) {
-            let index = threads.fetch_add(1, Relaxed) as usize;
-            let spawned = std::thread::Builder::new()
-                .name("clone_local".into())
-                .spawn_scoped(scope, move || self.worker(index));
-            if let Err(e) = spawned {
-                threads.fetch_sub(1, Relaxed);
-                *self.spawn_failed.lock() = true;
-                services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
-                return;
-            }
-        }
     }
 
     /// A worker joins the running clone on both sides and copies its share.
@@ -305,19 +282,15 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     /// Statistics, auto-tuning (master) and throttling after each chunk.
     fn account(&self, bytes: u64) {
         if let (Some(n), Some(scope)) = (self.meter.account(bytes, 0), self.scope) {
-            if !*self.clone.spawn_failed.lock() {
-                self.clone.spawn_workers(scope, n);
-            }
+            let clone = self.clone;
+            clone.team.spawn_workers(scope, n, "clone_local", |i| clone.worker(i));
         }
     }
 
     /// This thread's aligned buffer, grown to at least `len` bytes.
     fn buffer(&self, len: usize) -> Result<RefMut<'_, AlignedBuf>, Errno> {
         let mut slot = self.buffer.borrow_mut();
-        if slot.as_ref().is_none_or(|b| b.len() < len) {
-            *slot = None;
-            *slot = Some(AlignedBuf::new(len).map_err(|e| self.report(e, &Default::default()))?);
-        }
+        copy::reserve(&mut slot, len).map_err(|e| self.report(e, &Default::default()))?;
         RefMut::filter_map(slot, Option::as_mut).map_err(|_| ER_INTERNAL_ERROR)
     }
 

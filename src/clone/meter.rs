@@ -8,7 +8,8 @@ use crate::status::TRACKER;
 use crate::transfer::stats::{Config, Monitor, Shared};
 use crate::transfer::throttle::Throttle;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::thread::Scope;
 use std::time::Instant;
 
 /// What the threads of one clone share.
@@ -17,12 +18,20 @@ pub struct Team {
     pub shared: Shared,
     /// Master + running workers.
     pub threads: AtomicU32,
+    /// A worker thread could not be started: auto-tuning asks for no more.
+    spawn_failed: AtomicBool,
     started: Instant,
 }
 
 impl Team {
     pub fn new(config: Config) -> Team {
-        Team { shared: Shared::new(config.max_threads), config, threads: AtomicU32::new(1), started: Instant::now() }
+        Team {
+            shared: Shared::new(config.max_threads),
+            config,
+            threads: AtomicU32::new(1),
+            spawn_failed: AtomicBool::new(false),
+            started: Instant::now(),
+        }
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -31,6 +40,24 @@ impl Team {
 
     pub fn threads(&self) -> u32 {
         self.threads.load(Relaxed)
+    }
+
+    /// Starts workers until `total` threads run (master included); worker
+    /// `i` runs `work(i)`. Workers report no errors of their own: the engine
+    /// passes a worker's failure on to the master's task.
+    pub fn spawn_workers<'s, F>(&'s self, scope: &'s Scope<'s, '_>, total: u32, name: &str, work: F)
+    where
+        F: Fn(usize) + Send + Copy + 's,
+    {
+        while !self.spawn_failed.load(Relaxed) && self.threads.load(Relaxed) < total.min(self.config.max_threads) {
+            let index = self.threads.fetch_add(1, Relaxed) as usize;
+            let spawned = std::thread::Builder::new().name(name.into()).spawn_scoped(scope, move || work(index));
+            if let Err(e) = spawned {
+                self.threads.fetch_sub(1, Relaxed);
+                self.spawn_failed.store(true, Relaxed);
+                services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
+            }
+        }
     }
 }
 

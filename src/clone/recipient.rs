@@ -107,7 +107,6 @@ struct Recipient<'r> {
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
-    spawn_failed: Mutex<bool>,
 }
 
 fn raise_protocol(what: &str) -> Errno {
@@ -179,7 +178,6 @@ impl<'r> Recipient<'r> {
             version: protocol::VERSION_CURRENT,
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
-            spawn_failed: Mutex::new(false),
         }
     }
 
@@ -472,7 +470,7 @@ impl<'r> Recipient<'r> {
         let (result, conn) = std::thread::scope(|scope| {
             let config = self.team.config;
             if !config.autotune {
-                self.spawn_workers(scope, config.allowed_threads(config.max_threads));
+                self.team.spawn_workers(scope, config.allowed_threads(config.max_threads), "clone_client", |i| self.worker(i));
             }
             let task = Task::new(self, 0, self.thd, conn, self.apply.clone(), Some(scope));
             let result = task.stream();
@@ -486,20 +484,6 @@ impl<'r> Recipient<'r> {
         });
         *main = Some(conn);
         result
-    }
-
-    fn spawn_workers<'s>(&'s self, scope: &'s Scope<'s, '_>, total: u32) {
-        let threads = &self.team.threads;
-        while threads.load(Relaxed) < total.min(self.team.config.max_threads) {
-            let index = threads.fetch_add(1, Relaxed) as usize;
-            let spawned = std::thread::Builder::new().name("clone_client".into()).spawn_scoped(scope, move || self.worker(index));
-            if let Err(e) = spawned {
-                threads.fetch_sub(1, Relaxed);
-                *self.spawn_failed.lock() = true;
-                services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
-                return;
-            }
-        }
     }
 
     /// A worker: its own connection, ATTACH, its share of the stream.
@@ -665,9 +649,8 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         let grow = self.meter.account(data.len() as u64, wire as u64);
         drop(conn);
         if let (Some(n), Some(scope)) = (grow, self.scope) {
-            if !*self.clone.spawn_failed.lock() {
-                self.clone.spawn_workers(scope, n);
-            }
+            let clone = self.clone;
+            clone.team.spawn_workers(scope, n, "clone_client", |i| clone.worker(i));
         }
         Ok(result)
     }
@@ -676,14 +659,10 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     /// to outlive the connection's read buffer).
     fn stage(&self, data: &[u8]) -> Result<EngineBuf, Errno> {
         let mut slot = self.buffer.borrow_mut();
-        if slot.as_ref().is_none_or(|b| b.len() < data.len()) {
-            *slot = None;
-            *slot = Some(AlignedBuf::new(data.len()).map_err(|_| {
-                session::raise_int(ER_OUTOFMEMORY, data.len() as i64);
-                ER_OUTOFMEMORY
-            })?);
-        }
-        let Some(buf) = slot.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        let buf = copy::reserve(&mut slot, data.len()).map_err(|_| {
+            session::raise_int(ER_OUTOFMEMORY, data.len() as i64);
+            ER_OUTOFMEMORY
+        })?;
         buf.as_mut_slice()[..data.len()].copy_from_slice(data);
         Ok(EngineBuf { ptr: buf.as_mut_ptr(), len: data.len() as u32 })
     }

@@ -86,6 +86,16 @@ impl AlignedBuf {
     }
 }
 
+/// The buffer in `slot`, replaced by a bigger one if it holds fewer than
+/// `len` bytes (buffers are kept per thread and reused).
+pub fn reserve(slot: &mut Option<AlignedBuf>, len: usize) -> Result<&mut AlignedBuf, CopyError> {
+    if slot.as_ref().is_none_or(|b| b.len() < len) {
+        *slot = None;
+        *slot = Some(AlignedBuf::new(len)?);
+    }
+    slot.as_mut().ok_or(CopyError::OutOfMemory(len))
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: the mapping was created in new() with this length.
