@@ -141,7 +141,8 @@ checksums() {
   [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
 }
 
-# Test helpers: `check NAME EXPECTED ACTUAL` counts and prints one result;
+# Test helpers: `check NAME EXPECTED ACTUAL` counts and prints one result
+# (and fails when it is a failure);
 # `errno_of PORT SQL` prints the error number a statement fails with (0 if
 # it succeeds); `report NAME` prints the closing "N passed, N failed" line
 # and returns non-zero if anything failed.
@@ -151,6 +152,7 @@ check() {
     passed=$((passed + 1)); printf 'ok   %s\n' "$1"
   else
     failed=$((failed + 1)); printf 'FAIL %s\n     expected: %s\n     actual:   %s\n' "$1" "$2" "$3"
+    return 1
   fi
 }
 errno_of() {

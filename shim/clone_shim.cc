@@ -147,6 +147,10 @@ unsigned char cs_hton_db_type(handlerton *hton) {
   return static_cast<unsigned char>(hton->db_type);
 }
 
+bool cs_hton_is_innodb(handlerton *hton) {
+  return hton->db_type == DB_TYPE_INNODB;
+}
+
 handlerton *cs_hton_by_legacy_type(THD *thd, unsigned char db_type) {
   try {
     return ha_resolve_by_legacy_type(thd, static_cast<legacy_db_type>(db_type));

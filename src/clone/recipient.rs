@@ -8,6 +8,7 @@
 
 use super::breaks_connection;
 use super::meter::{Meter, Team};
+use crate::protocol::innodb::{DescriptorGuard, Places, Refusal};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
 use crate::server::protocol::{self as service, Connection, DonorAddress};
@@ -21,7 +22,10 @@ use crate::transfer::stats::Config;
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
+use std::ffi::OsStr;
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::Scope;
 use std::time::Duration;
@@ -107,6 +111,8 @@ struct Recipient<'r> {
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
+    /// Checks InnoDB's descriptors before InnoDB applies them.
+    innodb_guard: Mutex<DescriptorGuard>,
 }
 
 fn raise_protocol(what: &str) -> Errno {
@@ -178,6 +184,7 @@ impl<'r> Recipient<'r> {
             version: protocol::VERSION_CURRENT,
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
+            innodb_guard: Mutex::new(DescriptorGuard::new(clone_places(thd, req.data_dir))),
         }
     }
 
@@ -574,6 +581,27 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
     true
 }
 
+/// Where a donor's file names may put files: see [`Places`].
+fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
+    let keys = ["datadir", "innodb_directories", "innodb_data_home_dir", "innodb_undo_directory"];
+    let values = service::configs(thd, &keys).unwrap_or_default();
+    let value = |i: usize| values.get(i).map(String::as_str).unwrap_or_default();
+    let target = data_dir.map(|d| Path::new(OsStr::from_bytes(d.to_bytes())));
+    Places::new(Path::new(value(0)), target, value(1), &[value(0), value(2), value(3)])
+}
+
+/// The error for an InnoDB descriptor the guard refused.
+fn refuse(refusal: Refusal) -> Errno {
+    match refusal {
+        Refusal::Protocol(what) => raise_protocol(what),
+        Refusal::FilePath(name) => {
+            services::log_error(&format!("Refused a file path from the donor: {name}"));
+            session::raise_two_strs(ER_WRONG_VALUE, "file path", &name);
+            ER_WRONG_VALUE
+        }
+    }
+}
+
 /// One thread's stream: descriptors and data read from its connection and
 /// applied through the storage engines.
 struct Task<'r, 's, 'e> {
@@ -626,6 +654,9 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 }
             };
             let engine = self.clone.engines[index];
+            if engine.is_innodb() {
+                self.clone.innodb_guard.lock().check(&descriptor).map_err(refuse)?;
+            }
             let (loc, task) = self.apply[index];
             let c = cbk.cbk();
             // The engine sets the flags that apply to this chunk only.

@@ -5,6 +5,8 @@
 //! encode/decode: every length and count read from the network is checked
 //! before use, and a malformed message is an error, never a panic.
 
+pub mod innodb;
+
 /// Protocol versions; the recipient offers the newest, the donor answers
 /// with min(offered, newest it knows).
 pub const VERSION_V1: u32 = 0x0100;

@@ -171,7 +171,7 @@ fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
 unsafe extern "C" fn clone_local(thd: *mut THD, data_dir: *const c_char) -> c_int {
     entry(thd, |thd| {
         if data_dir.is_null() {
-            session::raise_str(ER_WRONG_VALUE, "path");
+            session::raise_two_strs(ER_WRONG_VALUE, "path", "NULL");
             return Err(ER_WRONG_VALUE);
         }
         // SAFETY: the server's NUL-terminated path, alive for the statement.

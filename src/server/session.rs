@@ -87,6 +87,13 @@ pub fn raise_str(code: i32, arg: &str) {
     unsafe { ffi::my_error(code, 0, arg.as_ptr()) }
 }
 
+/// `my_error(code, a, b)` for messages with two `%s`.
+pub fn raise_two_strs(code: i32, a: &str, b: &str) {
+    let (a, b) = (cstring(a), cstring(b));
+    // SAFETY: the message for `code` takes two strings.
+    unsafe { ffi::my_error(code, 0, a.as_ptr(), b.as_ptr()) }
+}
+
 /// `my_error(code, n)` for messages with one `%d`/`%u`.
 pub fn raise_int(code: i32, arg: i64) {
     // SAFETY: the message for `code` takes one int.

@@ -103,6 +103,12 @@ impl Engine {
         unsafe { ffi::cs_hton_db_type(self.raw()) }
     }
 
+    /// InnoDB's descriptors are the ones the recipient can check.
+    pub fn is_innodb(self) -> bool {
+        // SAFETY: valid handlerton.
+        unsafe { ffi::cs_hton_is_innodb(self.raw()) }
+    }
+
     /// Starts (or joins, with AddTask) a clone on the source side.
     pub fn begin(self, thd: Thd, loc: Option<Locator>, mode: Mode) -> Result<(Locator, u32), Errno> {
         let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));

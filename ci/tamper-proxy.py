@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""A hostile donor, made from an honest one: a TCP proxy on 127.0.0.1 that
+forwards LISTEN_PORT to TARGET_PORT and rewrites, in what the donor sends,
+the first InnoDB descriptor that matches the chosen tampering. Needs a
+connection without TLS or compression (CLONE ... REQUIRE NO SSL), so that
+the donor's bytes are plain MySQL packets. Stops on SIGTERM.
+
+    tamper-proxy.py LISTEN_PORT TARGET_PORT MODE [ARG]
+
+MODE:
+  rename SUFFIX NAME  the file descriptor whose name ends with SUFFIX names
+                      NAME instead
+  index SUFFIX N      that file descriptor carries file index N
+  chunk N             the first data descriptor carries chunk number N
+  files N             the state descriptor that starts the file copy
+                      announces N files
+
+Writes "tampered" to stderr when it has rewritten a descriptor. Layouts:
+storage/innobase/clone/clone0desc.cc (big-endian fields); the clone
+response is code 2 (COM_RES_DATA_DESC), engine type, locator index, then
+the descriptor.
+"""
+import selectors
+import signal
+import socket
+import struct
+import sys
+
+listen_port, target_port, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+args = sys.argv[4:]
+DATA_DESC, DB_TYPE_INNODB = 2, 12
+DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
+STATE_FILE_COPY, STATE_FLAG_START = 2, 1
+STATE, STATE_FILES, STATE_FLAGS = 12, 24, 44
+FILE_INDEX, FILE_NAME_LEN, FILE_NAME = 46, 58, 62
+DATA_CHUNK = 20
+done = False
+
+
+def tamper(payload):
+    """The payload rewritten, or None to leave it."""
+    if len(payload) < 15 or payload[0] != DATA_DESC or payload[1] != DB_TYPE_INNODB:
+        return None
+    head, desc = payload[:3], bytearray(payload[3:])
+    kind = struct.unpack_from(">I", desc, 8)[0]
+    if mode == "files" and kind == DESC_STATE and len(desc) >= 46:
+        state = struct.unpack_from(">I", desc, STATE)[0]
+        flags = struct.unpack_from(">H", desc, STATE_FLAGS)[0]
+        if state != STATE_FILE_COPY or not flags & STATE_FLAG_START:
+            return None
+        struct.pack_into(">I", desc, STATE_FILES, int(args[0]))
+        return head + bytes(desc)
+    if mode == "chunk" and kind == DESC_DATA and len(desc) >= 52:
+        struct.pack_into(">I", desc, DATA_CHUNK, int(args[0]))
+        return head + bytes(desc)
+    if mode not in ("rename", "index") or kind != DESC_FILE or len(desc) < FILE_NAME:
+        return None
+    name_len = struct.unpack_from(">I", desc, FILE_NAME_LEN)[0]
+    name = bytes(desc[FILE_NAME:FILE_NAME + name_len]).rstrip(b"\0")
+    if not name.endswith(args[0].encode()):
+        return None
+    if mode == "index":
+        struct.pack_into(">I", desc, FILE_INDEX, int(args[1]))
+        return head + bytes(desc)
+    new = args[1].encode() + b"\0"
+    rest = desc[FILE_NAME + name_len:]
+    desc = desc[:FILE_NAME] + new + rest
+    struct.pack_into(">I", desc, FILE_NAME_LEN, len(new))
+    struct.pack_into(">I", desc, 4, len(desc))
+    return head + bytes(desc)
+
+
+class DonorStream:
+    """Splits what the donor sends into MySQL packets and rewrites one."""
+
+    def __init__(self):
+        self.pending = b""
+
+    def feed(self, data):
+        global done
+        self.pending += data
+        out = []
+        while len(self.pending) >= 4:
+            length = int.from_bytes(self.pending[:3], "little")
+            if len(self.pending) < 4 + length:
+                break
+            seq = self.pending[3:4]
+            payload = self.pending[4:4 + length]
+            self.pending = self.pending[4 + length:]
+            changed = None if done or length == 0xFFFFFF else tamper(payload)
+            if changed is not None:
+                done = True
+                print("tampered", file=sys.stderr, flush=True)
+                payload = changed
+            out.append(len(payload).to_bytes(3, "little") + seq + payload)
+        return b"".join(out)
+
+
+sel = selectors.DefaultSelector()
+pairs = {}    # socket -> its peer
+streams = {}  # donor-side socket -> its packet splitter
+outgoing = {}  # socket -> bytes waiting to be written to it
+ended = set()  # sockets whose side has closed; their peer is flushed, then closed
+# Each direction is its own flow: a peer that does not read stalls only the
+# flow towards it (a blocking write would stall all of them, which a real
+# network does not).
+HIGH_WATER = 1 << 20
+
+
+def close_pair(sock):
+    peer = pairs.pop(sock, None)
+    for s in (sock, peer):
+        if s is None:
+            continue
+        pairs.pop(s, None)
+        streams.pop(s, None)
+        outgoing.pop(s, None)
+        ended.discard(s)
+        try:
+            sel.unregister(s)
+        except (KeyError, ValueError):
+            pass
+        s.close()
+
+
+def update_interest(sock):
+    """Read from a socket while its peer can take more; write while owed."""
+    if sock not in pairs:
+        return
+    events = 0
+    if sock not in ended and len(outgoing[pairs[sock]]) < HIGH_WATER:
+        events |= selectors.EVENT_READ
+    if outgoing[sock]:
+        events |= selectors.EVENT_WRITE
+    registered = sock in sel.get_map()
+    if events and registered:
+        sel.modify(sock, events)
+    elif events:
+        sel.register(sock, events)
+    elif registered:
+        sel.unregister(sock)
+
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", listen_port))
+server.listen(64)
+sel.register(server, selectors.EVENT_READ)
+while True:
+    for key, events in sel.select():
+        sock = key.fileobj
+        if sock is server:
+            client, _ = server.accept()
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            pairs[client], pairs[upstream] = upstream, client
+            streams[upstream] = DonorStream()
+            for s in (client, upstream):
+                s.setblocking(False)
+                outgoing[s] = bytearray()
+                sel.register(s, selectors.EVENT_READ)
+            continue
+        if sock not in pairs:
+            continue
+        peer = pairs[sock]
+        if events & selectors.EVENT_WRITE:
+            try:
+                sent = sock.send(outgoing[sock])
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                close_pair(sock)
+                continue
+            del outgoing[sock][:sent]
+            if peer in ended and not outgoing[sock]:
+                close_pair(sock)
+                continue
+        if events & selectors.EVENT_READ:
+            try:
+                data = sock.recv(1 << 16)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data == b"":
+                if not outgoing[peer]:
+                    close_pair(sock)
+                    continue
+                ended.add(sock)
+            if data:
+                if sock in streams:
+                    data = streams[sock].feed(data)
+                outgoing[peer] += data
+        update_interest(sock)
+        update_interest(peer)
