@@ -57,6 +57,8 @@ touch "$ROOTFS/clone-rs/donor/stop-writer"; wait "$writer"; rm -f "$ROOTFS/clone
 log "clone took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 
 check "clone_status Completed" "Completed	0" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+check "buffers counted under memory/clone/data, all freed" "1	0" "$(sql "$PORT" "SELECT count_alloc > 0 AND count_alloc = count_free,
+  current_number_of_bytes_used FROM performance_schema.memory_summary_global_by_event_name WHERE event_name = 'memory/clone/data'")"
 check "clone_status source/destination" "LOCAL INSTANCE	$dest/" "$(sql "$PORT" "SELECT source, destination FROM performance_schema.clone_status")"
 check "clone_progress stages" "DROP DATA Completed,FILE COPY Completed,PAGE COPY Completed,REDO COPY Completed,FILE SYNC Completed,RESTART Not Started,RECOVERY Not Started" \
   "$(sql "$PORT" "SELECT CONCAT(stage,' ',state) FROM performance_schema.clone_progress" | paste -sd, -)"

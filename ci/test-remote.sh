@@ -48,6 +48,9 @@ clone_into() {
   check "$rp recipient <- $dp donor: CLONE INSTANCE succeeds" "" "$out"
   check "$rp <- $dp: clone_status" "Completed	0	127.0.0.1:$DONOR" \
     "$(sql "$RECIPIENT" "SELECT state, error_no, source FROM performance_schema.clone_status")"
+  [ "$rp" = ours ] && check "$rp <- $dp: buffers counted under memory/clone/data, all freed" "1	0" \
+    "$(sql "$RECIPIENT" "SELECT count_alloc > 0 AND count_alloc = count_free, current_number_of_bytes_used
+      FROM performance_schema.memory_summary_global_by_event_name WHERE event_name = 'memory/clone/data'")"
   check "$rp <- $dp: stages" "Completed,Completed,Completed,Completed,Completed,Not Started,Not Started" \
     "$(sql "$RECIPIENT" "SELECT state FROM performance_schema.clone_progress" | paste -sd, -)"
   # Compression makes the wire bytes fewer than the data bytes.

@@ -15,6 +15,7 @@
 #include "mysql/components/services/clone_protocol_service.h"
 #include "mysql/components/services/log_builtins.h"
 #include "mysql/plugin.h"
+#include "mysql/psi/psi_memory.h"
 #include "mysql/psi/psi_statement.h"
 #include "mysql/psi/psi_thread.h"
 #include "mysql_com_server.h"
@@ -236,6 +237,12 @@ PSI_thread_info psi_threads[] = {
     {&psi_keys_thread[0], "local-task", "clone_local", 0, 0, PSI_DOCUMENT_ME},
     {&psi_keys_thread[1], "client-task", "clone_client", 0, 0,
      PSI_DOCUMENT_ME}};
+// Transfer buffers are mapped by the plugin, not allocated through the
+// server, and may be freed by another thread: global statistics only.
+PSI_memory_key psi_memory_data;
+PSI_memory_info psi_memory[] = {{&psi_memory_data, "data",
+                                 PSI_FLAG_ONLY_GLOBAL_STAT, 0,
+                                 PSI_DOCUMENT_ME}};
 }  // namespace
 
 void cs_psi_register(void) {
@@ -244,8 +251,22 @@ void cs_psi_register(void) {
       psi_thread_service->register_thread("clone", psi_threads, 2);
     if (psi_statement_service != nullptr)
       psi_statement_service->register_statement("clone", psi_statements, 3);
+    if (psi_memory_service != nullptr)
+      psi_memory_service->register_memory("clone", psi_memory, 1);
   } catch (...) {
   }
+}
+
+void cs_psi_memory_account(long long bytes) {
+  if (psi_memory_service == nullptr || psi_memory_data == 0 || bytes == 0)
+    return;
+  PSI_thread *owner = nullptr;
+  if (bytes > 0)
+    psi_memory_service->memory_alloc(psi_memory_data,
+                                     static_cast<size_t>(bytes), &owner);
+  else
+    psi_memory_service->memory_free(psi_memory_data,
+                                    static_cast<size_t>(-bytes), owner);
 }
 
 unsigned cs_psi_key(int instrument) {

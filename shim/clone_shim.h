@@ -84,8 +84,12 @@ int cs_clone_apply_end(handlerton *hton, THD *thd, const unsigned char *loc,
 
 /* ---- performance_schema instruments ---- */
 
-/* Registers the clone thread and statement instruments (category "clone"). */
+/* Registers the clone thread, statement and memory instruments (category
+ * "clone"). */
 void cs_psi_register(void);
+/* Counts `bytes` of transfer buffers mapped (> 0) or unmapped (< 0) under
+ * memory/clone/data. */
+void cs_psi_memory_account(long long bytes);
 /* Thread keys for worker sessions, statement keys for refining the
  * session's statement: thread/clone/local-task, thread/clone/client-task,
  * statement/clone/local, statement/clone/client, statement/clone/server. */

@@ -160,10 +160,15 @@ pub enum Worker {
     Client = ffi::cs_psi_instrument_CS_PSI_CLIENT_TASK as isize,
 }
 
-/// Registers the thread and statement instruments with performance_schema.
+/// Registers the thread, statement and memory instruments with
+/// performance_schema; transfer buffers are counted as memory/clone/data.
 pub fn register_instruments() {
     // SAFETY: registration through the server's PSI services.
     unsafe { ffi::cs_psi_register() }
+    crate::transfer::copy::set_memory_accounting(|bytes| {
+        // SAFETY: plain accounting call; the shim checks the service.
+        unsafe { ffi::cs_psi_memory_account(bytes) }
+    });
 }
 
 /// The session of a clone worker thread, created through the clone_protocol

@@ -8,6 +8,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// O_DIRECT needs buffers aligned to the block size.
 pub const ALIGN: usize = 4096;
@@ -21,6 +22,21 @@ pub enum CopyError {
     Read(io::Error),
     Write(io::Error),
     OutOfMemory(usize),
+}
+
+/// Told the bytes of every buffer mapped (positive) and unmapped (negative),
+/// for the server's memory statistics.
+static MEMORY_ACCOUNTING: OnceLock<fn(i64)> = OnceLock::new();
+
+/// Sets the function told of buffer memory (once per process).
+pub fn set_memory_accounting(account: fn(i64)) {
+    let _ = MEMORY_ACCOUNTING.set(account);
+}
+
+fn account(bytes: i64) {
+    if let Some(f) = MEMORY_ACCOUNTING.get() {
+        f(bytes);
+    }
 }
 
 /// Transparent huge pages are this big on x86-64.
@@ -69,6 +85,7 @@ impl AlignedBuf {
         } else {
             map
         };
+        account(map_len as i64);
         Ok(AlignedBuf { map, map_len, ptr, len })
     }
 
@@ -100,6 +117,7 @@ impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: the mapping was created in new() with this length.
         unsafe { libc::munmap(self.map.cast(), self.map_len) };
+        account(-(self.map_len as i64));
     }
 }
 
