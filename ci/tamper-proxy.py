@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""A hostile donor, made from an honest one: a TCP proxy on 127.0.0.1 that
-forwards LISTEN_PORT to TARGET_PORT and rewrites, in what the donor sends,
-the first InnoDB descriptor that matches the chosen tampering. Needs a
-connection without TLS or compression (CLONE ... REQUIRE NO SSL), so that
-the donor's bytes are plain MySQL packets. Stops on SIGTERM.
+"""A hostile donor (or recipient), made from an honest one: a TCP proxy on
+127.0.0.1 that forwards LISTEN_PORT to TARGET_PORT and rewrites the first
+InnoDB descriptor that matches the chosen tampering. Needs a connection
+without TLS or compression (CLONE ... REQUIRE NO SSL), so that both
+directions are plain MySQL packets. Stops on SIGTERM.
 
     tamper-proxy.py LISTEN_PORT TARGET_PORT MODE [ARG]
 
@@ -14,11 +14,14 @@ MODE:
   chunk N             the first data descriptor carries chunk number N
   files N             the state descriptor that starts the file copy
                       announces N files
+  ack                 the recipient's first COM_ACK acknowledges with a
+                      file descriptor instead of a state descriptor
 
 Writes "tampered" to stderr when it has rewritten a descriptor. Layouts:
 storage/innobase/clone/clone0desc.cc (big-endian fields); the clone
 response is code 2 (COM_RES_DATA_DESC), engine type, locator index, then
-the descriptor.
+the descriptor; COM_ACK is code 5, error (4 bytes), locator (engine type,
+4-byte length, bytes), descriptor (4-byte length, bytes), little-endian.
 """
 import selectors
 import signal
@@ -28,7 +31,7 @@ import sys
 
 listen_port, target_port, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 args = sys.argv[4:]
-DATA_DESC, DB_TYPE_INNODB = 2, 12
+DATA_DESC, COM_ACK, DB_TYPE_INNODB = 2, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
 STATE, STATE_FILES, STATE_FLAGS = 12, 24, 44
@@ -37,8 +40,8 @@ DATA_CHUNK = 20
 done = False
 
 
-def tamper(payload):
-    """The payload rewritten, or None to leave it."""
+def tamper_response(payload):
+    """A donor's response rewritten, or None to leave it."""
     if len(payload) < 15 or payload[0] != DATA_DESC or payload[1] != DB_TYPE_INNODB:
         return None
     head, desc = payload[:3], bytearray(payload[3:])
@@ -70,11 +73,28 @@ def tamper(payload):
     return head + bytes(desc)
 
 
-class DonorStream:
-    """Splits what the donor sends into MySQL packets and rewrites one."""
+def tamper_command(payload):
+    """A recipient's command rewritten, or None to leave it."""
+    if mode != "ack" or len(payload) < 10 or payload[0] != COM_ACK or payload[5] != DB_TYPE_INNODB:
+        return None
+    loc_len = struct.unpack_from("<I", payload, 6)[0]
+    at = 10 + loc_len
+    if len(payload) < at + 4:
+        return None
+    desc_len = struct.unpack_from("<I", payload, at)[0]
+    if len(payload) != at + 4 + desc_len or desc_len < 12:
+        return None
+    changed = bytearray(payload)
+    struct.pack_into(">I", changed, at + 4 + 8, DESC_FILE)
+    return bytes(changed)
 
-    def __init__(self):
+
+class PacketStream:
+    """Splits one direction into MySQL packets and rewrites one."""
+
+    def __init__(self, tamper):
         self.pending = b""
+        self.tamper = tamper
 
     def feed(self, data):
         global done
@@ -87,7 +107,7 @@ class DonorStream:
             seq = self.pending[3:4]
             payload = self.pending[4:4 + length]
             self.pending = self.pending[4 + length:]
-            changed = None if done or length == 0xFFFFFF else tamper(payload)
+            changed = None if done or length == 0xFFFFFF else self.tamper(payload)
             if changed is not None:
                 done = True
                 print("tampered", file=sys.stderr, flush=True)
@@ -98,7 +118,7 @@ class DonorStream:
 
 sel = selectors.DefaultSelector()
 pairs = {}    # socket -> its peer
-streams = {}  # donor-side socket -> its packet splitter
+streams = {}  # socket -> the splitter of what it sends
 outgoing = {}  # socket -> bytes waiting to be written to it
 ended = set()  # sockets whose side has closed; their peer is flushed, then closed
 # Each direction is its own flow: a peer that does not read stalls only the
@@ -154,7 +174,8 @@ while True:
             client, _ = server.accept()
             upstream = socket.create_connection(("127.0.0.1", target_port))
             pairs[client], pairs[upstream] = upstream, client
-            streams[upstream] = DonorStream()
+            streams[upstream] = PacketStream(tamper_response)
+            streams[client] = PacketStream(tamper_command)
             for s in (client, upstream):
                 s.setblocking(False)
                 outgoing[s] = bytearray()

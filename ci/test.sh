@@ -2,7 +2,7 @@
 # All tests: installs what is needed (first run only), then
 #   1. cargo test          unit tests of the pure Rust core
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
-#      ci/test-remote.sh, ci/test-hostile-donor.sh, ci/test-group-replication.sh
+#      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-group-replication.sh
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
 #                           this release build, and our own suite, with our
 #                           plugin installed as mysql_clone.so
@@ -43,7 +43,7 @@ run() { # run NAME COMMAND...: runs a step, shows its output, counts its results
 run unit bash -c "cd '$REPO' && cargo test --release 2>&1"
 run integration-local bash "$REPO/ci/test-local.sh"
 run integration-remote bash "$REPO/ci/test-remote.sh"
-run hostile-donor bash "$REPO/ci/test-hostile-donor.sh"
+run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
 run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL $UPSTREAM_REMOTE
 run mtr-ours bash "$REPO/ci/mtr.sh" --plugin ours --suite clone_rs

@@ -5,7 +5,7 @@
 //! EXECUTE streams this task's share of the data, ACK passes the recipient's
 //! state acknowledgements to the engines.
 
-use crate::protocol::{self, response, Command, InitPayload, Response};
+use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
 use crate::server::errors::*;
 use crate::server::protocol::{self as service, DonorLink};
 use crate::server::services;
@@ -241,6 +241,14 @@ impl Donor {
     fn ack(&mut self, error: i32, db_type: u8, locator: &[u8], descriptor: &[u8]) -> Result<(), Errno> {
         services::log_donor("COM_ACK: Storage Ack");
         let engine = self.engine_for(db_type)?;
+        // InnoDB reads the descriptor only of a successful acknowledgement.
+        if error == 0 && engine.is_innodb() {
+            if let Err(what) = innodb::check_acknowledgement(descriptor) {
+                services::log_error(&format!("Refused an acknowledgement from the recipient: {what}"));
+                session::raise_str(ER_CLONE_PROTOCOL, what);
+                return Err(ER_CLONE_PROTOCOL);
+            }
+        }
         let locator = locator.to_vec();
         let descriptor = descriptor.to_vec();
         let idle = Sender { link: self.link, thd: self.thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()) };

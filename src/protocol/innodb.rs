@@ -135,6 +135,18 @@ fn resolve_lexically(dir: &Path) -> PathBuf {
     out
 }
 
+/// Checks, on the donor, the descriptor of a recipient's COM_ACK before
+/// InnoDB's copy side applies it: the only acknowledgement a recipient
+/// sends is of a state change. (InnoDB would otherwise run its apply code,
+/// which may create files, on the donor's copy of the snapshot.)
+/// The error is the text for ER_CLONE_PROTOCOL.
+pub fn check_acknowledgement(desc: &[u8]) -> Result<(), &'static str> {
+    if desc.len() < STATE_LEN || be32(desc, TYPE_OFFSET) != DESC_STATE || be16(desc, STATE_FLAGS_OFFSET) & STATE_FLAG_ACK == 0 {
+        return Err("Wrong Clone RPC: Invalid ACK Descriptor");
+    }
+    Ok(())
+}
+
 /// The snapshot as InnoDB on this side will see it, one per clone (all
 /// its connections), fed every InnoDB descriptor in arrival order.
 #[derive(Debug)]
@@ -405,6 +417,16 @@ mod tests {
     }
 
     #[test]
+    fn only_state_acknowledgements_are_acknowledgements() {
+        assert_eq!(check_acknowledgement(&state(STATE_FILE_COPY, 1, 1, STATE_FLAG_ACK)), Ok(()));
+        assert!(check_acknowledgement(&state(STATE_FILE_COPY, 1, 1, STATE_FLAG_START)).is_err());
+        assert!(check_acknowledgement(&state(STATE_FILE_COPY, 1, 1, STATE_FLAG_ACK)[..STATE_LEN - 1]).is_err());
+        assert!(check_acknowledgement(&file(STATE_FILE_COPY, 0, b"a.ibd")).is_err());
+        assert!(check_acknowledgement(&data(1)).is_err());
+        assert!(check_acknowledgement(b"").is_err());
+    }
+
+    #[test]
     fn truncated_and_random_descriptors_never_panic() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
@@ -427,6 +449,7 @@ mod tests {
                 d[at] = next() as u8;
             }
             let _ = g.check(&d);
+            let _ = check_acknowledgement(&d);
         }
     }
 }

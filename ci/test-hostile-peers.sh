@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# A hostile peer cannot crash a server nor make the recipient write outside
+# the target directory. Honest servers talk through ci/tamper-proxy.py, which
+# rewrites one InnoDB descriptor on the way: from the donor, file names with
+# `..` or absolute, a file index or chunk number out of range, an absurd file
+# count; from the recipient, an acknowledgement that is not one. Each clone
+# must fail with a clear error, leave no directory behind, write nothing
+# outside, and both servers must go on answering. Closes with
+# "N passed, N failed".
+#
+#   ci/test-hostile-peers.sh [--stock]
+#
+# With --stock the stock plugin takes the place of ours on the side under
+# attack, for comparison: on MySQL 9.7.4 the stock recipient dies on the
+# file index (signal 11), chunk number (InnoDB assertion) and file count
+# (std::bad_alloc) cases.
+set -uo pipefail
+LOG_TAG=test-hostile-peers
+. "$(dirname "$0")/common.sh"
+
+UNDER_TEST=ours
+[ "${1:-}" = --stock ] && UNDER_TEST=stock
+PORT=${PORT_BASE:-14000}
+DONOR=$PORT RECIPIENT=$((PORT + 1)) PROXY=$((PORT + 5))
+cleanup() { server_stop donor; server_stop recipient; }
+trap cleanup EXIT
+
+build_plugin
+install_our_plugin
+plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
+
+# start NAME PORT PLUGIN: (re)starts a server; the recipient reaches the
+# donor only through the proxy.
+start() {
+  server_start "$1" "$2" "$(plugin_dir "$3")" --plugin-load-add=mysql_clone.so
+  if [ "$1" = recipient ]; then
+    sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY'"
+  fi
+}
+server_init donor
+start donor "$DONOR" ours
+echo ours >"$ROOTFS$(server_dir donor)/plugin"
+sql "$DONOR" "CREATE USER donor_user IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO donor_user;
+  CREATE DATABASE app; CREATE TABLE app.victim (id INT PRIMARY KEY, v TEXT);
+  INSERT INTO app.victim VALUES (1, 'a'), (2, 'b')"
+server_init recipient
+
+ESCAPE=/tmp/clone-rs-escape.ibd
+# through VICTIM NAME TAMPERING...: runs the plugin under test on VICTIM
+# (donor or recipient), ours on the other side, and one clone through the
+# tampering proxy into $dest; sets CLONE_ERRNO to the clone's error number.
+# Checks that the proxy did rewrite a descriptor and that both servers
+# still answer.
+dest=$(server_dir recipient)/hostile
+through() {
+  local victim=$1 name=$2 proxy log server port want; shift 2
+  for server in donor recipient; do
+    port=$DONOR; [ $server = recipient ] && port=$RECIPIENT
+    want=ours; [ $server = "$victim" ] && want=$UNDER_TEST
+    if [ "$(cat "$ROOTFS$(server_dir $server)/plugin" 2>/dev/null)" != $want ]; then
+      server_stop $server; start $server $port $want; echo $want >"$ROOTFS$(server_dir $server)/plugin"
+    fi
+  done
+  log="$ROOTFS$(server_dir recipient)/tamper.log"
+  python3 "$REPO/ci/tamper-proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
+  proxy=$!
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
+  CLONE_ERRNO=$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY
+    IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  check "$name: the proxy rewrote a descriptor" "tampered" "$(head -1 "$log")"
+  for server in donor recipient; do
+    port=$DONOR; [ $server = recipient ] && port=$RECIPIENT
+    if ! check "$name: the $server still answers" "1" "$(sql $port "SELECT 1" 2>&1)"; then
+      log "the $server died (see $ROOTFS$(server_dir $server)/error.log); starting it again"
+      rm -f "$ROOTFS$(server_dir $server)/plugin"
+    fi
+  done
+}
+
+# refused NAME EXPECTED_ERRNO EXPECTED_MESSAGE_PART TAMPERING...: a hostile
+# donor; the recipient must refuse the clone, leaving nothing behind.
+refused() {
+  local name=$1 errno=$2 message=$3; shift 3
+  through recipient "$name" "$@"
+  check "$name: clone fails with $errno" "$errno" "$CLONE_ERRNO"
+  check "$name: clone_status tells why" "1" \
+    "$(sql "$RECIPIENT" "SELECT error_message LIKE '%$message%' FROM performance_schema.clone_status" 2>&1)"
+  check "$name: no directory left" "absent" "$([ -e "$ROOTFS$dest" ] && echo present || echo absent)"
+  check "$name: nothing written outside" "absent" "$([ -e "$ROOTFS$ESCAPE" ] && echo present || echo absent)"
+  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$ESCAPE"
+}
+
+log "a hostile donor, a $UNDER_TEST recipient"
+refused "file name with parent steps" 1525 "file path" rename app/victim.ibd "../../../../../../../..$ESCAPE"
+refused "absolute file name outside" 1525 "file path" rename app/victim.ibd "$ESCAPE"
+refused "file index out of range" 3863 "Invalid File Index" index app/victim.ibd 4000000000
+refused "chunk number out of range" 3863 "Invalid Chunk Number" chunk 4000000000
+refused "absurd file count" 3863 "Invalid State Descriptor" files 4000000000
+log "a hostile recipient, a $UNDER_TEST donor"
+# The donor refuses the acknowledgement as a protocol error and drops the
+# connection, as the stock donor does with protocol errors; the recipient
+# takes it for a network failure and resumes on new connections, where the
+# proxy tampers no more.
+name="acknowledgement that is a file descriptor"
+resumes() { grep -c 'Source Network issue' "$ROOTFS$(server_dir recipient)/error.log"; }
+before=$(resumes)
+through donor "$name" ack
+check "$name: clone resumes and succeeds" "0" "$CLONE_ERRNO"
+check "$name: the donor refused it" "1" \
+  "$(grep -c 'Refused an acknowledgement from the recipient' "$ROOTFS$(server_dir donor)/error.log")"
+check "$name: the recipient resumed" "1" "$(($(resumes) - before))"
+rm -rf "${ROOTFS:?}$dest"
+
+log "the same servers, without tampering, still clone"
+dest=$(server_dir recipient)/honest
+sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+check "honest clone succeeds" "0" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR
+  IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")"
+check "honest clone holds the table" "1" "$([ -f "$ROOTFS$dest/app/victim.ibd" ] && echo 1)"
+rm -rf "${ROOTFS:?}$dest"
+
+report test-hostile-peers
