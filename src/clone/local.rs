@@ -33,9 +33,6 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
     }
     TRACKER.next_stage(0, 1);
     let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute();
-    if result.is_err() {
-        super::remove_partial_clone(&dir_text);
-    }
     let (code, message) = thd.error();
     TRACKER.end(code, &message);
     result

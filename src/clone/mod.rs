@@ -7,7 +7,6 @@ mod meter;
 pub mod recipient;
 
 use crate::server::errors::*;
-use crate::server::services;
 use crate::server::storage::Errno;
 
 /// Errors after which a clone connection cannot carry another message
@@ -27,17 +26,4 @@ fn breaks_connection(e: Errno) -> bool {
         ER_CLONE_PROTOCOL,
     ]
     .contains(&e)
-}
-
-/// A failed clone into a new directory leaves nothing behind: the server
-/// checked that the directory did not exist before the clone, so all of it
-/// is the clone's. (The stock plugin leaves the partial copy in place.)
-fn remove_partial_clone(dir: &str) {
-    let path = std::path::Path::new(dir);
-    if path.is_dir() {
-        match std::fs::remove_dir_all(path) {
-            Ok(()) => services::log_info(&format!("Removed incomplete clone directory {dir}")),
-            Err(e) => services::log_error(&format!("Cannot remove incomplete clone directory {dir}: {e}")),
-        }
-    }
 }

@@ -21,8 +21,7 @@ use crate::transfer::copy::{self, AlignedBuf};
 use crate::transfer::stats::Config;
 use parking_lot::Mutex;
 use std::cell::RefCell;
-use std::ffi::{CStr, CString};
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -43,6 +42,8 @@ const DEFAULT_RECONNECT_MINUTES: u32 = 5;
 const MAX_ATTEMPTS: u32 = 100;
 /// Reconnection attempts start at least this far apart.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+/// After a local error, how long the donor has to end its stream.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// What CLONE INSTANCE asked for.
 pub struct Request<'a> {
@@ -68,11 +69,6 @@ pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
     let settings = sysvars::settings();
     let recipient = Recipient::new(thd, req, settings);
     let result = recipient.execute();
-    if result.is_err() {
-        if let Some(dir) = &dest {
-            super::remove_partial_clone(dir);
-        }
-    }
     // A finished in-place clone stays "In Progress" until the restart, when
     // the storage engine's recovery report completes it (as stock does).
     if !(result.is_ok() && req.data_dir.is_none()) {
@@ -581,6 +577,26 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
     true
 }
 
+impl Recipient<'_> {
+    /// COM_ACK over the auxiliary connection, for the engine at `index`: a
+    /// state the apply side finished (`error` 0), or a local error.
+    fn acknowledge(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
+        let (Some(engine), Some((loc, _))) = (self.engines.get(index), self.apply.get(index)) else {
+            return Err(ER_INTERNAL_ERROR);
+        };
+        let ack = Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor };
+        let mut link = self.ack_link.lock();
+        let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        send(conn, self.thd, false, &ack)?;
+        let (packet, _) = conn.receive(Some(self.thd), false, 0)?;
+        match Response::decode(packet) {
+            Ok(Response::Complete) => Ok(()),
+            Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
+            _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
+        }
+    }
+}
+
 /// Where a donor's file names may put files: see [`Places`].
 fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
     let keys = ["datadir", "innodb_directories", "innodb_data_home_dir", "innodb_undo_directory"];
@@ -654,16 +670,43 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 }
             };
             let engine = self.clone.engines[index];
-            if engine.is_innodb() {
-                self.clone.innodb_guard.lock().check(&descriptor).map_err(refuse)?;
-            }
             let (loc, task) = self.apply[index];
             let c = cbk.cbk();
             // The engine sets the flags that apply to this chunk only.
             c.clear_flags();
             c.set_loc_index(index as u32);
             c.set_data_desc(&descriptor);
-            engine.apply(self.thd, loc, task, c)?;
+            let applied = if engine.is_innodb() { self.clone.innodb_guard.lock().check(&descriptor).map_err(refuse) } else { Ok(()) };
+            if let Err(e) = applied.and_then(|()| engine.apply(self.thd, loc, task, c)) {
+                self.end_stream_after(e, index);
+                return Err(e);
+            }
+        }
+    }
+
+    /// A local error while applying: as the stock recipient does, the master
+    /// tells the donor (an acknowledgement carrying the error), and every
+    /// task reads what the donor still sends until it ends its stream. Both
+    /// ends can then exit cleanly; a connection dropped mid-stream would make
+    /// the donor wait minutes for a restart that never comes.
+    fn end_stream_after(&self, error: Errno, index: usize) {
+        if is_restartable(error) || error == ER_CLONE_DONOR {
+            return;
+        }
+        if self.meter.is_master() {
+            let _ = self.clone.acknowledge(index, error, &[]);
+        }
+        if breaks_connection(error) {
+            return;
+        }
+        let deadline = std::time::Instant::now() + DRAIN_LIMIT;
+        let mut conn = self.conn.borrow_mut();
+        while std::time::Instant::now() < deadline {
+            let Ok((packet, _)) = conn.receive(Some(self.thd), true, 0) else { return };
+            match packet.first() {
+                Some(&protocol::response::DATA_DESC | &protocol::response::DATA) => continue,
+                _ => return,
+            }
         }
     }
 
@@ -707,20 +750,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         }
         self.meter.state_end();
         self.check_killed()?;
-        let index = cbk.loc_index() as usize;
-        let (Some(engine), Some((loc, _))) = (self.clone.engines.get(index), self.clone.apply.get(index)) else {
-            return Err(ER_INTERNAL_ERROR);
-        };
-        let ack = Command::Ack { error: 0, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor: cbk.data_desc() };
-        let mut link = self.clone.ack_link.lock();
-        let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
-        send(conn, self.clone.thd, false, &ack)?;
-        let (packet, _) = conn.receive(Some(self.clone.thd), false, 0)?;
-        match Response::decode(packet) {
-            Ok(Response::Complete) => Ok(()),
-            Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
-            _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
-        }
+        self.clone.acknowledge(cbk.loc_index() as usize, 0, cbk.data_desc())
     }
 }
 
