@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A hostile peer cannot crash a server nor make the recipient write outside
-# the target directory. Honest servers talk through ci/tamper-proxy.py, which
+# the target directory. Honest servers talk through ci/proxy.py, which
 # rewrites one InnoDB descriptor on the way: from the donor, file names with
 # `..` or absolute, a file index or chunk number out of range, an absurd file
 # count; from the recipient, an acknowledgement that is not one. Each clone
@@ -61,7 +61,7 @@ through() {
     fi
   done
   log="$ROOTFS$(server_dir recipient)/tamper.log"
-  python3 "$REPO/ci/tamper-proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
   proxy=$!
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
   CLONE_ERRNO=$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY

@@ -166,7 +166,7 @@ server_stop recipient
 
 log "a network failure in the middle of a clone: the recipient reconnects and resumes"
 PROXY=$((PORT + 5))
-python3 "$REPO/ci/cut-proxy.py" "$PROXY" "$DONOR" &
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" &
 proxy=$!
 server_init recipient
 server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID

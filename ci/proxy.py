@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""A hostile donor (or recipient), made from an honest one: a TCP proxy on
-127.0.0.1 that forwards LISTEN_PORT to TARGET_PORT and rewrites the first
-InnoDB descriptor that matches the chosen tampering. Needs a connection
-without TLS or compression (CLONE ... REQUIRE NO SSL), so that both
-directions are plain MySQL packets. Stops on SIGTERM.
+"""A TCP proxy on 127.0.0.1 for tests: forwards LISTEN_PORT to TARGET_PORT.
+On SIGUSR1 it cuts every open connection (the listener stays, so clients
+can connect again): a network failure. With a MODE it is also a hostile
+donor (or recipient) made from an honest one: it rewrites the first InnoDB
+descriptor that matches the tampering; that needs a connection without TLS
+or compression (CLONE ... REQUIRE NO SSL), so that both directions are
+plain MySQL packets. Stops on SIGTERM.
 
-    tamper-proxy.py LISTEN_PORT TARGET_PORT MODE [ARG]
+    proxy.py LISTEN_PORT TARGET_PORT [MODE ARG...]
 
 MODE:
   rename SUFFIX NAME  the file descriptor whose name ends with SUFFIX names
@@ -29,8 +31,8 @@ import socket
 import struct
 import sys
 
-listen_port, target_port, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-args = sys.argv[4:]
+listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
+mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
 DATA_DESC, COM_ACK, DB_TYPE_INNODB = 2, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
@@ -161,6 +163,15 @@ def update_interest(sock):
         sel.unregister(sock)
 
 
+cut_requested = False
+
+
+def request_cut(*_):
+    global cut_requested
+    cut_requested = True
+
+
+signal.signal(signal.SIGUSR1, request_cut)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -168,7 +179,11 @@ server.bind(("127.0.0.1", listen_port))
 server.listen(64)
 sel.register(server, selectors.EVENT_READ)
 while True:
-    for key, events in sel.select():
+    if cut_requested:
+        cut_requested = False
+        for s in list(pairs):
+            close_pair(s)
+    for key, events in sel.select(timeout=0.2):
         sock = key.fileobj
         if sock is server:
             client, _ = server.accept()
