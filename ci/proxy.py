@@ -189,8 +189,10 @@ while True:
             client, _ = server.accept()
             upstream = socket.create_connection(("127.0.0.1", target_port))
             pairs[client], pairs[upstream] = upstream, client
-            streams[upstream] = PacketStream(tamper_response)
-            streams[client] = PacketStream(tamper_command)
+            # Without a mode the bytes pass as they are (they may be TLS).
+            if mode:
+                streams[upstream] = PacketStream(tamper_response)
+                streams[client] = PacketStream(tamper_command)
             for s in (client, upstream):
                 s.setblocking(False)
                 outgoing[s] = bytearray()
