@@ -428,13 +428,7 @@ mod tests {
 
     #[test]
     fn truncated_and_random_descriptors_never_panic() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::protocol::xorshift();
         let samples = [state(STATE_FILE_COPY, 5, 5, STATE_FLAG_START), file(STATE_FILE_COPY, 1, b"./db/t.ibd"), data(3)];
         let mut g = guard_in_file_copy(5);
         for sample in &samples {

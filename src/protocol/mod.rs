@@ -7,6 +7,19 @@
 
 pub mod innodb;
 
+/// A fixed-seed xorshift generator for the tests that feed the decoders
+/// random and mutated input.
+#[cfg(test)]
+fn xorshift() -> impl FnMut() -> u64 {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// Protocol versions; the recipient offers the newest, the donor answers
 /// with min(offered, newest it knows).
 pub const VERSION_V1: u32 = 0x0100;
@@ -495,13 +508,7 @@ mod tests {
     /// decodes re-encodes to a packet that decodes the same way.
     #[test]
     fn random_and_mutated_packets_never_panic() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift();
         let valid = [
             Command::Init(InitPayload { version: 0x0103, ddl_word: 7, locators: vec![loc(b"abc"), loc(b"")] }).encode(),
             Command::Ack { error: 3, locator: loc(b"l"), descriptor: b"dd" }.encode(),

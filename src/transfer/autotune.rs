@@ -158,7 +158,7 @@ mod tests {
         while let Decision::Grow { to, .. } = run(&mut t, speed, threads) {
             seen.push(to);
             threads = to;
-            speed = speed * 2;
+            speed *= 2;
         }
         assert_eq!(seen, vec![2, 4, 8, 12, 16]);
     }
