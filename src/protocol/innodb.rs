@@ -49,8 +49,9 @@ const FILE_NAME_OFFSET: usize = 62;
 const DATA_CHUNK_OFFSET: usize = 20;
 const DATA_LEN: usize = 52;
 
-/// InnoDB sizes a vector of pointers by a state's file count; more files
-/// than this (half a GiB of pointers) is no real server.
+/// InnoDB sizes a vector of pointers by a state's file count (and DDL
+/// appends to it); more files than this (half a GiB of pointers) is no real
+/// server.
 const MAX_FILES: u32 = 1 << 26;
 
 /// Why a descriptor was refused.
@@ -238,7 +239,7 @@ impl DescriptorGuard {
                 // A file created by DDL is announced with the next state and
                 // appended; InnoDB asserts it is exactly the next index.
                 let next = if self.state == STATE_FILE_COPY { STATE_PAGE_COPY } else { STATE_REDO_COPY };
-                if desc_state == next && index == self.data_files {
+                if desc_state == next && index == self.data_files && index < MAX_FILES {
                     self.data_files += 1;
                     Ok(())
                 } else if index < self.data_files {
@@ -385,6 +386,12 @@ mod tests {
         assert!(matches!(g.check(&file(STATE_REDO_COPY, 2, b"")), Err(Refusal::Protocol(_))));
         g.check(&state(STATE_DONE, 0, 0, STATE_FLAG_START)).unwrap();
         assert!(matches!(g.check(&file(STATE_DONE, 0, b"a.ibd")), Err(Refusal::Protocol(_))));
+    }
+
+    #[test]
+    fn files_added_by_ddl_stop_at_the_bound() {
+        let mut g = guard_in_file_copy(MAX_FILES);
+        assert!(matches!(g.check(&file(STATE_PAGE_COPY, MAX_FILES, b"one-too-many.ibd")), Err(Refusal::Protocol(_))));
     }
 
     #[test]
