@@ -36,9 +36,9 @@ mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
 DATA_DESC, COM_ACK, DB_TYPE_INNODB = 2, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
-STATE, STATE_FILES, STATE_FLAGS = 12, 24, 44
+STATE, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 24, 44, 46
 FILE_INDEX, FILE_NAME_LEN, FILE_NAME = 46, 58, 62
-DATA_CHUNK = 20
+DATA_CHUNK, DATA_LEN = 20, 52
 done = False
 
 
@@ -48,14 +48,14 @@ def tamper_response(payload):
         return None
     head, desc = payload[:3], bytearray(payload[3:])
     kind = struct.unpack_from(">I", desc, 8)[0]
-    if mode == "files" and kind == DESC_STATE and len(desc) >= 46:
+    if mode == "files" and kind == DESC_STATE and len(desc) >= STATE_LEN:
         state = struct.unpack_from(">I", desc, STATE)[0]
         flags = struct.unpack_from(">H", desc, STATE_FLAGS)[0]
         if state != STATE_FILE_COPY or not flags & STATE_FLAG_START:
             return None
         struct.pack_into(">I", desc, STATE_FILES, int(args[0]))
         return head + bytes(desc)
-    if mode == "chunk" and kind == DESC_DATA and len(desc) >= 52:
+    if mode == "chunk" and kind == DESC_DATA and len(desc) >= DATA_LEN:
         struct.pack_into(">I", desc, DATA_CHUNK, int(args[0]))
         return head + bytes(desc)
     if mode not in ("rename", "index") or kind != DESC_FILE or len(desc) < FILE_NAME:

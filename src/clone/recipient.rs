@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::Scope;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Both ends need room for 1 MiB data messages and then some.
 const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
@@ -325,10 +325,10 @@ impl<'r> Recipient<'r> {
         }
         // The workers of the failed attempt are gone; new ones may start.
         self.team.threads.store(1, Relaxed);
-        let deadline = std::time::Instant::now() + Duration::from_secs(self.reconnect_minutes as u64 * 60);
+        let deadline = Instant::now() + Duration::from_secs(self.reconnect_minutes as u64 * 60);
         let mut tries = 0u32;
         let (new_main, new_ack) = loop {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             if thd.killed() {
                 session::raise(ER_QUERY_INTERRUPTED);
                 return Err(ER_QUERY_INTERRUPTED);
@@ -534,6 +534,24 @@ impl<'r> Recipient<'r> {
             }
         })
     }
+
+    /// COM_ACK over the auxiliary connection, for the engine at `index`: a
+    /// state the apply side finished (`error` 0), or a local error.
+    fn acknowledge(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
+        let (Some(engine), Some((loc, _))) = (self.engines.get(index), self.apply.get(index)) else {
+            return Err(ER_INTERNAL_ERROR);
+        };
+        let ack = Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor };
+        let mut link = self.ack_link.lock();
+        let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        send(conn, self.thd, false, &ack)?;
+        let (packet, _) = conn.receive(Some(self.thd), false, 0)?;
+        match Response::decode(packet) {
+            Ok(Response::Complete) => Ok(()),
+            Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
+            _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
+        }
+    }
 }
 
 /// The answer to ATTACH: the donor's locators, then COMPLETE.
@@ -575,26 +593,6 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
         libc::dlclose(handle);
     }
     true
-}
-
-impl Recipient<'_> {
-    /// COM_ACK over the auxiliary connection, for the engine at `index`: a
-    /// state the apply side finished (`error` 0), or a local error.
-    fn acknowledge(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
-        let (Some(engine), Some((loc, _))) = (self.engines.get(index), self.apply.get(index)) else {
-            return Err(ER_INTERNAL_ERROR);
-        };
-        let ack = Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor };
-        let mut link = self.ack_link.lock();
-        let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
-        send(conn, self.thd, false, &ack)?;
-        let (packet, _) = conn.receive(Some(self.thd), false, 0)?;
-        match Response::decode(packet) {
-            Ok(Response::Complete) => Ok(()),
-            Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
-            _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
-        }
-    }
 }
 
 /// Where a donor's file names may put files: see [`Places`].
@@ -699,9 +697,9 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         if breaks_connection(error) {
             return;
         }
-        let deadline = std::time::Instant::now() + DRAIN_LIMIT;
+        let deadline = Instant::now() + DRAIN_LIMIT;
         let mut conn = self.conn.borrow_mut();
-        while std::time::Instant::now() < deadline {
+        while Instant::now() < deadline {
             let Ok((packet, _)) = conn.receive(Some(self.thd), true, 0) else { return };
             match packet.first() {
                 Some(&protocol::response::DATA_DESC | &protocol::response::DATA) => continue,
