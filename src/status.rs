@@ -255,7 +255,7 @@ impl Tracker {
             pid,
             state: State::InProgress,
             begin_us: now,
-            source: source.to_owned(),
+            source: one_line(source, 512),
             destination: destination.unwrap_or(LOCAL_INSTANCE).to_owned(),
             ..StatusRow::default()
         };
@@ -336,7 +336,7 @@ impl Tracker {
         status.state = state;
         status.end_us = now;
         status.error_no = error_no;
-        status.error_message = truncate_chars(error_message, 511);
+        status.error_message = one_line(error_message, 511);
         persist(&inner, true);
         inner.running = false;
     }
@@ -366,8 +366,11 @@ fn write_file(path: &Path, text: &str) {
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+/// Text for a line of a status file, at most `max` characters: a message
+/// may come from the donor, and a line break in it would be read back as
+/// the next field after a restart.
+fn one_line(s: &str, max: usize) -> String {
+    s.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// `#view_status`: state and id, begin and end, source, error number and
@@ -566,6 +569,46 @@ mod tests {
         assert_eq!(back.error_no, 1317);
         assert_eq!(back.error_message, "Query execution was interrupted");
         assert_eq!(back.state, State::InProgress);
+    }
+
+    #[test]
+    fn a_message_with_line_breaks_cannot_invent_fields() {
+        let tracker = Tracker::default();
+        tracker.begin(7, "127.0.0.1:3306", None).unwrap();
+        tracker.end(3862, "boom\nbinlog.999999\n4242\nfake-uuid:1-100\r");
+        let row = tracker.snapshot().status;
+        let back = parse_status(&format_status(&row, true)).unwrap();
+        assert_eq!(back.error_message, "boom binlog.999999 4242 fake-uuid:1-100 ");
+        assert_eq!((back.binlog_file.as_str(), back.binlog_position, back.gtid_executed.as_str()), ("", 0, ""));
+        tracker.begin(7, "x", None).unwrap();
+        tracker.end(1, &"é".repeat(2000));
+        assert_eq!(tracker.snapshot().status.error_message.chars().count(), 511);
+    }
+
+    #[test]
+    fn mutated_status_and_progress_files_never_panic() {
+        let mut next = crate::protocol::xorshift();
+        let status = format_status(&sample_status(), true).into_bytes();
+        let mut p = Progress { id: 1, ..Progress::default() };
+        p.stages[1] = StageRow { state: State::InProgress, threads: 4, begin_us: 2, estimate: 99, data: 50, ..Default::default() };
+        let progress = format_progress(&p).into_bytes();
+        let recovery = b"700\n900\nbinlog.000001\n155\nuuid:1-3\n".to_vec();
+        let samples = [status, progress, recovery];
+        for _ in 0..20_000 {
+            let mut text = samples[(next() % 3) as usize].clone();
+            for _ in 0..(next() % 6) {
+                let at = (next() as usize) % text.len();
+                match next() % 3 {
+                    0 => text[at] = next() as u8,
+                    1 => text.truncate(at.max(1)),
+                    _ => text.insert(at, b"\n0 -1:"[(next() % 6) as usize]),
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            let _ = parse_status(&text);
+            let _ = parse_progress(&text);
+            let _ = RecoveryReport::parse(&text);
+        }
     }
 
     #[test]

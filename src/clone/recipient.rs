@@ -8,7 +8,7 @@
 
 use super::breaks_connection;
 use super::meter::{Meter, Team};
-use crate::protocol::innodb::{DescriptorGuard, Places, Refusal};
+use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
 use crate::server::protocol::{self as service, Connection, DonorAddress};
@@ -20,7 +20,7 @@ use crate::status::{Busy, TRACKER};
 use crate::transfer::copy::{self, AlignedBuf};
 use crate::transfer::stats::Config;
 use parking_lot::Mutex;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -44,6 +44,14 @@ const MAX_ATTEMPTS: u32 = 100;
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
 /// After a local error, how long the donor has to end its stream.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// The longest network-failure window a donor may ask for: the maximum of
+/// clone_donor_timeout_after_network_failure.
+const MAX_RECONNECT_MINUTES: u32 = 30;
+/// The answer to INIT: a stock 9.7.4 donor sends about 340 messages (one
+/// per plugin and collation, a few configuration values) in about 12 KiB.
+/// A donor that sends far more is refused before it bloats this server.
+const MAX_INIT_MESSAGES: usize = 8192;
+const MAX_INIT_BYTES: usize = 4 << 20;
 
 /// What CLONE INSTANCE asked for.
 pub struct Request<'a> {
@@ -269,7 +277,7 @@ impl<'r> Recipient<'r> {
         }
         let mut info = info?;
         self.version = info.version;
-        self.reconnect_minutes = info.reconnect_minutes.unwrap_or(DEFAULT_RECONNECT_MINUTES);
+        self.reconnect_minutes = info.reconnect_minutes.unwrap_or(DEFAULT_RECONNECT_MINUTES).min(MAX_RECONNECT_MINUTES);
         self.validate(&info)?;
         self.donor_locators = std::mem::take(&mut info.locators);
         if self.donor_locators.len() != self.engines.len() {
@@ -373,8 +381,14 @@ impl<'r> Recipient<'r> {
         let timeout = self.settings.ddl_timeout.saturating_add(INIT_EXTRA_TIMEOUT_S);
         let mut info = DonorInfo::default();
         let mut have_locators = false;
+        let (mut messages, mut bytes) = (0usize, 0usize);
         loop {
             let (packet, _) = main.receive(Some(thd), true, timeout)?;
+            messages += 1;
+            bytes += packet.len();
+            if messages > MAX_INIT_MESSAGES || bytes > MAX_INIT_BYTES {
+                return Err(raise_protocol("Wrong Clone RPC response to COM_INIT: too long"));
+            }
             match Response::decode(packet) {
                 Ok(Response::PluginV2 { name, soname }) => info.plugins.push((name.to_vec(), Some(soname.to_vec()))),
                 Ok(Response::Plugin { name }) => info.plugins.push((name.to_vec(), None)),
@@ -416,7 +430,9 @@ impl<'r> Recipient<'r> {
             }
         };
         let plugin_dir = service::configs(thd, &["plugin_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
-        for (name, soname) in &info.plugins {
+        let mut seen = std::collections::HashSet::new();
+        // One check (and one dlopen) per plugin, however often it is named.
+        for (name, soname) in info.plugins.iter().filter(|(name, _)| seen.insert(name)) {
             if !plugin_is_available(thd, name, soname.as_deref(), &plugin_dir) {
                 session::raise_str(ER_CLONE_PLUGIN_MATCH, &String::from_utf8_lossy(name));
                 note(ER_CLONE_PLUGIN_MATCH);
@@ -626,11 +642,26 @@ struct Task<'r, 's, 'e> {
     meter: Meter<'r>,
     scope: Option<&'s Scope<'s, 'e>>,
     buffer: RefCell<Option<AlignedBuf>>,
+    /// This connection's place in InnoDB's snapshot, for the guard.
+    view: RefCell<TaskView>,
+    /// The length the last data descriptor announced for its block.
+    data_len: Cell<Option<u32>>,
 }
 
 impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     fn new(clone: &'r Recipient<'r>, index: usize, thd: Thd, conn: Connection, apply: Vec<(Locator, u32)>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
-        Task { clone, thd, conn: RefCell::new(conn), apply, meter: Meter::new(&clone.team, index), scope, buffer: RefCell::new(None) }
+        let view = if index == 0 { TaskView::master() } else { TaskView::worker() };
+        Task {
+            clone,
+            thd,
+            conn: RefCell::new(conn),
+            apply,
+            meter: Meter::new(&clone.team, index),
+            scope,
+            buffer: RefCell::new(None),
+            view: RefCell::new(view),
+            data_len: Cell::new(None),
+        }
     }
 
     fn check_killed(&self) -> Result<(), Errno> {
@@ -674,8 +705,19 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             c.clear_flags();
             c.set_loc_index(index as u32);
             c.set_data_desc(&descriptor);
-            let applied = if engine.is_innodb() { self.clone.innodb_guard.lock().check(&descriptor).map_err(refuse) } else { Ok(()) };
-            if let Err(e) = applied.and_then(|()| engine.apply(self.thd, loc, task, c)) {
+            let checked = if engine.is_innodb() {
+                self.clone.innodb_guard.lock().check(&mut self.view.borrow_mut(), &descriptor).map_err(refuse)
+            } else {
+                Ok(Checked::Pass)
+            };
+            let applied = checked.and_then(|checked| {
+                self.data_len.set(match checked {
+                    Checked::Data { len } => Some(len),
+                    Checked::Pass => None,
+                });
+                engine.apply(self.thd, loc, task, c)
+            });
+            if let Err(e) = applied {
                 self.end_stream_after(e, index);
                 return Err(e);
             }
@@ -717,6 +759,10 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         let Some((&protocol::response::DATA, data)) = packet.split_first() else {
             return Err(raise_protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA"));
         };
+        // InnoDB takes the block's length from the descriptor.
+        if self.data_len.take().is_some_and(|len| len as usize != data.len()) {
+            return Err(raise_protocol("Wrong Clone RPC: data length differs from its descriptor"));
+        }
         let result = use_data(data)?;
         let grow = self.meter.account(data.len() as u64, wire as u64);
         drop(conn);

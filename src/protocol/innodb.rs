@@ -1,13 +1,23 @@
 //! InnoDB's descriptors, which travel opaque inside COM_RES_DATA_DESC, as
 //! far as the recipient must check them before InnoDB applies them.
 //!
-//! InnoDB trusts a few of their fields more than a remote party deserves:
-//! it stores a file's context at the file index without a bounds check,
-//! asserts (aborting mysqld) on a chunk number outside the current state,
-//! and joins the file name to the target directory. [`DescriptorGuard`]
-//! follows the snapshot state the donor announces and refuses any
-//! descriptor that would take InnoDB out of those bounds, or put a file
-//! outside the places a clone may write to ([`Places`]).
+//! InnoDB trusts a donor more than a remote party deserves: it stores a
+//! file's context at the file index without a bounds check, asserts
+//! (aborting mysqld) on a chunk number outside the current state, sizes its
+//! file vectors and chunk bitmap by the counts a state's start announces,
+//! reads fixed offsets of a data block whose length it takes from the
+//! descriptor, and joins the file name to the target directory.
+//! [`DescriptorGuard`] follows the snapshot exactly as InnoDB's apply side
+//! holds it and refuses any descriptor that would take InnoDB out of those
+//! bounds, or put a file outside the places a clone may write to
+//! ([`Places`]).
+//!
+//! How InnoDB moves between states (clone0clone.cc, change_state): only
+//! the master task's START sets the counts; a worker's START only names the
+//! state it waits for, and the master changes the snapshot once every task
+//! has arrived. So the counts of a state are fixed by the master's START,
+//! every task's descriptors are checked against the state that task is in
+//! ([`TaskView`]), and a worker's START must agree with the master's.
 //!
 //! Layouts: storage/innobase/clone/clone0desc.cc (integers big-endian).
 
@@ -41,18 +51,29 @@ const STATE_FLAG_ACK: u16 = 1 << 1;
 
 /// File metadata descriptor: the fixed part, then the NUL-terminated name.
 const FILE_STATE_OFFSET: usize = 12;
+const FILE_FLAGS_OFFSET: usize = 40;
 const FILE_INDEX_OFFSET: usize = 46;
+const FILE_BEGIN_CHUNK_OFFSET: usize = 50;
+const FILE_END_CHUNK_OFFSET: usize = 54;
 const FILE_NAME_LEN_OFFSET: usize = 58;
 const FILE_NAME_OFFSET: usize = 62;
+/// CLONE_DESC_FILE_FLAG_DELETED (bit 5, counted from 1).
+const FILE_FLAG_DELETED: u16 = 1 << 4;
 
-/// Data descriptor: the chunk number of the block that follows.
+/// Data descriptor: the chunk number and the length of the block that follows.
 const DATA_CHUNK_OFFSET: usize = 20;
+const DATA_LEN_OFFSET: usize = 32;
 const DATA_LEN: usize = 52;
 
-/// InnoDB sizes a vector of pointers by a state's file count (and DDL
-/// appends to it); more files than this (half a GiB of pointers) is no real
-/// server.
-const MAX_FILES: u32 = 1 << 26;
+/// At most this many files in a state (InnoDB allocates a pointer per file
+/// from the count a START announces, and DDL appends to it): 32 MiB of
+/// pointers. Four million tablespaces is far beyond any real server (a
+/// donor sends one file per tablespace, redo file or undo file).
+pub const MAX_FILES: u32 = 1 << 22;
+/// At most this many chunks in a state (InnoDB zero-fills a bitmap of half
+/// a byte per chunk): 32 MiB. A chunk is 64 pages, so this is 64 TiB of
+/// data at the default 16 KiB page size (16 TiB at 4 KiB pages).
+pub const MAX_CHUNKS: u32 = 1 << 26;
 
 /// Why a descriptor was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -148,14 +169,62 @@ pub fn check_acknowledgement(desc: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The snapshot as InnoDB on this side will see it, one per clone (all
-/// its connections), fed every InnoDB descriptor in arrival order.
+/// The counts a state's START announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    chunks: u32,
+    files: u32,
+}
+
+/// One task (connection) of the apply side: the state its descriptors
+/// belong to, and whether it is the master, whose START sets the counts.
+#[derive(Debug)]
+pub struct TaskView {
+    master: bool,
+    /// 0 until the task's first descriptor: a worker that attaches in the
+    /// middle of a state gets no START and is in the master's state.
+    state: u32,
+}
+
+impl TaskView {
+    pub fn master() -> Self {
+        TaskView { master: true, state: 0 }
+    }
+
+    pub fn worker() -> Self {
+        TaskView { master: false, state: 0 }
+    }
+}
+
+/// What the caller must do with a descriptor that passed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Apply it as it is.
+    Pass,
+    /// The DATA message that follows must carry exactly this many bytes.
+    Data { len: u32 },
+}
+
+/// The snapshot as InnoDB's apply side holds it, one per clone (all its
+/// connections); every InnoDB descriptor is checked here, with the view of
+/// the task that received it, before InnoDB sees it.
 #[derive(Debug)]
 pub struct DescriptorGuard {
     places: Places,
-    state: u32,
-    chunks: u32,
+    /// Per state (index: Snapshot_State), the counts of the master's START.
+    /// Fixed once set: InnoDB holds them while any task is in that state.
+    counts: [Option<Counts>; STATE_DONE as usize + 1],
+    /// A worker's START for the state after the master's: the master's
+    /// START must announce the same (InnoDB takes the state a worker asks
+    /// for, but the master's counts).
+    ahead: Option<(u32, Counts)>,
+    /// The state of the master's latest START.
+    master_state: u32,
+    /// Data files: as announced, then with those DDL appended.
     data_files: u32,
+    /// Data files InnoDB holds in page copy: those of file copy and those
+    /// DDL appended before the page copy's START.
+    page_files: u32,
     redo_files: u32,
 }
 
@@ -167,103 +236,164 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+const INVALID_STATE: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid State Descriptor");
+const INVALID_FILE: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid File Descriptor");
+const INVALID_INDEX: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid File Index");
+const INVALID_CHUNK: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid Chunk Number");
+
 impl DescriptorGuard {
     pub fn new(places: Places) -> Self {
-        DescriptorGuard { places, state: 0, chunks: 0, data_files: 0, redo_files: 0 }
+        DescriptorGuard { places, counts: [None; STATE_DONE as usize + 1], ahead: None, master_state: 0, data_files: 0, page_files: 0, redo_files: 0 }
     }
 
-    /// Checks one InnoDB descriptor and follows the state it announces.
-    /// Types it has nothing to check (locator, task) pass as they are:
-    /// InnoDB validates those itself.
-    pub fn check(&mut self, desc: &[u8]) -> Result<(), Refusal> {
+    /// Checks one InnoDB descriptor received by `task` and follows the
+    /// state it announces. Types it has nothing to check (locator, task)
+    /// pass as they are: InnoDB validates those itself.
+    pub fn check(&mut self, task: &mut TaskView, desc: &[u8]) -> Result<Checked, Refusal> {
         if desc.len() < HEADER_LEN {
             return Err(Refusal::Protocol("Wrong Clone RPC: Invalid Descriptor"));
         }
+        if task.state == 0 {
+            task.state = self.master_state;
+        }
         match be32(desc, TYPE_OFFSET) {
-            DESC_STATE => self.state_change(desc),
-            DESC_FILE_METADATA => self.file(desc),
-            DESC_DATA => self.data(desc),
-            _ => Ok(()),
+            DESC_STATE => self.state_change(task, desc).map(|()| Checked::Pass),
+            DESC_FILE_METADATA => self.file(task, desc),
+            DESC_DATA => self.data(task, desc),
+            _ => Ok(Checked::Pass),
         }
     }
 
-    fn state_change(&mut self, desc: &[u8]) -> Result<(), Refusal> {
-        const INVALID: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid State Descriptor");
+    /// The chunk count of the state `task` is in.
+    fn chunks(&self, task: &TaskView) -> u32 {
+        self.counts.get(task.state as usize).copied().flatten().map_or(0, |c| c.chunks)
+    }
+
+    fn state_change(&mut self, task: &mut TaskView, desc: &[u8]) -> Result<(), Refusal> {
         if desc.len() < STATE_LEN {
-            return Err(INVALID);
+            return Err(INVALID_STATE);
         }
         let flags = be16(desc, STATE_FLAGS_OFFSET);
-        // Acknowledgements keep the connection alive; only a start moves.
+        // Acknowledgements keep the connection alive, and an end of state
+        // changes no count; only a start moves.
         if flags & STATE_FLAG_ACK != 0 || flags & STATE_FLAG_START == 0 {
             return Ok(());
         }
         let state = be32(desc, STATE_STATE_OFFSET);
-        let files = be32(desc, STATE_FILES_OFFSET);
-        match state {
-            STATE_FILE_COPY | STATE_REDO_COPY if files > MAX_FILES => return Err(INVALID),
-            STATE_FILE_COPY => self.data_files = files,
-            STATE_REDO_COPY => self.redo_files = files,
-            STATE_PAGE_COPY | STATE_DONE => {}
-            _ => return Err(INVALID),
+        let counts = Counts { chunks: be32(desc, STATE_CHUNKS_OFFSET), files: be32(desc, STATE_FILES_OFFSET) };
+        let bounded = match state {
+            STATE_FILE_COPY | STATE_REDO_COPY => counts.files <= MAX_FILES && counts.chunks <= MAX_CHUNKS,
+            // Page copy counts pages in `files`: InnoDB sizes nothing by it.
+            STATE_PAGE_COPY => counts.chunks <= MAX_CHUNKS,
+            STATE_DONE => counts.chunks == 0,
+            _ => false,
+        };
+        // States only move forward; a restart repeats the current one.
+        if !bounded || state < task.state || state < self.master_state {
+            return Err(INVALID_STATE);
         }
-        self.state = state;
-        self.chunks = be32(desc, STATE_CHUNKS_OFFSET);
+        let known = self.counts[state as usize];
+        if known.is_some_and(|k| k != counts) {
+            return Err(INVALID_STATE);
+        }
+        if task.master {
+            if let Some(ahead) = self.ahead.take() {
+                if ahead != (state, counts) {
+                    return Err(INVALID_STATE);
+                }
+            }
+            self.counts[state as usize] = Some(counts);
+            self.master_state = state;
+            // InnoDB sizes its file vectors anew (a restart shrinks them
+            // back to the announced count).
+            match state {
+                STATE_FILE_COPY => self.data_files = counts.files,
+                STATE_PAGE_COPY => self.page_files = self.data_files,
+                STATE_REDO_COPY => self.redo_files = counts.files,
+                _ => {}
+            }
+        } else if known.is_none() {
+            // Ahead of the master: InnoDB will move every task to the state
+            // the first one asks for, so all of them must ask the same.
+            match self.ahead {
+                Some(ahead) if ahead != (state, counts) => return Err(INVALID_STATE),
+                _ => self.ahead = Some((state, counts)),
+            }
+        }
+        task.state = state;
         Ok(())
     }
 
-    fn file(&mut self, desc: &[u8]) -> Result<(), Refusal> {
-        const INVALID: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid File Descriptor");
-        const INDEX: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid File Index");
+    fn file(&mut self, task: &TaskView, desc: &[u8]) -> Result<Checked, Refusal> {
         if desc.len() < FILE_NAME_OFFSET {
-            return Err(INVALID);
+            return Err(INVALID_FILE);
         }
         let name_len = be32(desc, FILE_NAME_LEN_OFFSET) as usize;
         let Some(name) = desc.get(FILE_NAME_OFFSET..).and_then(|rest| rest.get(..name_len)) else {
-            return Err(INVALID);
+            return Err(INVALID_FILE);
         };
-        let desc_state = be32(desc, FILE_STATE_OFFSET);
         match name.split_last() {
             // InnoDB reads the name as a C string: up to the first NUL.
             Some((0, text)) => {
                 let text = text.split(|&b| b == 0).next().unwrap_or_default();
                 self.places.check(text)?;
             }
-            Some(_) => return Err(INVALID),
+            Some(_) => return Err(INVALID_FILE),
             // Only redo files come without a name (theirs is fixed).
-            None if self.state == STATE_REDO_COPY => {}
-            None => return Err(INVALID),
+            None if task.state == STATE_REDO_COPY => {}
+            None => return Err(INVALID_FILE),
         }
+        let desc_state = be32(desc, FILE_STATE_OFFSET);
         let index = be32(desc, FILE_INDEX_OFFSET);
-        match self.state {
-            STATE_FILE_COPY | STATE_PAGE_COPY => {
-                // A file created by DDL is announced with the next state and
-                // appended; InnoDB asserts it is exactly the next index.
-                let next = if self.state == STATE_FILE_COPY { STATE_PAGE_COPY } else { STATE_REDO_COPY };
-                if desc_state == next && index == self.data_files && index < MAX_FILES {
-                    self.data_files += 1;
-                    Ok(())
-                } else if index < self.data_files {
-                    Ok(())
-                } else {
-                    Err(INDEX)
-                }
-            }
-            STATE_REDO_COPY if index < self.redo_files => Ok(()),
-            STATE_REDO_COPY => Err(INDEX),
-            _ => Err(INVALID),
+        // The files InnoDB holds while the task is in its state.
+        let (files, next) = match task.state {
+            STATE_FILE_COPY => (self.counts[STATE_FILE_COPY as usize].map_or(0, |c| c.files), STATE_PAGE_COPY),
+            STATE_PAGE_COPY => (self.page_files, STATE_REDO_COPY),
+            STATE_REDO_COPY => (self.redo_files, STATE_DONE),
+            _ => return Err(INVALID_FILE),
+        };
+        // A data file created by DDL: the master announces it with the next
+        // state, before that state's START, and InnoDB appends it (asserting
+        // it is exactly the next index).
+        if desc_state == next && task.state != STATE_REDO_COPY && task.master && index == self.data_files && index < MAX_FILES {
+            self.data_files += 1;
+            return Ok(Checked::Pass);
+        }
+        if index >= files {
+            return Err(INVALID_INDEX);
+        }
+        self.deleted_chunks(task, desc, desc_state)?;
+        Ok(Checked::Pass)
+    }
+
+    /// A file dropped during the copy: InnoDB marks its chunks done, from
+    /// its begin to its end chunk in file copy, its begin chunk alone in
+    /// page copy (clone0apply.cc, apply_file_delete).
+    fn deleted_chunks(&self, task: &TaskView, desc: &[u8], desc_state: u32) -> Result<(), Refusal> {
+        if be16(desc, FILE_FLAGS_OFFSET) & FILE_FLAG_DELETED == 0 || desc_state != task.state {
+            return Ok(());
+        }
+        let chunks = self.chunks(task);
+        let begin = be32(desc, FILE_BEGIN_CHUNK_OFFSET);
+        let end = if task.state == STATE_PAGE_COPY { begin } else { be32(desc, FILE_END_CHUNK_OFFSET) };
+        // An empty file has no chunk: begin is one past end.
+        if begin > end || (begin >= 1 && end <= chunks) {
+            Ok(())
+        } else {
+            Err(INVALID_CHUNK)
         }
     }
 
-    fn data(&self, desc: &[u8]) -> Result<(), Refusal> {
+    fn data(&self, task: &TaskView, desc: &[u8]) -> Result<Checked, Refusal> {
         if desc.len() < DATA_LEN {
             return Err(Refusal::Protocol("Wrong Clone RPC: Invalid Data Descriptor"));
         }
-        // Chunks count from 1 within the current state.
+        // Chunks count from 1 within the task's state.
         let chunk = be32(desc, DATA_CHUNK_OFFSET);
-        if chunk == 0 || chunk > self.chunks {
-            return Err(Refusal::Protocol("Wrong Clone RPC: Invalid Chunk Number"));
+        if chunk == 0 || chunk > self.chunks(task) {
+            return Err(INVALID_CHUNK);
         }
-        Ok(())
+        Ok(Checked::Data { len: be32(desc, DATA_LEN_OFFSET) })
     }
 }
 
@@ -307,17 +437,26 @@ mod tests {
         d
     }
 
+    fn deleted(state: u32, index: u32, begin: u32, end: u32) -> Vec<u8> {
+        let mut d = file(state, index, b"gone.ibd");
+        d[FILE_FLAGS_OFFSET..][..2].copy_from_slice(&FILE_FLAG_DELETED.to_be_bytes());
+        d[FILE_BEGIN_CHUNK_OFFSET..][..4].copy_from_slice(&begin.to_be_bytes());
+        d[FILE_END_CHUNK_OFFSET..][..4].copy_from_slice(&end.to_be_bytes());
+        d
+    }
+
     fn places_in_new_dir() -> Places {
         Places::new(Path::new("/var/lib/mysql"), Some(Path::new("/clones/c1")), "/ext1;ext2", &["/var/lib/mysql"])
     }
 
-    fn guard_in_file_copy(files: u32) -> DescriptorGuard {
+    fn guard_in_file_copy(files: u32) -> (DescriptorGuard, TaskView) {
         let mut g = DescriptorGuard::new(places_in_new_dir());
-        g.check(&state(STATE_FILE_COPY, 10, files, STATE_FLAG_START)).unwrap();
-        g
+        let mut m = TaskView::master();
+        g.check(&mut m, &state(STATE_FILE_COPY, 10, files, STATE_FLAG_START)).unwrap();
+        (g, m)
     }
 
-    fn is_path_refusal(r: Result<(), Refusal>) -> bool {
+    fn is_path_refusal<T>(r: Result<T, Refusal>) -> bool {
         matches!(r, Err(Refusal::FilePath(_)))
     }
 
@@ -354,73 +493,162 @@ mod tests {
 
     #[test]
     fn file_names_are_checked_in_descriptors() {
-        let mut g = guard_in_file_copy(3);
-        assert_eq!(g.check(&file(STATE_FILE_COPY, 0, b"./db/t.ibd")), Ok(()));
-        assert!(is_path_refusal(g.check(&file(STATE_FILE_COPY, 1, b"../../etc/cron.d/x"))));
+        let (mut g, mut m) = guard_in_file_copy(3);
+        assert_eq!(g.check(&mut m, &file(STATE_FILE_COPY, 0, b"./db/t.ibd")), Ok(Checked::Pass));
+        assert!(is_path_refusal(g.check(&mut m, &file(STATE_FILE_COPY, 1, b"../../etc/cron.d/x"))));
         // What InnoDB reads ends at the first NUL.
-        assert!(is_path_refusal(g.check(&file(STATE_FILE_COPY, 1, b"/etc/x\0./db/t.ibd"))));
+        assert!(is_path_refusal(g.check(&mut m, &file(STATE_FILE_COPY, 1, b"/etc/x\0./db/t.ibd"))));
         let mut unterminated = file(STATE_FILE_COPY, 1, b"db/t.ibd");
         unterminated.pop();
         let len = unterminated.len() - FILE_NAME_OFFSET;
         unterminated[FILE_NAME_LEN_OFFSET..][..4].copy_from_slice(&(len as u32).to_be_bytes());
-        assert!(matches!(g.check(&unterminated), Err(Refusal::Protocol(_))));
-        assert!(matches!(g.check(&file(STATE_FILE_COPY, 1, b"")), Err(Refusal::Protocol(_))), "only redo files lack a name");
+        assert!(matches!(g.check(&mut m, &unterminated), Err(Refusal::Protocol(_))));
+        assert!(matches!(g.check(&mut m, &file(STATE_FILE_COPY, 1, b"")), Err(Refusal::Protocol(_))), "only redo files lack a name");
     }
 
     #[test]
     fn file_indexes_stay_within_the_announced_files() {
-        let mut g = guard_in_file_copy(2);
-        assert_eq!(g.check(&file(STATE_FILE_COPY, 1, b"a.ibd")), Ok(()));
-        assert!(matches!(g.check(&file(STATE_FILE_COPY, 2, b"a.ibd")), Err(Refusal::Protocol(_))));
-        assert!(matches!(g.check(&file(STATE_FILE_COPY, u32::MAX, b"a.ibd")), Err(Refusal::Protocol(_))));
+        let (mut g, mut m) = guard_in_file_copy(2);
+        assert_eq!(g.check(&mut m, &file(STATE_FILE_COPY, 1, b"a.ibd")), Ok(Checked::Pass));
+        assert!(matches!(g.check(&mut m, &file(STATE_FILE_COPY, 2, b"a.ibd")), Err(Refusal::Protocol(_))));
+        assert!(matches!(g.check(&mut m, &file(STATE_FILE_COPY, u32::MAX, b"a.ibd")), Err(Refusal::Protocol(_))));
         // A file created by DDL comes with the next state, appended.
-        assert_eq!(g.check(&file(STATE_PAGE_COPY, 2, b"new.ibd")), Ok(()));
-        assert_eq!(g.check(&file(STATE_PAGE_COPY, 3, b"new2.ibd")), Ok(()));
-        assert!(matches!(g.check(&file(STATE_PAGE_COPY, 5, b"gap.ibd")), Err(Refusal::Protocol(_))));
-        assert!(matches!(g.check(&file(STATE_REDO_COPY, 4, b"skip.ibd")), Err(Refusal::Protocol(_))), "not the next state");
+        assert_eq!(g.check(&mut m, &file(STATE_PAGE_COPY, 2, b"new.ibd")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut m, &file(STATE_PAGE_COPY, 3, b"new2.ibd")), Ok(Checked::Pass));
+        assert!(matches!(g.check(&mut m, &file(STATE_PAGE_COPY, 5, b"gap.ibd")), Err(Refusal::Protocol(_))));
+        assert!(matches!(g.check(&mut m, &file(STATE_REDO_COPY, 4, b"skip.ibd")), Err(Refusal::Protocol(_))), "not the next state");
         // Page copy keeps the data files; redo copy has its own.
-        g.check(&state(STATE_PAGE_COPY, 4, 100, STATE_FLAG_START)).unwrap();
-        assert_eq!(g.check(&file(STATE_PAGE_COPY, 3, b"a.ibd")), Ok(()));
-        g.check(&state(STATE_REDO_COPY, 4, 2, STATE_FLAG_START)).unwrap();
-        assert_eq!(g.check(&file(STATE_REDO_COPY, 1, b"")), Ok(()));
-        assert!(matches!(g.check(&file(STATE_REDO_COPY, 2, b"")), Err(Refusal::Protocol(_))));
-        g.check(&state(STATE_DONE, 0, 0, STATE_FLAG_START)).unwrap();
-        assert!(matches!(g.check(&file(STATE_DONE, 0, b"a.ibd")), Err(Refusal::Protocol(_))));
+        g.check(&mut m, &state(STATE_PAGE_COPY, 4, 100, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut m, &file(STATE_PAGE_COPY, 3, b"a.ibd")), Ok(Checked::Pass));
+        g.check(&mut m, &state(STATE_REDO_COPY, 4, 2, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut m, &file(STATE_REDO_COPY, 1, b"")), Ok(Checked::Pass));
+        assert!(matches!(g.check(&mut m, &file(STATE_REDO_COPY, 2, b"")), Err(Refusal::Protocol(_))));
+        g.check(&mut m, &state(STATE_DONE, 0, 0, STATE_FLAG_START)).unwrap();
+        assert!(matches!(g.check(&mut m, &file(STATE_DONE, 0, b"a.ibd")), Err(Refusal::Protocol(_))));
     }
 
     #[test]
     fn files_added_by_ddl_stop_at_the_bound() {
-        let mut g = guard_in_file_copy(MAX_FILES);
-        assert!(matches!(g.check(&file(STATE_PAGE_COPY, MAX_FILES, b"one-too-many.ibd")), Err(Refusal::Protocol(_))));
+        let (mut g, mut m) = guard_in_file_copy(MAX_FILES);
+        assert!(matches!(g.check(&mut m, &file(STATE_PAGE_COPY, MAX_FILES, b"one-too-many.ibd")), Err(Refusal::Protocol(_))));
     }
 
     #[test]
     fn files_before_any_state_are_refused() {
         let mut g = DescriptorGuard::new(places_in_new_dir());
-        assert!(matches!(g.check(&file(STATE_FILE_COPY, 0, b"a.ibd")), Err(Refusal::Protocol(_))));
+        let mut m = TaskView::master();
+        assert!(matches!(g.check(&mut m, &file(STATE_FILE_COPY, 0, b"a.ibd")), Err(Refusal::Protocol(_))));
     }
 
     #[test]
     fn states_are_followed_only_on_start_and_bounded() {
-        let mut g = guard_in_file_copy(1);
+        let (mut g, mut m) = guard_in_file_copy(1);
         // An acknowledgement or an end of state changes nothing.
-        g.check(&state(STATE_REDO_COPY, 1, 9, STATE_FLAG_ACK | STATE_FLAG_START)).unwrap();
-        g.check(&state(STATE_REDO_COPY, 1, 9, 0)).unwrap();
-        assert_eq!(g.check(&file(STATE_FILE_COPY, 0, b"a.ibd")), Ok(()));
-        assert!(g.check(&state(77, 1, 1, STATE_FLAG_START)).is_err());
-        assert!(g.check(&state(1, 1, 1, STATE_FLAG_START)).is_err());
-        assert!(g.check(&state(STATE_FILE_COPY, 1, MAX_FILES + 1, STATE_FLAG_START)).is_err());
-        assert!(g.check(&state(STATE_FILE_COPY, 1, 1, STATE_FLAG_START)[..STATE_LEN - 1]).is_err());
+        g.check(&mut m, &state(STATE_REDO_COPY, 1, 9, STATE_FLAG_ACK | STATE_FLAG_START)).unwrap();
+        g.check(&mut m, &state(STATE_REDO_COPY, 1, 9, 0)).unwrap();
+        assert_eq!(g.check(&mut m, &file(STATE_FILE_COPY, 0, b"a.ibd")), Ok(Checked::Pass));
+        assert!(g.check(&mut m, &state(77, 1, 1, STATE_FLAG_START)).is_err());
+        assert!(g.check(&mut m, &state(1, 1, 1, STATE_FLAG_START)).is_err());
+        assert!(g.check(&mut m, &state(STATE_FILE_COPY, 1, MAX_FILES + 1, STATE_FLAG_START)).is_err());
+        assert!(g.check(&mut m, &state(STATE_FILE_COPY, 1, 1, STATE_FLAG_START)[..STATE_LEN - 1]).is_err());
     }
 
     #[test]
     fn data_chunks_lie_within_the_state() {
-        let g = guard_in_file_copy(1);
-        assert_eq!(g.data(&data(1)), Ok(()));
-        assert_eq!(g.data(&data(10)), Ok(()));
-        assert!(g.data(&data(0)).is_err());
-        assert!(g.data(&data(11)).is_err());
-        assert!(g.data(&data(1)[..DATA_LEN - 1]).is_err());
+        let (g, m) = guard_in_file_copy(1);
+        assert_eq!(g.data(&m, &data(1)), Ok(Checked::Data { len: 0 }));
+        assert_eq!(g.data(&m, &data(10)), Ok(Checked::Data { len: 0 }));
+        assert!(g.data(&m, &data(0)).is_err());
+        assert!(g.data(&m, &data(11)).is_err());
+        assert!(g.data(&m, &data(1)[..DATA_LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn the_masters_start_sets_the_counts_and_workers_must_agree() {
+        let (mut g, mut m) = guard_in_file_copy(3);
+        // A worker that attached mid-state is in the master's state.
+        let mut w = TaskView::worker();
+        assert_eq!(g.check(&mut w, &data(10)), Ok(Checked::Data { len: 0 }));
+        assert!(g.check(&mut w, &data(11)).is_err());
+        // A worker's START of the same state must carry the same counts
+        // (InnoDB keeps the master's: a larger count would let chunks and
+        // file indexes past what InnoDB allocated through).
+        assert!(g.check(&mut w, &state(STATE_FILE_COPY, 1 << 20, 3, STATE_FLAG_START)).is_err());
+        assert!(g.check(&mut w, &state(STATE_FILE_COPY, 10, 1 << 20, STATE_FLAG_START)).is_err());
+        assert_eq!(g.check(&mut w, &state(STATE_FILE_COPY, 10, 3, STATE_FLAG_START)), Ok(Checked::Pass));
+        assert!(g.check(&mut w, &file(STATE_FILE_COPY, 3, b"a.ibd")).is_err());
+        // Ahead of the master: the master's START must then announce the same.
+        let mut w2 = TaskView::worker();
+        g.check(&mut w2, &data(1)).unwrap();
+        assert_eq!(g.check(&mut w2, &state(STATE_PAGE_COPY, 4, 50, STATE_FLAG_START)), Ok(Checked::Pass));
+        assert!(g.check(&mut w, &state(STATE_PAGE_COPY, 5, 50, STATE_FLAG_START)).is_err(), "another worker disagrees");
+        assert!(g.check(&mut w, &state(STATE_REDO_COPY, 4, 2, STATE_FLAG_START)).is_err(), "another state ahead");
+        assert!(g.check(&mut m, &state(STATE_PAGE_COPY, 8, 50, STATE_FLAG_START)).is_err(), "master disagrees");
+        let (mut g, mut m) = guard_in_file_copy(3);
+        let mut w = TaskView::worker();
+        g.check(&mut w, &state(STATE_PAGE_COPY, 4, 50, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut m, &state(STATE_PAGE_COPY, 4, 50, STATE_FLAG_START)), Ok(Checked::Pass));
+    }
+
+    #[test]
+    fn each_task_is_checked_in_its_own_state() {
+        let (mut g, mut m) = guard_in_file_copy(3);
+        let mut w = TaskView::worker();
+        g.check(&mut w, &data(9)).unwrap();
+        // The master starts page copy with fewer chunks; the worker still
+        // sends the end of its file copy, which InnoDB holds until it moves.
+        g.check(&mut m, &state(STATE_PAGE_COPY, 2, 50, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut w, &data(9)), Ok(Checked::Data { len: 0 }));
+        assert!(g.check(&mut m, &data(3)).is_err());
+        g.check(&mut w, &state(STATE_PAGE_COPY, 2, 50, STATE_FLAG_START)).unwrap();
+        assert!(g.check(&mut w, &data(9)).is_err());
+        assert!(g.check(&mut w, &state(STATE_FILE_COPY, 10, 3, STATE_FLAG_START)).is_err(), "no way back");
+        assert!(g.check(&mut m, &state(STATE_FILE_COPY, 10, 3, STATE_FLAG_START)).is_err(), "no way back");
+        // A restart repeats the master's state with the same counts only.
+        let mut restarted = TaskView::master();
+        assert_eq!(g.check(&mut restarted, &state(STATE_PAGE_COPY, 2, 50, STATE_FLAG_START)), Ok(Checked::Pass));
+        assert!(g.check(&mut restarted, &state(STATE_PAGE_COPY, 3, 50, STATE_FLAG_START)).is_err());
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        let mut g = DescriptorGuard::new(places_in_new_dir());
+        let mut m = TaskView::master();
+        assert!(g.check(&mut m, &state(STATE_FILE_COPY, MAX_CHUNKS + 1, 1, STATE_FLAG_START)).is_err());
+        assert!(g.check(&mut m, &state(STATE_FILE_COPY, 1, MAX_FILES + 1, STATE_FLAG_START)).is_err());
+        assert_eq!(g.check(&mut m, &state(STATE_FILE_COPY, MAX_CHUNKS, MAX_FILES, STATE_FLAG_START)), Ok(Checked::Pass));
+        assert!(g.check(&mut m, &state(STATE_PAGE_COPY, MAX_CHUNKS + 1, u32::MAX, STATE_FLAG_START)).is_err());
+        assert_eq!(g.check(&mut m, &state(STATE_PAGE_COPY, MAX_CHUNKS, u32::MAX, STATE_FLAG_START)), Ok(Checked::Pass), "page copy counts pages");
+        assert!(g.check(&mut m, &state(STATE_REDO_COPY, 1, MAX_FILES + 1, STATE_FLAG_START)).is_err());
+        assert!(g.check(&mut m, &state(STATE_DONE, 1, 0, STATE_FLAG_START)).is_err());
+    }
+
+    #[test]
+    fn only_the_master_appends_files() {
+        let (mut g, _) = guard_in_file_copy(2);
+        let mut w = TaskView::worker();
+        assert!(g.check(&mut w, &file(STATE_PAGE_COPY, 2, b"new.ibd")).is_err());
+    }
+
+    #[test]
+    fn deleted_files_free_chunks_of_their_state_only() {
+        let (mut g, mut m) = guard_in_file_copy(3);
+        assert_eq!(g.check(&mut m, &deleted(STATE_FILE_COPY, 1, 3, 10)), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut m, &deleted(STATE_FILE_COPY, 1, 11, 10)), Ok(Checked::Pass), "an empty file");
+        assert!(g.check(&mut m, &deleted(STATE_FILE_COPY, 1, 3, 11)).is_err());
+        assert!(g.check(&mut m, &deleted(STATE_FILE_COPY, 1, 0, 4)).is_err());
+        assert!(g.check(&mut m, &deleted(STATE_FILE_COPY, 1, 1, u32::MAX)).is_err());
+        g.check(&mut m, &state(STATE_PAGE_COPY, 2, 50, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut m, &deleted(STATE_PAGE_COPY, 1, 2, 0)), Ok(Checked::Pass));
+        assert!(g.check(&mut m, &deleted(STATE_PAGE_COPY, 1, 3, 3)).is_err());
+    }
+
+    #[test]
+    fn data_tells_the_length_of_its_block() {
+        let (mut g, mut m) = guard_in_file_copy(1);
+        let mut d = data(1);
+        d[DATA_LEN_OFFSET..][..4].copy_from_slice(&16384u32.to_be_bytes());
+        assert_eq!(g.check(&mut m, &d), Ok(Checked::Data { len: 16384 }));
     }
 
     #[test]
@@ -437,10 +665,10 @@ mod tests {
     fn truncated_and_random_descriptors_never_panic() {
         let mut next = crate::protocol::xorshift();
         let samples = [state(STATE_FILE_COPY, 5, 5, STATE_FLAG_START), file(STATE_FILE_COPY, 1, b"./db/t.ibd"), data(3)];
-        let mut g = guard_in_file_copy(5);
+        let (mut g, mut m) = guard_in_file_copy(5);
         for sample in &samples {
             for cut in 0..sample.len() {
-                let _ = g.check(&sample[..cut]);
+                let _ = g.check(&mut m, &sample[..cut]);
             }
         }
         for _ in 0..20_000 {
@@ -449,7 +677,7 @@ mod tests {
                 let at = (next() as usize) % d.len();
                 d[at] = next() as u8;
             }
-            let _ = g.check(&d);
+            let _ = g.check(&mut m, &d);
             let _ = check_acknowledgement(&d);
         }
     }

@@ -10,7 +10,7 @@ pub mod innodb;
 /// A fixed-seed xorshift generator for the tests that feed the decoders
 /// random and mutated input.
 #[cfg(test)]
-fn xorshift() -> impl FnMut() -> u64 {
+pub(crate) fn xorshift() -> impl FnMut() -> u64 {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     move || {
         seed ^= seed << 13;
