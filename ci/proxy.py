@@ -18,8 +18,23 @@ MODE:
                       announces N files
   ack                 the recipient's first COM_ACK acknowledges with a
                       file descriptor instead of a state descriptor
+  worker-start        on a worker connection, a START of the master's
+                      state with 1000 times its counts, then a data
+                      descriptor with a chunk past the master's count
+  init-flood N        N collation messages of 64 KiB in the answer to INIT
+  error-lines         the donor answers INIT with an error whose text holds
+                      line breaks (and a would-be binlog file, position and
+                      GTID set after them)
+  data-short          the first data block of 32 KiB or more arrives 16 KiB
+                      short of what its descriptor announces
+  stall-ack           the donor's answer to the first COM_ACK never arrives
+                      (the connection stays open)
+  empty-command       a worker's COM_ATTACH becomes an empty packet; logs
+                      "connection ended after N s" when that connection ends
 
-Writes "tampered" to stderr when it has rewritten a descriptor. Layouts:
+Writes "tampered" to stderr when it has rewritten or injected a message.
+Connections are told apart by the first clone command after COM_CLONE:
+INIT (master), ATTACH (worker), ACK (auxiliary). Layouts:
 storage/innobase/clone/clone0desc.cc (big-endian fields); the clone
 response is code 2 (COM_RES_DATA_DESC), engine type, locator index, then
 the descriptor; COM_ACK is code 5, error (4 bytes), locator (engine type,
@@ -30,16 +45,98 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
-DATA_DESC, COM_ACK, DB_TYPE_INNODB = 2, 5, 12
+DATA_DESC, DATA, COLLATION, COM_RES_COMPLETE, COM_RES_ERROR = 2, 3, 6, 99, 100
+COM_CLONE, COM_INIT, COM_ATTACH, COM_ACK, DB_TYPE_INNODB = 0x20, 1, 2, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
-STATE, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 24, 44, 46
+STATE, STATE_CHUNKS, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 20, 24, 44, 46
 FILE_INDEX, FILE_NAME_LEN, FILE_NAME = 46, 58, 62
-DATA_CHUNK, DATA_LEN = 20, 52
+DATA_CHUNK, DATA_BLOCK_LEN, DATA_LEN = 20, 32, 52
 done = False
+master_start = None  # the latest START descriptor on the master connection
+
+
+class Conn:
+    """What the proxy knows of one connection."""
+
+    def __init__(self):
+        self.role = None      # "master", "worker" or "aux"
+        self.cloning = False  # COM_CLONE seen: the next command names the role
+        self.last_command = None
+        self.stalled = False
+        self.cut_next_data = False
+        self.empty_sent = False
+        self.skip_to_complete = False
+
+
+def innodb_desc(payload):
+    """The InnoDB descriptor of a COM_RES_DATA_DESC and its type, or None."""
+    if len(payload) < 15 or payload[0] != DATA_DESC or payload[1] != DB_TYPE_INNODB:
+        return None
+    return bytearray(payload[3:]), struct.unpack_from(">I", payload, 3 + 8)[0]
+
+
+def stateful_response(conn, payload):
+    """The modes that follow the connections: the messages to send instead
+    of a donor's response (a list), or None to leave it."""
+    global master_start
+    if conn.skip_to_complete:
+        # The rest of an answer replaced by an error: the recipient reads
+        # the answer to its next command next.
+        conn.skip_to_complete = payload[:1] != bytes([COM_RES_COMPLETE])
+        return []
+    parsed = innodb_desc(payload)
+    if parsed and conn.role == "master" and parsed[1] == DESC_STATE and len(parsed[0]) >= STATE_LEN:
+        if struct.unpack_from(">H", parsed[0], STATE_FLAGS)[0] & STATE_FLAG_START:
+            master_start = bytes(parsed[0])
+    if done:
+        return None
+    if mode == "worker-start" and conn.role == "worker" and master_start and parsed and parsed[1] == DESC_DATA:
+        start = bytearray(master_start)
+        chunks = struct.unpack_from(">I", start, STATE_CHUNKS)[0]
+        files = struct.unpack_from(">I", start, STATE_FILES)[0]
+        struct.pack_into(">I", start, STATE_CHUNKS, chunks * 1000 + 1000)
+        struct.pack_into(">I", start, STATE_FILES, files * 1000 + 1000)
+        data = parsed[0]
+        struct.pack_into(">I", data, DATA_CHUNK, chunks + 10)
+        head = payload[:3]
+        return [head + bytes(start), head + bytes(data)]
+    if mode == "init-flood" and conn.role == "master" and payload[0] == COLLATION:
+        flood = bytes([COLLATION]) + struct.pack("<I", 65536) + b"x" * 65536
+        return [payload] + [flood] * int(args[0])
+    if mode == "error-lines" and conn.role == "master" and conn.last_command == COM_INIT:
+        text = b"Hostile donor\nbinlog.999999\n4242\n11111111-2222-3333-4444-555555555555:1-100"
+        conn.skip_to_complete = True
+        return [bytes([COM_RES_ERROR]) + struct.pack("<I", 3862) + text]
+    if mode == "data-short" and parsed and parsed[1] == DESC_DATA:
+        if struct.unpack_from(">I", parsed[0], DATA_BLOCK_LEN)[0] >= 32768:
+            conn.cut_next_data = True
+        return None
+    if mode == "data-short" and conn.cut_next_data and payload[0] == DATA:
+        return [payload[:-16384]]
+    if mode == "stall-ack" and conn.role == "aux" and conn.last_command == COM_ACK:
+        conn.stalled = True
+        return []
+    return None
+
+
+def stateful_command(conn, payload):
+    """The recipient's command rewritten (a list), or None to leave it."""
+    if conn.cloning and payload:
+        conn.cloning = False
+        conn.role = {COM_INIT: "master", COM_ATTACH: "worker", COM_ACK: "aux"}.get(payload[0])
+    if payload == bytes([COM_CLONE]):
+        conn.cloning = True
+    if payload:
+        conn.last_command = payload[0]
+    if not done and mode == "empty-command" and conn.role == "worker" and payload[:1] == bytes([COM_ATTACH]):
+        conn.empty_sent = time.monotonic()
+        return [b""]
+    return None
 
 
 def tamper_response(payload):
@@ -92,10 +189,13 @@ def tamper_command(payload):
 
 
 class PacketStream:
-    """Splits one direction into MySQL packets and rewrites one."""
+    """Splits one direction of a connection into MySQL packets and rewrites
+    (or injects, or holds back) what its mode says."""
 
-    def __init__(self, tamper):
+    def __init__(self, conn, stateful, tamper):
         self.pending = b""
+        self.conn = conn
+        self.stateful = stateful
         self.tamper = tamper
 
     def feed(self, data):
@@ -109,17 +209,28 @@ class PacketStream:
             seq = self.pending[3:4]
             payload = self.pending[4:4 + length]
             self.pending = self.pending[4 + length:]
-            changed = None if done or length == 0xFFFFFF else self.tamper(payload)
-            if changed is not None:
+            if self.conn.stalled:
+                continue
+            messages = None if length == 0xFFFFFF else self.stateful(self.conn, payload)
+            if messages is None:
+                changed = None if done or length == 0xFFFFFF else self.tamper(payload)
+                messages = [payload] if changed is None else [changed]
+                if changed is not None:
+                    done = True
+                    print("tampered", file=sys.stderr, flush=True)
+            elif not done:
                 done = True
                 print("tampered", file=sys.stderr, flush=True)
-                payload = changed
-            out.append(len(payload).to_bytes(3, "little") + seq + payload)
+            # Each clone message is a packet of its own: an injected one
+            # carries the sequence number of the one it stands beside.
+            for message in messages:
+                out.append(len(message).to_bytes(3, "little") + seq + message)
         return b"".join(out)
 
 
 sel = selectors.DefaultSelector()
 pairs = {}    # socket -> its peer
+conns = {}    # recipient-side socket -> Conn
 streams = {}  # socket -> the splitter of what it sends
 outgoing = {}  # socket -> bytes waiting to be written to it
 ended = set()  # sockets whose side has closed; their peer is flushed, then closed
@@ -134,6 +245,10 @@ def close_pair(sock):
     for s in (sock, peer):
         if s is None:
             continue
+        conn = conns.pop(s, None)
+        if conn and conn.empty_sent:
+            waited = time.monotonic() - conn.empty_sent
+            print(f"connection ended after {waited:.1f} s", file=sys.stderr, flush=True)
         pairs.pop(s, None)
         streams.pop(s, None)
         outgoing.pop(s, None)
@@ -191,8 +306,10 @@ while True:
             pairs[client], pairs[upstream] = upstream, client
             # Without a mode the bytes pass as they are (they may be TLS).
             if mode:
-                streams[upstream] = PacketStream(tamper_response)
-                streams[client] = PacketStream(tamper_command)
+                conn = Conn()
+                conns[client] = conn
+                streams[upstream] = PacketStream(conn, stateful_response, tamper_response)
+                streams[client] = PacketStream(conn, stateful_command, tamper_command)
             for s in (client, upstream):
                 s.setblocking(False)
                 outgoing[s] = bytearray()

@@ -360,6 +360,7 @@ int cs_send_error(THD *thd, unsigned char err_cmd, bool fatal) {
 struct cs_conn {
   MYSQL *mysql = nullptr;
   NET_SERVER ext;
+  int fd = -1;
 };
 
 cs_conn *cs_connect(THD *thd, const char *host, unsigned port,
@@ -381,6 +382,7 @@ cs_conn *cs_connect(THD *thd, const char *host, unsigned port,
     MYSQL_SOCKET socket;
     conn->mysql = clone_protocol->mysql_clone_connect(thd, host, port, user,
                                                       password, &ctx, &socket);
+    if (conn->mysql != nullptr) conn->fd = socket.fd;
   } catch (...) {
   }
   if (conn != nullptr && conn->mysql == nullptr) {
@@ -416,6 +418,8 @@ int cs_kill(cs_conn *conn, cs_conn *victim) {
     return clone_protocol->mysql_clone_kill(conn->mysql, victim->mysql);
   });
 }
+
+int cs_socket(const cs_conn *conn) { return conn->fd; }
 
 void cs_disconnect(THD *thd, cs_conn *conn, bool fatal, bool clear_error) {
   if (conn == nullptr) return;

@@ -148,6 +148,9 @@ int cs_get_response(THD *thd, cs_conn *conn, bool set_active,
                     size_t *net_len);
 /* Sends KILL CONNECTION for `victim`'s donor session over `conn`. */
 int cs_kill(cs_conn *conn, cs_conn *victim);
+/* The connection's socket descriptor (-1 if unknown), to shut it down from
+   another thread. */
+int cs_socket(const cs_conn *conn);
 /* Closes and frees the connection. */
 void cs_disconnect(THD *thd, cs_conn *conn, bool fatal, bool clear_error);
 

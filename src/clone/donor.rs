@@ -57,7 +57,14 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
         let (code, body) = match link.next_command() {
             Ok(c) => c,
             Err(e) => {
+                // An unreadable command (a network error, an empty packet, a
+                // wrong sequence number) ends the clone as the stock donor
+                // does: the error closes the connection, the peer learns at once.
                 last_error = e;
+                if donor.thd.error().0 == 0 {
+                    session::raise(e);
+                }
+                let _ = donor.link.send_error(true);
                 break;
             }
         };

@@ -11,7 +11,7 @@ use super::meter::{Meter, Team};
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
-use crate::server::protocol::{self as service, Connection, DonorAddress};
+use crate::server::protocol::{self as service, Connection, DonorAddress, Interrupter};
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -25,7 +25,9 @@ use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,8 @@ const MAX_ATTEMPTS: u32 = 100;
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
 /// After a local error, how long the donor has to end its stream.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How often the KILL watcher looks at the statement.
+const KILL_POLL: Duration = Duration::from_millis(100);
 /// The longest network-failure window a donor may ask for: the maximum of
 /// clone_donor_timeout_after_network_failure.
 const MAX_RECONNECT_MINUTES: u32 = 30;
@@ -115,6 +119,8 @@ struct Recipient<'r> {
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
+    /// Shuts the auxiliary and worker connections down on KILL.
+    interrupter: Arc<Interrupter>,
     /// Checks InnoDB's descriptors before InnoDB applies them.
     innodb_guard: Mutex<DescriptorGuard>,
 }
@@ -188,6 +194,7 @@ impl<'r> Recipient<'r> {
             version: protocol::VERSION_CURRENT,
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
+            interrupter: Arc::default(),
             innodb_guard: Mutex::new(DescriptorGuard::new(clone_places(thd, req.data_dir))),
         }
     }
@@ -200,10 +207,35 @@ impl<'r> Recipient<'r> {
         protocol::ddl_word(self.settings.block_ddl, self.settings.ddl_timeout)
     }
 
-    fn execute(mut self) -> Result<(), Errno> {
+    /// Runs the clone while a watcher shuts its connections down as soon as
+    /// the statement is killed: the server wakes only the main connection.
+    fn execute(self) -> Result<(), Errno> {
+        let thd = self.thd;
+        let interrupter = Arc::clone(&self.interrupter);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let watcher = std::thread::Builder::new().name("clone_kill_watch".into()).spawn_scoped(scope, || {
+                while !done.load(SeqCst) {
+                    if thd.killed() {
+                        interrupter.fire();
+                        return;
+                    }
+                    std::thread::sleep(KILL_POLL);
+                }
+            });
+            if watcher.is_err() {
+                services::log_info("Failed to spawn the KILL watcher");
+            }
+            let result = self.run();
+            done.store(true, SeqCst);
+            result
+        })
+    }
+
+    fn run(mut self) -> Result<(), Errno> {
         let thd = self.thd;
         let mut main = Connection::open(Some(thd), &self.address)?;
-        let ack = match Connection::open(None, &self.address) {
+        let ack = match self.open_watched() {
             Ok(c) => c,
             Err(e) => {
                 main.close(Some(thd), true, false);
@@ -229,13 +261,16 @@ impl<'r> Recipient<'r> {
         let err = result.err().unwrap_or(0);
         // Leave the donor: the auxiliary connection first.
         if let Some(mut ack) = self.ack_link.lock().take() {
-            let _ = exit(&mut ack, thd, false);
+            let left = exit(&mut ack, thd, false).is_ok();
             if err == ER_QUERY_INTERRUPTED {
                 if let Some(m) = &main {
-                    ack.kill(m);
+                    self.kill_donor_session(ack, left, m);
+                } else {
+                    ack.close(None, false, false);
                 }
+            } else {
+                ack.close(None, !left, false);
             }
-            ack.close(None, false, false);
         }
         if let Some(mut m) = main.take() {
             let fatal = breaks_connection(err) || exit(&mut m, thd, true).is_err();
@@ -250,6 +285,32 @@ impl<'r> Recipient<'r> {
             services::backup_unlock(thd);
         }
         result
+    }
+
+    /// A connection that the KILL watcher shuts down.
+    fn open_watched(&self) -> Result<Connection, Errno> {
+        let mut conn = Connection::open(None, &self.address)?;
+        conn.watch(&self.interrupter);
+        Ok(conn)
+    }
+
+    /// After KILL: the donor's session of the main connection is killed
+    /// over a connection back in command mode (after COM_EXIT), so the
+    /// donor ends the clone at once rather than wait for a reconnection.
+    /// The auxiliary connection serves unless the watcher shut it down.
+    fn kill_donor_session(&self, ack: Connection, left: bool, main: &Connection) {
+        let mut link = ack;
+        if !left {
+            link.close(None, true, false);
+            let Ok(mut fresh) = Connection::open(None, &self.address) else { return };
+            if exit(&mut fresh, self.thd, false).is_err() {
+                fresh.close(None, true, false);
+                return;
+            }
+            link = fresh;
+        }
+        link.kill(main);
+        link.close(None, false, false);
     }
 
     /// INIT: version negotiation, the donor's description, the checks, and
@@ -347,7 +408,7 @@ impl<'r> Recipient<'r> {
             }
             tries += 1;
             match Connection::open(Some(thd), &self.address) {
-                Ok(mut m) => match Connection::open(None, &self.address) {
+                Ok(mut m) => match self.open_watched() {
                     Ok(a) => break (m, a),
                     Err(_) => {
                         let _ = exit(&mut m, thd, true);
@@ -356,9 +417,8 @@ impl<'r> Recipient<'r> {
                 },
                 Err(_) => services::log_info(&format!("Source re-connect failed: count: {tries}")),
             }
-            let waited = started.elapsed();
-            if waited < RECONNECT_INTERVAL {
-                std::thread::sleep(RECONNECT_INTERVAL - waited);
+            while started.elapsed() < RECONNECT_INTERVAL && !thd.killed() {
+                std::thread::sleep(KILL_POLL);
             }
         };
         *self.ack_link.lock() = Some(new_ack);
@@ -514,6 +574,7 @@ impl<'r> Recipient<'r> {
                 services::log_info("Task Connect failed");
                 return;
             };
+            conn.watch(&self.interrupter);
             let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
             let attach = Command::Attach(InitPayload { version: self.version, ddl_word: self.ddl_word(), locators });
             // Kept until the worker ends: the engine may use these bytes as its locator.

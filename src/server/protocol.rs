@@ -7,8 +7,11 @@ use super::errors::ER_INTERNAL_ERROR;
 use super::ffi::{self, cs_conn};
 use super::session::Thd;
 use super::storage::Errno;
+use parking_lot::Mutex;
 use std::ffi::{c_char, c_void, CString};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 fn check(err: i32) -> Result<(), Errno> {
     if err == 0 { Ok(()) } else { Err(err) }
@@ -61,9 +64,37 @@ pub struct DonorAddress {
     pub compress: bool,
 }
 
+/// Wakes every connection it watches from another thread: the server's
+/// KILL only wakes a session's one clone socket, and a donor may keep a
+/// read on any other connection of the clone (auxiliary, workers) busy.
+#[derive(Default)]
+pub struct Interrupter {
+    /// Sockets of open connections; a connection leaves before its socket
+    /// is closed, so a descriptor here is never another file's.
+    sockets: Mutex<Vec<i32>>,
+    fired: AtomicBool,
+}
+
+impl Interrupter {
+    /// Shuts every watched connection down (and those watched later): a
+    /// blocked read or write there fails at once.
+    pub fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        for &fd in self.sockets.lock().iter() {
+            // SAFETY: fd is an open socket of a watched connection (see `sockets`).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
 /// A recipient's connection to a donor, in clone mode.
 pub struct Connection {
     raw: NonNull<cs_conn>,
+    watcher: Option<Arc<Interrupter>>,
 }
 
 // SAFETY: one connection is used by one thread at a time.
@@ -93,7 +124,7 @@ impl Connection {
                 to.compress,
             )
         };
-        NonNull::new(raw).map(|raw| Connection { raw }).ok_or_else(|| {
+        NonNull::new(raw).map(|raw| Connection { raw, watcher: None }).ok_or_else(|| {
             thd.map(|t| t.error().0 as i32).filter(|&e| e != 0).unwrap_or(ER_INTERNAL_ERROR)
         })
     }
@@ -120,6 +151,22 @@ impl Connection {
         Ok((packet, net_len))
     }
 
+    /// Lets `by` shut this connection down until it is closed.
+    pub fn watch(&mut self, by: &Arc<Interrupter>) {
+        // SAFETY: valid connection.
+        let fd = unsafe { ffi::cs_socket(self.raw.as_ptr()) };
+        if fd < 0 {
+            return;
+        }
+        let mut sockets = by.sockets.lock();
+        sockets.push(fd);
+        if by.fired() {
+            // SAFETY: fd is this open connection's socket.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        self.watcher = Some(Arc::clone(by));
+    }
+
     /// Asks the donor, over this connection, to kill `victim`'s session.
     pub fn kill(&mut self, victim: &Connection) {
         // SAFETY: both connections are open.
@@ -127,7 +174,12 @@ impl Connection {
     }
 
     /// Closes the connection; `fatal` skips the polite COM_RESET_CONNECTION.
-    pub fn close(self, thd: Option<Thd>, fatal: bool, clear_error: bool) {
+    pub fn close(mut self, thd: Option<Thd>, fatal: bool, clear_error: bool) {
+        if let Some(watcher) = self.watcher.take() {
+            // SAFETY: valid connection.
+            let fd = unsafe { ffi::cs_socket(self.raw.as_ptr()) };
+            watcher.sockets.lock().retain(|&s| s != fd);
+        }
         let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
         // SAFETY: frees the connection exactly once (self is consumed).
         unsafe { ffi::cs_disconnect(thd_ptr, self.raw.as_ptr(), fatal, clear_error) }

@@ -7,6 +7,7 @@ use super::errors::ER_CLONE_SYS_CONFIG;
 use super::ffi::{self, st_mysql_value, SYS_VAR, THD};
 use super::session;
 use crate::checks::parse_donor_list;
+use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::{addr_of_mut, null, null_mut};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering::Relaxed};
@@ -59,13 +60,16 @@ pub struct StrVar {
 
 macro_rules! uint_var {
     ($var:ident, $cell:ident, $name:literal, $comment:literal, $def:expr, $min:expr, $max:expr, $blk:expr) => {
+        uint_var!($var, $cell, $name, $comment, $def, $min, $max, $blk, None);
+    };
+    ($var:ident, $cell:ident, $name:literal, $comment:literal, $def:expr, $min:expr, $max:expr, $blk:expr, $update:expr) => {
         static $cell: AtomicU32 = AtomicU32::new($def);
         static mut $var: UintVar = UintVar {
             flags: UINT,
             name: concat!($name, "\0").as_ptr().cast(),
             comment: concat!($comment, "\0").as_ptr().cast(),
             check: None,
-            update: None,
+            update: $update,
             value: &$cell,
             def_val: $def,
             min_val: $min,
@@ -110,8 +114,9 @@ const MIB: u32 = 1024 * 1024;
 uint_var!(BUFFER_SIZE, BUFFER_SIZE_VAL, "buffer_size",
     "buffer size used by clone for data transfer", 4 * MIB, MIB, 256 * MIB, MIB);
 bool_var!(BLOCK_DDL, BLOCK_DDL_VAL, "block_ddl", "If clone should block concurrent DDL", false);
+const MAX_DDL_TIMEOUT: u32 = 60 * 60 * 24 * 30;
 uint_var!(DDL_TIMEOUT, DDL_TIMEOUT_VAL, "ddl_timeout",
-    "Time in seconds to wait for DDL lock", 300, 0, 60 * 60 * 24 * 30, 1);
+    "Time in seconds to wait for DDL lock", 300, 0, MAX_DDL_TIMEOUT, 1, Some(update_ddl_timeout));
 uint_var!(MAX_CONCURRENCY, MAX_CONCURRENCY_VAL, "max_concurrency",
     "Maximum number of concurrent threads for clone", 16, 1, 128, 1);
 uint_var!(MAX_NETWORK_BANDWIDTH, MAX_NETWORK_BANDWIDTH_VAL, "max_network_bandwidth",
@@ -229,12 +234,61 @@ pub fn ssl_files() -> (Option<String>, Option<String>, Option<String>) {
     (read_str(&SSL_KEY_VAL), read_str(&SSL_CERT_VAL), read_str(&SSL_CA_VAL))
 }
 
+/// Who sets clone_ddl_timeout: the user, and donor sessions for the
+/// moment InnoDB reads it while it begins a clone for their recipient.
+struct DdlTimeout {
+    /// The user's value (from SET GLOBAL, or as the server started).
+    user: u32,
+    /// The values of the donor sessions inside `with_ddl_timeout`.
+    overrides: Vec<(u64, u32)>,
+    next_id: u64,
+}
+
+static DDL_TIMEOUT_OWNERS: Mutex<DdlTimeout> = Mutex::new(DdlTimeout { user: 300, overrides: Vec::new(), next_id: 0 });
+
+/// SET GLOBAL clone_ddl_timeout: the user's value shows at once unless a
+/// donor session overrides it; then it shows when the last one is done.
+unsafe extern "C" fn update_ddl_timeout(_thd: *mut THD, _var: *mut SYS_VAR, _var_ptr: *mut c_void, save: *const c_void) {
+    // SAFETY: for an unsigned int variable the server passes the checked value.
+    let value = unsafe { *save.cast::<u32>() };
+    let mut owners = DDL_TIMEOUT_OWNERS.lock();
+    owners.user = value;
+    if owners.overrides.is_empty() {
+        DDL_TIMEOUT_VAL.store(value, Relaxed);
+    }
+}
+
 /// Runs `body` with clone_ddl_timeout set to the recipient's value: InnoDB
-/// reads the variable by name while a donor begins a clone. The stock donor
-/// does the same (a concurrent SET GLOBAL in that window is lost).
+/// reads the variable by name (there is no other way to pass it) while a
+/// donor begins a clone. Overlapping sessions each restore what they found
+/// only as the last one leaves, and a user's SET GLOBAL in the meantime is
+/// kept: the variable always ends at the user's value, never at a
+/// recipient's (which is clamped to the variable's range).
 pub fn with_ddl_timeout<T>(timeout: u32, body: impl FnOnce() -> T) -> T {
-    let saved = DDL_TIMEOUT_VAL.swap(timeout, Relaxed);
-    let result = body();
-    DDL_TIMEOUT_VAL.store(saved, Relaxed);
-    result
+    let timeout = timeout.min(MAX_DDL_TIMEOUT);
+    let id = {
+        let mut owners = DDL_TIMEOUT_OWNERS.lock();
+        if owners.overrides.is_empty() {
+            owners.user = DDL_TIMEOUT_VAL.load(Relaxed);
+        }
+        owners.next_id += 1;
+        let id = owners.next_id;
+        owners.overrides.push((id, timeout));
+        DDL_TIMEOUT_VAL.store(timeout, Relaxed);
+        id
+    };
+    let _restore = RestoreDdlTimeout(id);
+    body()
+}
+
+/// Ends one override of clone_ddl_timeout, also if its body panics.
+struct RestoreDdlTimeout(u64);
+
+impl Drop for RestoreDdlTimeout {
+    fn drop(&mut self) {
+        let mut owners = DDL_TIMEOUT_OWNERS.lock();
+        owners.overrides.retain(|&(i, _)| i != self.0);
+        let shown = owners.overrides.last().map_or(owners.user, |&(_, v)| v);
+        DDL_TIMEOUT_VAL.store(shown, Relaxed);
+    }
 }
