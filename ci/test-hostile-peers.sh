@@ -103,6 +103,42 @@ refused "absolute file name outside" 1525 "file path" rename app/victim.ibd "$ES
 refused "file index out of range" 3863 "Invalid File Index" index app/victim.ibd 4000000000
 refused "chunk number out of range" 3863 "Invalid Chunk Number" chunk 4000000000
 refused "absurd file count" 3863 "Invalid State Descriptor" files 4000000000
+# Workers from the start (no auto-tuning), so a worker has a stream to tamper with.
+sql "$RECIPIENT" "SET GLOBAL clone_autotune_concurrency = OFF, clone_max_concurrency = 4"
+refused "worker's START with larger counts, then a chunk past the master's" 3863 "Invalid State Descriptor" worker-start
+refused "data block shorter than its descriptor" 3863 "data length differs" data-short
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
+rss_before=$(rss_kib)
+refused "answer to INIT flooded with 256 MiB of collations" 3863 "too long" init-flood 4096
+grown=$(( ($(rss_kib) - rss_before) / 1024 ))
+check "INIT flood: the recipient grew by less than 64 MiB (grew $grown MiB)" 1 "$([ "$grown" -lt 64 ] && echo 1)"
+refused "donor error text with line breaks" 3862 "Hostile donor binlog.999999" error-lines
+check "donor error text: clone_status holds it on one line, invents no binlog file" "0:" \
+  "$(sql "$RECIPIENT" "SELECT CONCAT(LOCATE(CHAR(10), error_message), ':', binlog_file) FROM performance_schema.clone_status" 2>&1)"
+
+log "a KILL wakes every wait of the recipient"
+# The donor never answers the first acknowledgement: the recipient waits on
+# its auxiliary connection, which the server's KILL does not wake.
+proxy_log="$ROOTFS$(server_dir recipient)/stall.log"
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" stall-ack 2>"$proxy_log" &
+proxy=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
+errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
+  DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$ROOTFS/tmp/stall-errno" &
+clone=$!
+for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+check "stalled acknowledgement: the proxy holds the answer back" "tampered" "$(head -1 "$proxy_log")"
+sleep 1
+session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
+killed_at=$(date +%s)
+sql "$RECIPIENT" "KILL QUERY $session"
+wait "$clone"
+took=$(( $(date +%s) - killed_at ))
+kill "$proxy"; wait "$proxy" 2>/dev/null
+check "stalled acknowledgement: KILL QUERY ends the clone with 1317" 1317 "$(cat "$ROOTFS/tmp/stall-errno")"
+check "stalled acknowledgement: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
+check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
+rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
 log "a hostile recipient, a $UNDER_TEST donor"
 # The donor refuses the acknowledgement as a protocol error and drops the
 # connection, as the stock donor does with protocol errors; the recipient
@@ -116,6 +152,16 @@ check "$name: clone resumes and succeeds" "0" "$CLONE_ERRNO"
 check "$name: the donor refused it" "1" \
   "$(grep -c 'Refused an acknowledgement from the recipient' "$ROOTFS$(server_dir donor)/error.log")"
 check "$name: the recipient resumed" "1" "$(($(resumes) - before))"
+rm -rf "${ROOTFS:?}$dest"
+
+# A command packet with no bytes: the stock donor ends the clone and closes
+# the connection at once; so must ours (the peer would wait otherwise).
+name="empty command packet"
+through donor "$name" empty-command
+check "$name: the clone still succeeds (the master goes on)" "0" "$CLONE_ERRNO"
+ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_dir recipient)/tamper.log" | head -1)
+check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
+  "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
 rm -rf "${ROOTFS:?}$dest"
 
 log "the same servers, without tampering, still clone"

@@ -123,6 +123,8 @@ struct Recipient<'r> {
     interrupter: Arc<Interrupter>,
     /// Checks InnoDB's descriptors before InnoDB applies them.
     innodb_guard: Mutex<DescriptorGuard>,
+    /// The first descriptor the guard refused, on any connection.
+    refusal: Mutex<Option<Refusal>>,
 }
 
 fn raise_protocol(what: &str) -> Errno {
@@ -196,6 +198,7 @@ impl<'r> Recipient<'r> {
             ack_link: Mutex::new(None),
             interrupter: Arc::default(),
             innodb_guard: Mutex::new(DescriptorGuard::new(clone_places(thd, req.data_dir))),
+            refusal: Mutex::new(None),
         }
     }
 
@@ -250,7 +253,8 @@ impl<'r> Recipient<'r> {
         while result.is_ok() {
             result = self.transfer(&mut main);
             match result {
-                Err(e) if is_restartable(e) && attempt < MAX_ATTEMPTS => {
+                // Never resume with a donor that sent what the guard refused.
+                Err(e) if is_restartable(e) && attempt < MAX_ATTEMPTS && self.refusal.lock().is_none() => {
                     attempt += 1;
                     services::log_info(&format!("Source Network issue: error: {e}"));
                     result = self.resume(&mut main);
@@ -258,7 +262,7 @@ impl<'r> Recipient<'r> {
                 _ => break,
             }
         }
-        let err = result.err().unwrap_or(0);
+        let mut err = result.err().unwrap_or(0);
         // Leave the donor: the auxiliary connection first.
         if let Some(mut ack) = self.ack_link.lock().take() {
             let left = exit(&mut ack, thd, false).is_ok();
@@ -272,9 +276,15 @@ impl<'r> Recipient<'r> {
                 ack.close(None, !left, false);
             }
         }
+        // The statement reports the refusal, not what InnoDB made of it.
+        let restate = if err != 0 && err != ER_QUERY_INTERRUPTED { self.refusal.lock().take() } else { None };
         if let Some(mut m) = main.take() {
             let fatal = breaks_connection(err) || exit(&mut m, thd, true).is_err();
-            m.close(Some(thd), fatal, err == 0);
+            m.close(Some(thd), fatal, err == 0 || restate.is_some());
+        }
+        if let Some(refusal) = restate {
+            err = raise_refusal(refusal);
+            result = Err(err);
         }
         // Whatever the apply side began (nothing if the checks failed).
         for (engine, &(loc, task)) in self.engines.iter().zip(&self.apply) {
@@ -285,6 +295,16 @@ impl<'r> Recipient<'r> {
             services::backup_unlock(thd);
         }
         result
+    }
+
+    /// Raises the error for a refused descriptor and keeps it: a worker's
+    /// refusal reaches the master only as InnoDB's generic error.
+    fn refuse(&self, refusal: Refusal) -> Errno {
+        if let Refusal::FilePath(name) = &refusal {
+            services::log_error(&format!("Refused a file path from the donor: {name}"));
+        }
+        self.refusal.lock().get_or_insert(refusal.clone());
+        raise_refusal(refusal)
     }
 
     /// A connection that the KILL watcher shuts down.
@@ -389,8 +409,10 @@ impl<'r> Recipient<'r> {
         if let Some(ack) = self.ack_link.lock().take() {
             ack.close(None, true, false);
         }
+        // A KILL (which may have caused the network error) is what the
+        // statement reports: the error is cleared with the connection.
         if let Some(m) = main.take() {
-            m.close(Some(thd), true, false);
+            m.close(Some(thd), true, thd.killed());
         }
         // The workers of the failed attempt are gone; new ones may start.
         self.team.threads.store(1, Relaxed);
@@ -682,7 +704,7 @@ fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
 }
 
 /// The error for an InnoDB descriptor the guard refused.
-fn refuse(refusal: Refusal) -> Errno {
+fn raise_refusal(refusal: Refusal) -> Errno {
     match refusal {
         Refusal::Protocol(what) => raise_protocol(what),
         Refusal::FilePath(name) => {
@@ -767,7 +789,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             c.set_loc_index(index as u32);
             c.set_data_desc(&descriptor);
             let checked = if engine.is_innodb() {
-                self.clone.innodb_guard.lock().check(&mut self.view.borrow_mut(), &descriptor).map_err(refuse)
+                self.clone.innodb_guard.lock().check(&mut self.view.borrow_mut(), &descriptor).map_err(|r| self.clone.refuse(r))
             } else {
                 Ok(Checked::Pass)
             };

@@ -76,7 +76,7 @@ pub const MAX_FILES: u32 = 1 << 22;
 pub const MAX_CHUNKS: u32 = 1 << 26;
 
 /// Why a descriptor was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Malformed or out of bounds: ER_CLONE_PROTOCOL with this text.
     Protocol(&'static str),
