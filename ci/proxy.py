@@ -31,6 +31,13 @@ MODE:
                       (the connection stays open)
   empty-command       a worker's COM_ATTACH becomes an empty packet; logs
                       "connection ended after N s" when that connection ends
+  record FILE         (no tampering) writes the InnoDB locator of the
+                      donor's answer to INIT, in hex, to FILE
+  hijack KIND FILE    the recipient's COM_INIT becomes a command naming the
+                      clone whose locator FILE holds: KIND attach or reinit
+                      (with that locator), or ack (an error acknowledgement);
+                      logs "answered after N s" when the donor answers it
+                      or closes the connection
 
 Writes "tampered" to stderr when it has rewritten or injected a message.
 Connections are told apart by the first clone command after COM_CLONE:
@@ -49,8 +56,8 @@ import time
 
 listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
-DATA_DESC, DATA, COLLATION, COM_RES_COMPLETE, COM_RES_ERROR = 2, 3, 6, 99, 100
-COM_CLONE, COM_INIT, COM_ATTACH, COM_ACK, DB_TYPE_INNODB = 0x20, 1, 2, 5, 12
+COM_RES_LOCS, DATA_DESC, DATA, COLLATION, COM_RES_COMPLETE, COM_RES_ERROR = 1, 2, 3, 6, 99, 100
+COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 0x20, 1, 2, 3, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
 STATE, STATE_CHUNKS, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 20, 24, 44, 46
@@ -71,6 +78,21 @@ class Conn:
         self.cut_next_data = False
         self.empty_sent = False
         self.skip_to_complete = False
+        self.hijack_sent = None
+
+
+def locators(body):
+    """(db_type, bytes) of each locator in a locator list."""
+    out, at = [], 0
+    while at + 5 <= len(body):
+        length = struct.unpack_from("<I", body, at + 1)[0]
+        out.append((body[at], body[at + 5:at + 5 + length]))
+        at += 5 + length
+    return out
+
+
+def put_locator(db_type, loc):
+    return bytes([db_type]) + struct.pack("<I", len(loc)) + loc
 
 
 def innodb_desc(payload):
@@ -84,6 +106,16 @@ def stateful_response(conn, payload):
     """The modes that follow the connections: the messages to send instead
     of a donor's response (a list), or None to leave it."""
     global master_start
+    if conn.hijack_sent is not None:
+        waited = time.monotonic() - conn.hijack_sent
+        conn.hijack_sent = None
+        print(f"answered after {waited:.1f} s: code {payload[:1].hex()}", file=sys.stderr, flush=True)
+    if mode == "record" and conn.role == "master" and payload[:1] == bytes([COM_RES_LOCS]):
+        for db_type, loc in locators(payload[5:]):
+            if db_type == DB_TYPE_INNODB:
+                with open(args[0], "w") as f:
+                    f.write(loc.hex())
+        return None
     if conn.skip_to_complete:
         # The rest of an answer replaced by an error: the recipient reads
         # the answer to its next command next.
@@ -133,6 +165,16 @@ def stateful_command(conn, payload):
         conn.cloning = True
     if payload:
         conn.last_command = payload[0]
+    if not done and mode == "hijack" and conn.role == "master" and payload[:1] == bytes([COM_INIT]):
+        with open(args[1]) as f:
+            victim = bytes.fromhex(f.read().strip())
+        conn.hijack_sent = time.monotonic()
+        if args[0] == "ack":
+            return [bytes([COM_ACK]) + struct.pack("<I", 3862) + put_locator(DB_TYPE_INNODB, victim) + struct.pack("<I", 0)]
+        head, own = payload[1:9], locators(payload[9:])
+        code = COM_ATTACH if args[0] == "attach" else COM_REINIT
+        body = b"".join(put_locator(t, victim if t == DB_TYPE_INNODB else loc) for t, loc in own)
+        return [bytes([code]) + head + body]
     if not done and mode == "empty-command" and conn.role == "worker" and payload[:1] == bytes([COM_ATTACH]):
         conn.empty_sent = time.monotonic()
         return [b""]
@@ -246,6 +288,9 @@ def close_pair(sock):
         if s is None:
             continue
         conn = conns.pop(s, None)
+        if conn and conn.hijack_sent is not None:
+            waited = time.monotonic() - conn.hijack_sent
+            print(f"answered after {waited:.1f} s: closed", file=sys.stderr, flush=True)
         if conn and conn.empty_sent:
             waited = time.monotonic() - conn.empty_sent
             print(f"connection ended after {waited:.1f} s", file=sys.stderr, flush=True)

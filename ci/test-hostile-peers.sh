@@ -20,8 +20,8 @@ LOG_TAG=test-hostile-peers
 UNDER_TEST=ours
 [ "${1:-}" = --stock ] && UNDER_TEST=stock
 PORT=${PORT_BASE:-14000}
-DONOR=$PORT RECIPIENT=$((PORT + 1)) PROXY=$((PORT + 5))
-cleanup() { server_stop donor; server_stop recipient; }
+DONOR=$PORT RECIPIENT=$((PORT + 1)) INTRUDER=$((PORT + 2)) PROXY=$((PORT + 5)) PROXY2=$((PORT + 6))
+cleanup() { server_stop donor; server_stop recipient; server_stop intruder; server_stop victimcopy; }
 trap cleanup EXIT
 
 build_plugin
@@ -31,7 +31,10 @@ plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN
 # start NAME PORT PLUGIN: (re)starts a server; the recipient reaches the
 # donor only through the proxy.
 start() {
-  server_start "$1" "$2" "$(plugin_dir "$3")" --plugin-load-add=mysql_clone.so
+  local options=()
+  # Workers from the start (no auto-tuning), so a worker has a stream to tamper with.
+  [ "$1" = recipient ] && options=(--loose-clone-autotune-concurrency=OFF --loose-clone-max-concurrency=4)
+  server_start "$1" "$2" "$(plugin_dir "$3")" --plugin-load-add=mysql_clone.so "${options[@]}"
   if [ "$1" = recipient ]; then
     sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY'"
   fi
@@ -103,8 +106,6 @@ refused "absolute file name outside" 1525 "file path" rename app/victim.ibd "$ES
 refused "file index out of range" 3863 "Invalid File Index" index app/victim.ibd 4000000000
 refused "chunk number out of range" 3863 "Invalid Chunk Number" chunk 4000000000
 refused "absurd file count" 3863 "Invalid State Descriptor" files 4000000000
-# Workers from the start (no auto-tuning), so a worker has a stream to tamper with.
-sql "$RECIPIENT" "SET GLOBAL clone_autotune_concurrency = OFF, clone_max_concurrency = 4"
 refused "worker's START with larger counts, then a chunk past the master's" 3863 "Invalid State Descriptor" worker-start
 refused "data block shorter than its descriptor" 3863 "data length differs" data-short
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
@@ -163,6 +164,54 @@ ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_
 check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
   "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
 rm -rf "${ROOTFS:?}$dest"
+
+log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
+# The victim: an honest clone, slowed down so that it runs for a while,
+# through a proxy that notes the locator naming it. The intruder, another
+# account with BACKUP_ADMIN on the donor, then names that clone from its
+# own recipient: ATTACH (to take chunks), REINIT (to take it over) and an
+# ACK carrying an error (to abort it).
+sql "$DONOR" "CREATE USER intruder IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO intruder"
+server_init intruder
+server_start intruder "$INTRUDER" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+sql "$INTRUDER" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY2'"
+locator_file=$ROOTFS/tmp/clone-rs-victim-locator
+rm -f "$locator_file"
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" record "$locator_file" 2>/dev/null &
+proxy=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
+victim_dest=$(server_dir victimcopy)/data
+rm -rf "${ROOTFS:?}$(server_dir victimcopy)"; mkdir -p "$ROOTFS$(server_dir victimcopy)/files" "$ROOTFS$(server_dir victimcopy)/tmp"
+sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
+errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
+  DATA DIRECTORY = '$victim_dest' REQUIRE NO SSL" >"$ROOTFS/tmp/victim-errno" &
+victim=$!
+for _ in $(seq 100); do [ -s "$locator_file" ] && break; sleep 0.1; done
+check "victim clone: its locator is known" 1 "$([ -s "$locator_file" ] && echo 1)"
+for kind in attach reinit ack; do
+  hijack_log=$ROOTFS/tmp/clone-rs-hijack.log
+  python3 "$REPO/ci/proxy.py" "$PROXY2" "$DONOR" hijack "$kind" "$locator_file" 2>"$hijack_log" &
+  proxy2=$!
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY2") 2>/dev/null && break; sleep 0.1; done
+  intruder_errno=$(errno_of "$INTRUDER" "CLONE INSTANCE FROM intruder@127.0.0.1:$PROXY2 IDENTIFIED BY 'Pass-1234'
+    DATA DIRECTORY = '$(server_dir intruder)/stolen-$kind' REQUIRE NO SSL")
+  kill "$proxy2"; wait "$proxy2" 2>/dev/null
+  answered=$(sed -n 's/^answered after \([0-9.]*\) s.*/\1/p' "$hijack_log" | head -1)
+  check "intruder's $kind: refused (clone fails)" 1 "$([ "$intruder_errno" != 0 ] && echo 1)"
+  check "intruder's $kind: answered within 5 s (after ${answered:-never} s)" 1 "$(awk -v t="${answered:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
+done
+check "intruder: the donor logged the refusals" 3 \
+  "$(grep -c 'Refused a command from intruder@%: Wrong Clone RPC: the clone belongs to another account' "$ROOTFS$(server_dir donor)/error.log")"
+wait "$victim"
+kill "$proxy"; wait "$proxy" 2>/dev/null
+sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
+check "victim clone: succeeds" 0 "$(cat "$ROOTFS/tmp/victim-errno")"
+server_start victimcopy "$((PORT + 3))" "$OUR_PLUGIN_DIR"
+check "victim clone: its data equals the donor's" "$(sql "$DONOR" "CHECKSUM TABLE app.victim")" \
+  "$(sql "$((PORT + 3))" "CHECKSUM TABLE app.victim" 2>&1)"
+server_stop victimcopy
+server_stop intruder
+rm -rf "${ROOTFS:?}$(server_dir victimcopy)" "$locator_file" "$ROOTFS/tmp/victim-errno"
 
 log "the same servers, without tampering, still clone"
 dest=$(server_dir recipient)/honest

@@ -6,6 +6,7 @@
 
 #include "clone_shim.h"
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "mysql/components/services/clone_protocol_service.h"
 #include "mysql/components/services/log_builtins.h"
 #include "mysql/plugin.h"
+#include "mysql/service_security_context.h"
 #include "mysql/psi/psi_memory.h"
 #include "mysql/psi/psi_statement.h"
 #include "mysql/psi/psi_thread.h"
@@ -331,6 +333,25 @@ unsigned cs_thd_error(THD *thd, const char **message) {
     return 0;
   }
   return err;
+}
+
+size_t cs_thd_account(THD *thd, char *buf, size_t len) {
+  try {
+    MYSQL_SECURITY_CONTEXT ctx = nullptr;
+    if (thd_get_security_context(thd, &ctx) || ctx == nullptr) return 0;
+    MYSQL_LEX_CSTRING user{nullptr, 0};
+    MYSQL_LEX_CSTRING host{nullptr, 0};
+    if (security_context_get_option(ctx, "priv_user", &user) ||
+        security_context_get_option(ctx, "priv_host", &host))
+      return 0;
+    std::string account(user.str == nullptr ? "" : user.str, user.length);
+    account += '@';
+    account.append(host.str == nullptr ? "" : host.str, host.length);
+    account.copy(buf, std::min(len, account.size()));
+    return account.size();
+  } catch (...) {
+    return 0;
+  }
 }
 
 int cs_get_command(THD *thd, unsigned char *command, unsigned char **buf,

@@ -117,6 +117,10 @@ void cs_worker_thd_finish(THD *thd);
 void cs_statement_refine(THD *thd, unsigned statement_key);
 /* The error in `thd`'s diagnostics area, or 0 and NULL. */
 unsigned cs_thd_error(THD *thd, const char **message);
+/* The session's authenticated account as "priv_user@priv_host" into `buf`
+   (at most `len` bytes, not NUL-terminated); returns its full length, or 0
+   if it cannot be read. */
+size_t cs_thd_account(THD *thd, char *buf, size_t len);
 
 /* ---- clone_protocol: the donor's side of a clone connection ---- */
 

@@ -5,6 +5,7 @@
 //! EXECUTE streams this task's share of the data, ACK passes the recipient's
 //! state acknowledgements to the engines.
 
+use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
 use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
 use crate::server::errors::*;
 use crate::server::protocol::{self as service, DonorLink};
@@ -15,9 +16,18 @@ use crate::server::sysvars;
 use crate::transfer::copy::{self, AlignedBuf, ALIGN};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 /// A donor needs room for 1 MiB data messages and then some.
 const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
+
+/// The clones this server donates, and whose they are.
+static LIVE: LiveClones = LiveClones::new();
+
+/// A REINIT may come before the master that lost its recipient noticed the
+/// failure (a write times out after net_write_timeout, 60 s by default); it
+/// waits this long, outside InnoDB, for the clone to wait for it.
+const REINIT_WAIT: Duration = Duration::from_secs(60);
 
 /// Configuration values the recipient compares with its own, in order.
 const CONFIG_KEYS: [&str; 7] = [
@@ -45,12 +55,24 @@ struct Donor {
     active: Vec<Active>,
     version: u32,
     backup_locked: bool,
+    /// The authenticated account of this connection.
+    account: String,
+    /// The clone this connection runs as its master.
+    owned: Option<CloneKey>,
 }
 
 /// Serves one recipient connection until it exits.
 pub fn serve(thd: Thd) -> Result<(), Errno> {
     thd.refine_statement(Statement::Server);
-    let mut donor = Donor { link: DonorLink(thd), thd, active: Vec::new(), version: protocol::VERSION_CURRENT, backup_locked: false };
+    let mut donor = Donor {
+        link: DonorLink(thd),
+        thd,
+        active: Vec::new(),
+        version: protocol::VERSION_CURRENT,
+        backup_locked: false,
+        account: thd.account().unwrap_or_default(),
+        owned: None,
+    };
     let mut last_error = 0;
     loop {
         let mut link = donor.link;
@@ -160,6 +182,15 @@ impl Donor {
             self.check_packet_size()?;
         }
         let engines = p.locators.iter().map(|l| self.engine_for(l.db_type)).collect::<Result<Vec<_>, _>>()?;
+        let joined = match mode {
+            Mode::Restart => Some(self.admit(&engines, &p, Joining::Reinit)?),
+            Mode::AddTask => Some(self.admit(&engines, &p, Joining::Attach)?),
+            _ => None,
+        };
+        if master {
+            // This session now runs the clone a REINIT took over.
+            self.owned = joined;
+        }
         if master && p.block_ddl() && !self.backup_locked {
             if !services::backup_lock(self.thd, p.ddl_timeout()) {
                 if self.thd.error().0 == 0 {
@@ -179,12 +210,47 @@ impl Donor {
             self.active.push(Active { engine, _received: received, locator, task });
         }
         if master && mode == Mode::Start {
+            self.owned = self.active.iter().find(|a| a.engine.is_innodb()).and_then(|a| CloneKey::of_innodb_locator(a.locator.bytes()));
+            if let Some(key) = self.owned {
+                LIVE.started(key, &self.account, self.session(), Instant::now());
+            }
+        }
+        if master && mode == Mode::Start {
             self.send_parameters()?;
         }
         let locators: Vec<protocol::Locator<'_>> =
             self.active.iter().map(|a| protocol::Locator { db_type: a.engine.db_type(), bytes: a.locator.bytes() }).collect();
         let mut locs = Response::Locators { version: self.version, locators }.encode();
         self.link.send(false, &mut locs)
+    }
+
+    fn session(&self) -> u64 {
+        self.thd.thread_id() as u64
+    }
+
+    /// Lets a command naming a running clone through only if this
+    /// connection's account started that clone and the clone is where the
+    /// command needs it; a REINIT waits (killable, outside InnoDB) for the
+    /// master that lost the recipient to notice.
+    fn admit(&self, engines: &[Engine], p: &InitPayload<'_>, command: Joining) -> Result<CloneKey, Errno> {
+        let named = engines.iter().zip(&p.locators).find(|(e, _)| e.is_innodb()).and_then(|(_, l)| CloneKey::of_innodb_locator(l.bytes));
+        let key = named.ok_or_else(|| self.deny(Denial::Unknown))?;
+        let deadline = Instant::now() + REINIT_WAIT;
+        loop {
+            match LIVE.admit(key, &self.account, self.session(), command) {
+                Ok(()) => return Ok(key),
+                Err(Denial::NotNow) if command == Joining::Reinit && Instant::now() < deadline && !self.thd.killed() => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(denial) => return Err(self.deny(denial)),
+            }
+        }
+    }
+
+    fn deny(&self, denial: Denial) -> Errno {
+        services::log_donor_error(&format!("Refused a command from {}: {}", self.account, denial.message()));
+        session::raise_str(ER_CLONE_PROTOCOL, denial.message());
+        ER_CLONE_PROTOCOL
     }
 
     fn check_packet_size(&self) -> Result<(), Errno> {
@@ -248,10 +314,14 @@ impl Donor {
     fn ack(&mut self, error: i32, db_type: u8, locator: &[u8], descriptor: &[u8]) -> Result<(), Errno> {
         services::log_donor("COM_ACK: Storage Ack");
         let engine = self.engine_for(db_type)?;
+        if engine.is_innodb() {
+            let key = CloneKey::of_innodb_locator(locator).ok_or_else(|| self.deny(Denial::Unknown))?;
+            LIVE.admit(key, &self.account, self.session(), Joining::Ack).map_err(|d| self.deny(d))?;
+        }
         // InnoDB reads the descriptor only of a successful acknowledgement.
         if error == 0 && engine.is_innodb() {
             if let Err(what) = innodb::check_acknowledgement(descriptor) {
-                services::log_error(&format!("Refused an acknowledgement from the recipient: {what}"));
+                services::log_donor_error(&format!("Refused an acknowledgement from the recipient: {what}"));
                 session::raise_str(ER_CLONE_PROTOCOL, what);
                 return Err(ER_CLONE_PROTOCOL);
             }
@@ -266,8 +336,17 @@ impl Donor {
 
     /// Ends the engines' part of this connection and releases the lock.
     fn end(&mut self, error: Errno) {
+        // After a network error InnoDB's master waits inside `end` for a
+        // REINIT, which may then take the clone over.
+        let owned = self.owned.take();
+        if let Some(key) = owned {
+            LIVE.ending(key, self.session(), super::is_restartable(error), Instant::now());
+        }
         for a in self.active.drain(..) {
             let _ = a.engine.end(self.thd, a.locator, a.task, error);
+        }
+        if let Some(key) = owned {
+            LIVE.ended(key, self.session());
         }
         if self.backup_locked {
             services::backup_unlock(self.thd);

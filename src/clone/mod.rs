@@ -27,3 +27,9 @@ fn breaks_connection(e: Errno) -> bool {
     ]
     .contains(&e)
 }
+
+/// Network errors after which a clone can resume on new connections (the
+/// donor's InnoDB keeps the clone for a while after them).
+fn is_restartable(e: Errno) -> bool {
+    [ER_NET_ERROR_ON_WRITE, ER_NET_READ_ERROR, ER_NET_WRITE_INTERRUPTED, ER_NET_READ_INTERRUPTED, ER_NET_WAIT_ERROR].contains(&e)
+}

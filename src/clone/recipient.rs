@@ -6,7 +6,7 @@
 //! DIRECTORY), the engines first drop this server's data, and the server
 //! restarts on the clone when the statement returns.
 
-use super::breaks_connection;
+use super::{breaks_connection, is_restartable};
 use super::meter::{Meter, Team};
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
@@ -138,11 +138,6 @@ fn raise_donor_error(code: i32, message: &[u8]) -> Errno {
     let text = String::from_utf8_lossy(message);
     session::raise_str(ER_CLONE_DONOR, &format!("{code} : {text}"));
     ER_CLONE_DONOR
-}
-
-/// Network errors after which the clone can resume on new connections.
-fn is_restartable(e: Errno) -> bool {
-    [ER_NET_ERROR_ON_WRITE, ER_NET_READ_ERROR, ER_NET_WRITE_INTERRUPTED, ER_NET_READ_INTERRUPTED, ER_NET_WAIT_ERROR].contains(&e)
 }
 
 /// Sends a command. `active` makes the connection the session's clone

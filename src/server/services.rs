@@ -176,3 +176,8 @@ pub fn log_error(message: &str) {
 pub fn log_donor(message: &str) {
     log(3, ER_CLONE_SERVER_TRACE, message);
 }
+
+/// An ERROR line `Server: <message>.`: the donor's view.
+pub fn log_donor_error(message: &str) {
+    log(1, ER_CLONE_SERVER_TRACE, message);
+}

@@ -3,7 +3,7 @@
 
 use super::errors::ER_INTERNAL_ERROR;
 use super::ffi::{self, THD};
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 
@@ -11,6 +11,10 @@ use std::ptr::NonNull;
 /// is the interface version the plugin was built for.
 #[no_mangle]
 pub static mut thd_alloc_service: *mut ffi::thd_alloc_service_st = std::ptr::without_provenance_mut(0x0100);
+
+/// As above, for the security context service (the shim reads accounts).
+#[no_mangle]
+pub static mut security_context_service: *mut c_void = std::ptr::without_provenance_mut(0x0101);
 
 /// A server session. Each THD belongs to one thread at a time; the clone
 /// code moves it only between the threads of one statement.
@@ -44,6 +48,15 @@ impl Thd {
     }
 
     /// The processlist id.
+    /// The authenticated account, "priv_user@priv_host"; None if the
+    /// server cannot tell.
+    pub fn account(self) -> Option<String> {
+        let mut buf = [0u8; 512];
+        // SAFETY: valid THD; the shim writes at most buf.len() bytes.
+        let len = unsafe { ffi::cs_thd_account(self.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        (len > 0 && len <= buf.len()).then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
+    }
+
     pub fn thread_id(self) -> u32 {
         // SAFETY: valid THD.
         unsafe { ffi::thd_get_thread_id(self.as_ptr()) as u32 }
