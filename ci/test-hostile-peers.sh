@@ -167,7 +167,8 @@ rm -rf "${ROOTFS:?}$dest"
 
 log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
 # The victim: an honest clone, slowed down so that it runs for a while,
-# through a proxy that notes the locator naming it. The intruder, another
+# through a proxy that notes the locator naming it (and has each of its
+# connections ask the donor for a year of idle time first). The intruder, another
 # account with BACKUP_ADMIN on the donor, then names that clone from its
 # own recipient: ATTACH (to take chunks), REINIT (to take it over) and an
 # ACK carrying an error (to abort it).
@@ -177,7 +178,7 @@ server_start intruder "$INTRUDER" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clon
 sql "$INTRUDER" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY2'"
 locator_file=$ROOTFS/tmp/clone-rs-victim-locator
 rm -f "$locator_file"
-python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" record "$locator_file" 2>/dev/null &
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" victim "$locator_file" 2>/dev/null &
 proxy=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
 victim_dest=$(server_dir victimcopy)/data
@@ -188,6 +189,12 @@ errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIE
 victim=$!
 for _ in $(seq 100); do [ -s "$locator_file" ] && break; sleep 0.1; done
 check "victim clone: its locator is known" 1 "$([ -s "$locator_file" ] && echo 1)"
+# However long a recipient asked to idle, the donor waits at most 8 hours
+# for its next command while it holds the clone slot and the backup lock.
+idle=$(sql "$DONOR" "SELECT COUNT(*) >= 2, MAX(CAST(v.variable_value AS UNSIGNED))
+  FROM performance_schema.variables_by_thread v JOIN performance_schema.threads t USING (thread_id)
+  WHERE v.variable_name = 'wait_timeout' AND t.processlist_command LIKE 'Clone%'")
+check "a recipient's year of idle time is cut to 8 hours on the donor" "1	28800" "$idle"
 for kind in attach reinit ack; do
   hijack_log=$ROOTFS/tmp/clone-rs-hijack.log
   python3 "$REPO/ci/proxy.py" "$PROXY2" "$DONOR" hijack "$kind" "$locator_file" 2>"$hijack_log" &

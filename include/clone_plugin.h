@@ -11,6 +11,8 @@
 #include <mysql/components/services/registry.h>
 #include <mysql/components/services/backup_lock_service.h>
 #include <mysql/components/services/pfs_plugin_table_service.h>
+#include <mysql/components/services/mysql_string.h>
+#include <mysql/components/services/mysql_system_variable.h>
 #include <my_sys.h>
 #include <mysql_version.h>
 

@@ -29,6 +29,14 @@ static LIVE: LiveClones = LiveClones::new();
 /// waits this long, outside InnoDB, for the clone to wait for it.
 const REINIT_WAIT: Duration = Duration::from_secs(60);
 
+/// Between commands the donor waits up to the session's wait_timeout, all
+/// the while holding InnoDB's clone slot and (with clone_block_ddl) the
+/// backup lock for a recipient that may have gone quiet. A peer can raise
+/// its session's wait_timeout at will; the donor caps it at the stock
+/// default, 8 hours, which a recipient's auxiliary connection needs in the
+/// longest copy stage (it is silent between acknowledgements).
+const MAX_IDLE_S: u64 = 28800;
+
 /// Configuration values the recipient compares with its own, in order.
 const CONFIG_KEYS: [&str; 7] = [
     "version",
@@ -64,6 +72,9 @@ struct Donor {
 /// Serves one recipient connection until it exits.
 pub fn serve(thd: Thd) -> Result<(), Errno> {
     thd.refine_statement(Statement::Server);
+    if services::session_uint(thd, "wait_timeout").is_some_and(|wait| wait > MAX_IDLE_S) && !services::set_session_uint(thd, "wait_timeout", MAX_IDLE_S) {
+        services::log_donor_error("Could not bound the idle wait of a recipient's session");
+    }
     let mut donor = Donor {
         link: DonorLink(thd),
         thd,

@@ -814,9 +814,10 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         if self.meter.is_master() {
             let _ = self.clone.acknowledge(index, error, &[]);
         }
-        if breaks_connection(error) {
-            return;
-        }
+        // Also after a refused descriptor: the framing is intact, and a
+        // worker that hung up would reach the donor as a network failure
+        // before the master's acknowledgement, and hold the donor's clone
+        // for a reconnection. (A killed task's socket is shut: it stops at once.)
         let deadline = Instant::now() + DRAIN_LIMIT;
         let mut conn = self.conn.borrow_mut();
         while Instant::now() < deadline {

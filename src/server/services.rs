@@ -1,12 +1,13 @@
 //! Component services acquired from the server's registry at plugin start and
 //! released at the end: backup lock, clone_protocol (handed to the shim),
-//! the error log, and the performance_schema table services.
+//! the error log, session variables, and the performance_schema table
+//! services.
 
 use super::errors::{ER_CLONE_CLIENT_TRACE, ER_CLONE_SERVER_TRACE};
 use super::ffi::{self, my_h_service, mysql_service_registry_t};
 use super::session::Thd;
 use parking_lot::Mutex;
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::ptr::null_mut;
 
 /// Plugin-service pointer the server fills in at load time (initially the
@@ -19,8 +20,21 @@ struct Handles {
     registry: *const mysql_service_registry_t,
     acquired: Vec<my_h_service>,
     backup_lock: *const ffi::s_mysql_mysql_backup_lock,
+    variables: Option<VariableServices>,
     pfs: Option<PfsServices>,
 }
+
+/// Reading and setting a session's system variables.
+#[derive(Clone, Copy)]
+struct VariableServices {
+    reader: *const ffi::s_mysql_mysql_system_variable_reader,
+    integer: *const ffi::s_mysql_mysql_system_variable_update_integer,
+    factory: *const ffi::s_mysql_mysql_string_factory,
+    converter: *const ffi::s_mysql_mysql_string_converter,
+}
+
+// SAFETY: service handles are process-global and thread-safe.
+unsafe impl Send for VariableServices {}
 
 // SAFETY: service handles are process-global and thread-safe.
 unsafe impl Send for Handles {}
@@ -67,7 +81,7 @@ pub fn start() -> Result<(), &'static str> {
     if registry.is_null() {
         return Err("registry unavailable");
     }
-    let mut h = Handles { registry, acquired: Vec::new(), backup_lock: std::ptr::null(), pfs: None };
+    let mut h = Handles { registry, acquired: Vec::new(), backup_lock: std::ptr::null(), variables: None, pfs: None };
     let result = unsafe { acquire_base(&mut h) };
     *HANDLES.lock() = Some(h);
     if result.is_err() {
@@ -103,7 +117,54 @@ unsafe fn acquire_base(h: &mut Handles) -> Result<(), &'static str> {
     h.backup_lock = acquire(h, "mysql_backup_lock").ok_or("mysql_backup_lock")?.cast();
     let protocol = acquire(h, "clone_protocol").ok_or("clone_protocol")?;
     ffi::cs_set_clone_protocol(protocol.cast());
+    // Optional: without them a donor cannot bound an idle recipient's wait.
+    h.variables = (|| {
+        Some(VariableServices {
+            reader: acquire(h, "mysql_system_variable_reader")?.cast(),
+            integer: acquire(h, "mysql_system_variable_update_integer")?.cast(),
+            factory: acquire(h, "mysql_string_factory")?.cast(),
+            converter: acquire(h, "mysql_string_converter")?.cast(),
+        })
+    })();
     Ok(())
+}
+
+/// The session value of an integer system variable of the server.
+pub fn session_uint(thd: Thd, name: &str) -> Option<u64> {
+    let v = HANDLES.lock().as_ref().and_then(|h| h.variables)?;
+    let name = CString::new(name).ok()?;
+    let mut buf = [0u8; 32];
+    let mut value = buf.as_mut_ptr().cast::<c_void>();
+    let mut len = buf.len();
+    // SAFETY: acquired service; valid THD; the reader writes at most `len`
+    // bytes into `buf` and points `value` at the result.
+    let text = unsafe {
+        let get = (*v.reader).get?;
+        if get(thd.as_ptr(), c"SESSION".as_ptr(), c"mysql_server".as_ptr(), name.as_ptr(), &mut value, &mut len) != 0 || value.is_null() {
+            return None;
+        }
+        std::slice::from_raw_parts(value.cast::<u8>(), len.min(buf.len())).to_vec()
+    };
+    std::str::from_utf8(&text).ok()?.trim_end_matches('\0').trim().parse().ok()
+}
+
+/// Sets the session value of an integer system variable of the server.
+pub fn set_session_uint(thd: Thd, name: &str, value: u64) -> bool {
+    let Some(v) = HANDLES.lock().as_ref().and_then(|h| h.variables) else { return false };
+    // SAFETY: acquired services; valid THD; the name string is created,
+    // used and destroyed here.
+    unsafe {
+        let (Some(convert), Some(set), Some(destroy)) = ((*v.converter).convert_from_buffer, (*v.integer).set_unsigned, (*v.factory).destroy) else {
+            return false;
+        };
+        let mut handle: ffi::my_h_string = null_mut();
+        if convert(&mut handle, name.as_ptr().cast(), name.len() as u64, c"utf8mb4".as_ptr()) != 0 || handle.is_null() {
+            return false;
+        }
+        let done = set(thd.as_ptr(), c"SESSION".as_ptr(), null_mut(), handle, value) == 0;
+        destroy(handle);
+        done
+    }
 }
 
 /// Releases every service, in reverse order, and the registry.
