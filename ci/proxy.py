@@ -27,6 +27,8 @@ MODE:
                       GTID set after them)
   data-short          the first data block of 32 KiB or more arrives 16 KiB
                       short of what its descriptor announces
+  reconnect-window N  the donor announces N minutes for
+                      clone_donor_timeout_after_network_failure
   stall-ack           the donor's answer to the first COM_ACK never arrives
                       (the connection stays open)
   empty-command       a worker's COM_ATTACH becomes an empty packet; logs
@@ -58,7 +60,7 @@ import time
 
 listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
-COM_RES_LOCS, DATA_DESC, DATA, COLLATION, COM_RES_COMPLETE, COM_RES_ERROR = 1, 2, 3, 6, 99, 100
+COM_RES_LOCS, DATA_DESC, DATA, COLLATION, CONFIG_V3, COM_RES_COMPLETE, COM_RES_ERROR = 1, 2, 3, 6, 8, 99, 100
 COM_QUERY, COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 3, 0x20, 1, 2, 3, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
@@ -157,6 +159,12 @@ def stateful_response(conn, payload):
         return None
     if mode == "data-short" and conn.cut_next_data and payload[0] == DATA:
         return [payload[:-16384]]
+    if mode == "reconnect-window" and conn.role == "master" and payload[:1] == bytes([CONFIG_V3]):
+        key_len = struct.unpack_from("<I", payload, 1)[0]
+        key = payload[5:5 + key_len]
+        if key == b"clone_donor_timeout_after_network_failure":
+            value = args[0].encode()
+            return [payload[:5 + key_len] + struct.pack("<I", len(value)) + value]
     if mode == "stall-ack" and conn.role == "aux" and conn.last_command == COM_ACK:
         conn.stalled = True
         return []

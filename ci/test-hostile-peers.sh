@@ -140,6 +140,37 @@ check "stalled acknowledgement: KILL QUERY ends the clone with 1317" 1317 "$(cat
 check "stalled acknowledgement: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
 check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
 rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
+
+# A donor that announces it keeps a clone for 2^32-1 minutes after a
+# network failure, then goes away: the recipient reconnects for 30 minutes
+# at most, and KILL ends that wait. (The donor itself drops the clone at once.)
+sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = 0"
+sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" reconnect-window 4294967295 2>"$proxy_log" &
+proxy=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
+recipient_log=$ROOTFS$(server_dir recipient)/error.log
+logged_before=$(grep -c 'Source re-connect for at most' "$recipient_log")
+errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
+  DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$ROOTFS/tmp/window-errno" &
+clone=$!
+for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+check "reconnect window: the donor announced 2^32-1 minutes" "tampered" "$(head -1 "$proxy_log")"
+sleep 2
+kill -USR1 "$proxy"; sleep 0.5; kill "$proxy"; wait "$proxy" 2>/dev/null
+for _ in $(seq 150); do [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ] && break; sleep 0.1; done
+check "reconnect window: the recipient reconnects for 30 minutes at most" \
+  "Source re-connect for at most 30 minutes" "$(grep -o 'Source re-connect for at most [0-9]* minutes' "$recipient_log" | tail -1)"
+session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
+killed_at=$(date +%s)
+sql "$RECIPIENT" "KILL QUERY $session"
+wait "$clone"
+took=$(( $(date +%s) - killed_at ))
+check "reconnecting: KILL QUERY ends the clone with 1317" 1317 "$(cat "$ROOTFS/tmp/window-errno")"
+check "reconnecting: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
+sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = DEFAULT"
+sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
+rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/window-errno"
 log "a hostile recipient, a $UNDER_TEST donor"
 # The donor refuses the acknowledgement as a protocol error and drops the
 # connection, as the stock donor does with protocol errors; the recipient

@@ -404,24 +404,35 @@ impl<'r> Recipient<'r> {
         if let Some(ack) = self.ack_link.lock().take() {
             ack.close(None, true, false);
         }
-        // A KILL (which may have caused the network error) is what the
-        // statement reports: the error is cleared with the connection.
-        if let Some(m) = main.take() {
-            m.close(Some(thd), true, thd.killed());
-        }
+        // The broken main connection stays registered as the session's
+        // clone socket until a new one replaces it; closing it with the
+        // session clears the session's errors, so that a KILL, whenever it
+        // comes, is what the statement reports.
+        let mut broken = main.take();
+        let give_up = |broken: &mut Option<Connection>, kill: bool| {
+            if let Some(b) = broken.take() {
+                b.close(Some(thd), true, kill);
+            }
+            if kill {
+                session::raise(ER_QUERY_INTERRUPTED);
+                ER_QUERY_INTERRUPTED
+            } else {
+                services::log_info("Source break restart loop");
+                if thd.error().0 != 0 { thd.error().0 as Errno } else { ER_NET_READ_ERROR }
+            }
+        };
         // The workers of the failed attempt are gone; new ones may start.
         self.team.threads.store(1, Relaxed);
+        services::log_info(&format!("Source re-connect for at most {} minutes", self.reconnect_minutes));
         let deadline = Instant::now() + Duration::from_secs(self.reconnect_minutes as u64 * 60);
         let mut tries = 0u32;
         let (new_main, new_ack) = loop {
             let started = Instant::now();
             if thd.killed() {
-                session::raise(ER_QUERY_INTERRUPTED);
-                return Err(ER_QUERY_INTERRUPTED);
+                return Err(give_up(&mut broken, true));
             }
             if self.reconnect_minutes == 0 || started > deadline {
-                services::log_info("Source break restart loop");
-                return Err(if thd.error().0 != 0 { thd.error().0 as Errno } else { ER_NET_READ_ERROR });
+                return Err(give_up(&mut broken, false));
             }
             tries += 1;
             match Connection::open(Some(thd), &self.address) {
@@ -438,6 +449,10 @@ impl<'r> Recipient<'r> {
                 std::thread::sleep(KILL_POLL);
             }
         };
+        // Replaced as the session's clone socket: closed without the session.
+        if let Some(b) = broken.take() {
+            b.close(None, true, false);
+        }
         *self.ack_link.lock() = Some(new_ack);
         let mut m = new_main;
         // The engines re-issue their locators for the restart.

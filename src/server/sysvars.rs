@@ -292,3 +292,47 @@ impl Drop for RestoreDdlTimeout {
         DDL_TIMEOUT_VAL.store(shown, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    fn set_by_user(value: u32) {
+        // SAFETY: the update function reads only `save`.
+        unsafe { update_ddl_timeout(null_mut(), null_mut(), null_mut(), (&value as *const u32).cast()) };
+    }
+
+    fn shown() -> u32 {
+        DDL_TIMEOUT_VAL.load(Relaxed)
+    }
+
+    /// Two donor sessions overlap (A begins, B begins, A ends, B ends) and
+    /// the user sets the variable in between: it ends at the user's value.
+    #[test]
+    fn overlapping_donor_sessions_leave_the_users_value() {
+        set_by_user(300);
+        let (a_began, wait_a_began) = channel();
+        let (b_began, wait_b_began) = channel();
+        let (a_ended, wait_a_ended) = channel();
+        let a = std::thread::spawn(move || {
+            with_ddl_timeout(7, || {
+                a_began.send(()).unwrap();
+                wait_b_began.recv().unwrap();
+            });
+            a_ended.send(()).unwrap();
+        });
+        wait_a_began.recv().unwrap();
+        assert_eq!(shown(), 7);
+        with_ddl_timeout(u32::MAX, || {
+            b_began.send(()).unwrap();
+            wait_a_ended.recv().unwrap();
+            assert_eq!(shown(), MAX_DDL_TIMEOUT, "a recipient's value is clamped to the range");
+            set_by_user(120);
+            assert_eq!(shown(), MAX_DDL_TIMEOUT, "shown once the last session is done");
+        });
+        a.join().unwrap();
+        assert_eq!(shown(), 120);
+        set_by_user(300);
+    }
+}
