@@ -118,26 +118,40 @@ check "donor error text: clone_status holds it on one line, invents no binlog fi
   "$(sql "$RECIPIENT" "SELECT CONCAT(LOCATE(CHAR(10), error_message), ':', binlog_file) FROM performance_schema.clone_status" 2>&1)"
 
 log "a KILL wakes every wait of the recipient"
+# tampered_clone_in_background ERRNO_FILE MODE...: a clone through the
+# proxy in MODE, in the background ($clone, writing its error number to
+# ERRNO_FILE; the proxy is $proxy), once the proxy has tampered.
+proxy_log="$ROOTFS$(server_dir recipient)/proxy.log"
+tampered_clone_in_background() {
+  local errno_file=$1; shift
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$proxy_log" &
+  proxy=$!
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
+  errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
+    DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$errno_file" &
+  clone=$!
+  for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+}
+# kill_clone NAME ERRNO_FILE: KILL QUERY of the running CLONE INSTANCE (the
+# background job $clone, which writes its error number to ERRNO_FILE) must
+# end it with 1317 within 10 s.
+kill_clone() {
+  local session killed_at took
+  session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
+  killed_at=$(date +%s)
+  sql "$RECIPIENT" "KILL QUERY $session"
+  wait "$clone"
+  took=$(( $(date +%s) - killed_at ))
+  check "$1: KILL QUERY ends the clone with 1317" 1317 "$(cat "$2")"
+  check "$1: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
+}
 # The donor never answers the first acknowledgement: the recipient waits on
 # its auxiliary connection, which the server's KILL does not wake.
-proxy_log="$ROOTFS$(server_dir recipient)/stall.log"
-python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" stall-ack 2>"$proxy_log" &
-proxy=$!
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
-errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
-  DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$ROOTFS/tmp/stall-errno" &
-clone=$!
-for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+tampered_clone_in_background "$ROOTFS/tmp/stall-errno" stall-ack
 check "stalled acknowledgement: the proxy holds the answer back" "tampered" "$(head -1 "$proxy_log")"
 sleep 1
-session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
-killed_at=$(date +%s)
-sql "$RECIPIENT" "KILL QUERY $session"
-wait "$clone"
-took=$(( $(date +%s) - killed_at ))
+kill_clone "stalled acknowledgement" "$ROOTFS/tmp/stall-errno"
 kill "$proxy"; wait "$proxy" 2>/dev/null
-check "stalled acknowledgement: KILL QUERY ends the clone with 1317" 1317 "$(cat "$ROOTFS/tmp/stall-errno")"
-check "stalled acknowledgement: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
 check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
 rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
 
@@ -146,28 +160,16 @@ rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
 # at most, and KILL ends that wait. (The donor itself drops the clone at once.)
 sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = 0"
 sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
-python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" reconnect-window 4294967295 2>"$proxy_log" &
-proxy=$!
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
 recipient_log=$ROOTFS$(server_dir recipient)/error.log
 logged_before=$(grep -c 'Source re-connect for at most' "$recipient_log")
-errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
-  DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$ROOTFS/tmp/window-errno" &
-clone=$!
-for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+tampered_clone_in_background "$ROOTFS/tmp/window-errno" reconnect-window 4294967295
 check "reconnect window: the donor announced 2^32-1 minutes" "tampered" "$(head -1 "$proxy_log")"
 sleep 2
 kill -USR1 "$proxy"; sleep 0.5; kill "$proxy"; wait "$proxy" 2>/dev/null
 for _ in $(seq 150); do [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ] && break; sleep 0.1; done
 check "reconnect window: the recipient reconnects for 30 minutes at most" \
   "Source re-connect for at most 30 minutes" "$(grep -o 'Source re-connect for at most [0-9]* minutes' "$recipient_log" | tail -1)"
-session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
-killed_at=$(date +%s)
-sql "$RECIPIENT" "KILL QUERY $session"
-wait "$clone"
-took=$(( $(date +%s) - killed_at ))
-check "reconnecting: KILL QUERY ends the clone with 1317" 1317 "$(cat "$ROOTFS/tmp/window-errno")"
-check "reconnecting: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
+kill_clone "reconnecting" "$ROOTFS/tmp/window-errno"
 sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = DEFAULT"
 sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
 rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/window-errno"

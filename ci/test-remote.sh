@@ -164,33 +164,51 @@ sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
 check "configuration mismatch (3868)" "3868" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
 server_stop recipient
 
+# resumes DONOR_PLUGIN RECIPIENT_PLUGIN: a clone through a TCP proxy whose
+# connections are all cut mid-copy; the recipient reconnects and resumes
+# with COM_REINIT (which our donor lets in only for the clone's own account,
+# once it waits for its recipient), verified by checksums.
+resumes() {
+  local dp=$1 rp=$2 dest cl proxy
+  local PROXY=$((PORT + 5))
+  server_stop donor
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" &
+  proxy=$!
+  server_init recipient
+  server_start recipient "$RECIPIENT" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY', clone_max_data_bandwidth=40"
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  ( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'" \
+      >"$ROOTFS$(server_dir recipient)/resume.out" 2>&1 ) &
+  cl=$!
+  for i in $(seq 50); do
+    [ "$(sql "$RECIPIENT" "SELECT data > 20971520 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && break
+    sleep 0.2
+  done
+  kill -USR1 "$proxy"
+  wait "$cl"
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  check "$rp <- $dp: clone resumed after the connections were cut" "" "$(cat "$ROOTFS$(server_dir recipient)/resume.out")"
+  check "$rp <- $dp: the recipient saw the network failure" "1" \
+    "$(grep -c 'Source Network issue' "$ROOTFS$(server_dir recipient)/error.log" | awk '{print ($1 > 0)}')"
+  check "$rp <- $dp: the donor resumed with COM_REINIT" "1" \
+    "$(grep -c 'Clone Begin Master Task: Restart' "$ROOTFS$(server_dir donor)/error.log" | awk '{print ($1 > 0)}')"
+  check "$rp <- $dp: resumed clone's status" "Completed	0" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status")"
+  server_stop recipient
+  server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  local static="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
+  check "$rp <- $dp: resumed clone: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $static")" "$(sql "$CLONED" "CHECKSUM TABLE $static")"
+  server_stop cloned
+}
+
 log "a network failure in the middle of a clone: the recipient reconnects and resumes"
-PROXY=$((PORT + 5))
-python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" &
-proxy=$!
-server_init recipient
-server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
-sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY', clone_max_data_bandwidth=40"
-dest=$(server_dir cloned)/data
-rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
-( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'" \
-    >"$ROOTFS$(server_dir recipient)/resume.out" 2>&1 ) &
-cl=$!
-for i in $(seq 50); do
-  [ "$(sql "$RECIPIENT" "SELECT data > 20971520 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && break
-  sleep 0.2
-done
-kill -USR1 "$proxy"
-wait "$cl"
-kill "$proxy"; wait "$proxy" 2>/dev/null
-check "clone resumed after the connections were cut" "" "$(cat "$ROOTFS$(server_dir recipient)/resume.out")"
-check "the recipient saw the network failure" "1" "$(grep -c 'Source Network issue' "$ROOTFS$(server_dir recipient)/error.log" | awk '{print ($1 > 0)}')"
-check "resumed clone's status" "Completed	0" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status")"
-server_stop recipient
-server_start cloned "$CLONED" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
-static="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
-check "resumed clone: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $static")" "$(sql "$CLONED" "CHECKSUM TABLE $static")"
-server_stop cloned
+resumes ours ours
+resumes ours stock
+resumes stock ours
+server_stop donor
+server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
 
 log "in-place clone under a supervisor, then replication from the donor"
 server_init recipient
