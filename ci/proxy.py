@@ -31,8 +31,12 @@ MODE:
                       clone_donor_timeout_after_network_failure
   stall-ack           the donor's answer to the first COM_ACK never arrives
                       (the connection stays open)
-  empty-command       a worker's COM_ATTACH becomes an empty packet; logs
-                      "connection ended after N s" when that connection ends
+  bad-command KIND    a worker's COM_ATTACH becomes an empty packet (KIND
+                      empty) or arrives out of sequence (KIND sequence);
+                      logs "connection ended after N s" when that
+                      connection ends
+  stall-worker        a worker's stream stops after its first data block
+                      (the connection stays open)
   victim FILE         writes the InnoDB locator of the donor's answer to
                       INIT, in hex, to FILE, and has every connection ask
                       for a year of idle time (SET SESSION wait_timeout)
@@ -68,6 +72,7 @@ STATE, STATE_CHUNKS, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 20, 24, 44, 46
 FILE_INDEX, FILE_NAME_LEN, FILE_NAME = 46, 58, 62
 DATA_CHUNK, DATA_BLOCK_LEN, DATA_LEN = 20, 32, 52
 done = False
+OUT_OF_SEQUENCE = b"\xffout-of-sequence\xff"  # marks a message to send with a wrong sequence id
 master_start = None  # the latest START descriptor on the master connection
 
 
@@ -118,6 +123,7 @@ def stateful_response(conn, payload):
     if conn.swallow:
         # The answer to a statement the proxy slipped in.
         conn.swallow -= 1
+        print(f"slipped-in statement answered: {payload[:1].hex()}", file=sys.stderr, flush=True)
         return []
     if mode == "victim" and conn.role == "master" and payload[:1] == bytes([COM_RES_LOCS]):
         for db_type, loc in locators(payload[5:]):
@@ -165,6 +171,9 @@ def stateful_response(conn, payload):
         if key == b"clone_donor_timeout_after_network_failure":
             value = args[0].encode()
             return [payload[:5 + key_len] + struct.pack("<I", len(value)) + value]
+    if mode == "stall-worker" and conn.role == "worker" and payload[:1] == bytes([DATA]):
+        conn.stalled = True
+        return [payload]
     if mode == "stall-ack" and conn.role == "aux" and conn.last_command == COM_ACK:
         conn.stalled = True
         return []
@@ -180,7 +189,8 @@ def stateful_command(conn, payload):
         conn.cloning = True
         if mode == "victim":
             conn.swallow = 1
-            return [bytes([COM_QUERY]) + b"SET SESSION wait_timeout = 31536000", payload]
+            # The client speaks CLIENT_QUERY_ATTRIBUTES: no parameters, one set.
+            return [bytes([COM_QUERY, 0, 1]) + b"SET SESSION wait_timeout = 31536000", payload]
     if payload:
         conn.last_command = payload[0]
     if not done and mode == "hijack" and conn.role == "master" and payload[:1] == bytes([COM_INIT]):
@@ -193,9 +203,9 @@ def stateful_command(conn, payload):
         code = COM_ATTACH if args[0] == "attach" else COM_REINIT
         body = b"".join(put_locator(t, victim if t == DB_TYPE_INNODB else loc) for t, loc in own)
         return [bytes([code]) + head + body]
-    if not done and mode == "empty-command" and conn.role == "worker" and payload[:1] == bytes([COM_ATTACH]):
+    if not done and mode == "bad-command" and conn.role == "worker" and payload[:1] == bytes([COM_ATTACH]):
         conn.empty_sent = time.monotonic()
-        return [b""]
+        return [b""] if args[0] == "empty" else [OUT_OF_SEQUENCE + payload]
     return None
 
 
@@ -284,7 +294,10 @@ class PacketStream:
             # Each clone message is a packet of its own: an injected one
             # carries the sequence number of the one it stands beside.
             for message in messages:
-                out.append(len(message).to_bytes(3, "little") + seq + message)
+                this_seq = seq
+                if message.startswith(OUT_OF_SEQUENCE):
+                    message, this_seq = message[len(OUT_OF_SEQUENCE):], b"\x05"
+                out.append(len(message).to_bytes(3, "little") + this_seq + message)
         return b"".join(out)
 
 

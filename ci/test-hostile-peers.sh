@@ -155,6 +155,15 @@ kill "$proxy"; wait "$proxy" 2>/dev/null
 check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
 rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
 
+# A worker's stream stops: the master finishes its share and waits for the
+# worker, which waits for data.
+tampered_clone_in_background "$ROOTFS/tmp/worker-errno" stall-worker
+check "stalled worker: the proxy holds its stream back" "tampered" "$(head -1 "$proxy_log")"
+sleep 3
+kill_clone "stalled worker" "$ROOTFS/tmp/worker-errno"
+kill "$proxy"; wait "$proxy" 2>/dev/null
+rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
+
 # A donor that announces it keeps a clone for 2^32-1 minutes after a
 # network failure, then goes away: the recipient reconnects for 30 minutes
 # at most, and KILL ends that wait. (The donor itself drops the clone at once.)
@@ -188,15 +197,18 @@ check "$name: the donor refused it" "1" \
 check "$name: the recipient resumed" "1" "$(($(resumes) - before))"
 rm -rf "${ROOTFS:?}$dest"
 
-# A command packet with no bytes: the stock donor ends the clone and closes
-# the connection at once; so must ours (the peer would wait otherwise).
-name="empty command packet"
-through donor "$name" empty-command
-check "$name: the clone still succeeds (the master goes on)" "0" "$CLONE_ERRNO"
-ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_dir recipient)/tamper.log" | head -1)
-check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
-  "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
-rm -rf "${ROOTFS:?}$dest"
+# A command packet with no bytes, or out of sequence: the stock donor ends
+# the clone and closes the connection at once; so must ours (the peer would
+# wait otherwise).
+for kind in empty sequence; do
+  name="command packet: $kind"
+  through donor "$name" bad-command "$kind"
+  check "$name: the clone still succeeds (the master goes on)" "0" "$CLONE_ERRNO"
+  ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_dir recipient)/tamper.log" | head -1)
+  check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
+    "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
+  rm -rf "${ROOTFS:?}$dest"
+done
 
 log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
 # The victim: an honest clone, slowed down so that it runs for a while,
@@ -211,7 +223,8 @@ server_start intruder "$INTRUDER" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clon
 sql "$INTRUDER" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY2'"
 locator_file=$ROOTFS/tmp/clone-rs-victim-locator
 rm -f "$locator_file"
-python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" victim "$locator_file" 2>/dev/null &
+victim_log=$ROOTFS/tmp/clone-rs-victim.log
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" victim "$locator_file" 2>"$victim_log" &
 proxy=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.1; done
 victim_dest=$(server_dir victimcopy)/data
@@ -227,6 +240,7 @@ check "victim clone: its locator is known" 1 "$([ -s "$locator_file" ] && echo 1
 idle=$(sql "$DONOR" "SELECT COUNT(*) >= 2, MAX(CAST(v.variable_value AS UNSIGNED))
   FROM performance_schema.variables_by_thread v JOIN performance_schema.threads t USING (thread_id)
   WHERE v.variable_name = 'wait_timeout' AND t.processlist_command LIKE 'Clone%'")
+check "the victim's connections asked for a year of idle time" 1 "$(grep -c 'slipped-in statement answered: 00' "$victim_log" | awk '{print ($1 >= 2)}')"
 check "a recipient's year of idle time is cut to 8 hours on the donor" "1	28800" "$idle"
 for kind in attach reinit ack; do
   hijack_log=$ROOTFS/tmp/clone-rs-hijack.log
@@ -251,7 +265,7 @@ check "victim clone: its data equals the donor's" "$(sql "$DONOR" "CHECKSUM TABL
   "$(sql "$((PORT + 3))" "CHECKSUM TABLE app.victim" 2>&1)"
 server_stop victimcopy
 server_stop intruder
-rm -rf "${ROOTFS:?}$(server_dir victimcopy)" "$locator_file" "$ROOTFS/tmp/victim-errno"
+rm -rf "${ROOTFS:?}$(server_dir victimcopy)" "$locator_file" "$victim_log" "$ROOTFS/tmp/victim-errno"
 
 log "the same servers, without tampering, still clone"
 dest=$(server_dir recipient)/honest
