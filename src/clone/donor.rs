@@ -225,8 +225,6 @@ impl Donor {
             if let Some(key) = self.owned {
                 LIVE.started(key, &self.account, self.session(), Instant::now());
             }
-        }
-        if master && mode == Mode::Start {
             self.send_parameters()?;
         }
         let locators: Vec<protocol::Locator<'_>> =

@@ -86,7 +86,7 @@ impl Interrupter {
         }
     }
 
-    pub fn fired(&self) -> bool {
+    fn fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
     }
 }
