@@ -47,18 +47,12 @@ mod tests {
     #[test]
     fn accepts_well_formed_lists() {
         let l = parse_donor_list("Host1:3306,127.0.0.1:13000").unwrap();
-        assert_eq!(l, vec![
-            Donor { host: "host1".into(), port: 3306 },
-            Donor { host: "127.0.0.1".into(), port: 13000 },
-        ]);
+        assert_eq!(l, vec![Donor { host: "host1".into(), port: 3306 }, Donor { host: "127.0.0.1".into(), port: 13000 },]);
     }
 
     #[test]
     fn rejects_malformed_lists() {
-        for bad in [
-            "", " ", "h:1, h:2", "h:1,", ",h:1", "h:1,,h:2", "h", ":3306", "h:", "h:33a",
-            "h:-1", "h:99999999999999999999",
-        ] {
+        for bad in ["", " ", "h:1, h:2", "h:1,", ",h:1", "h:1,,h:2", "h", ":3306", "h:", "h:33a", "h:-1", "h:99999999999999999999"] {
             assert_eq!(parse_donor_list(bad), None, "{bad:?}");
         }
     }

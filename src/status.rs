@@ -25,8 +25,7 @@ const CRASH_MARKER_ERROR: u32 = 1317;
 const CRASH_MARKER_MESSAGE: &str = "Query execution was interrupted";
 /// ER_INTERNAL_ERROR, reported when recovery of a cloned data directory failed.
 const RECOVERY_FAILED_ERROR: u32 = 1815;
-const RECOVERY_FAILED_MESSAGE: &str =
-    "Recovery failed. Please Retry Clone. For details, look into server error log.";
+const RECOVERY_FAILED_MESSAGE: &str = "Recovery failed. Please Retry Clone. For details, look into server error log.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum State {
@@ -58,15 +57,7 @@ impl State {
 }
 
 /// The seven stages, in the order clone_progress lists them.
-pub const STAGE_NAMES: [&str; 7] = [
-    "DROP DATA",
-    "FILE COPY",
-    "PAGE COPY",
-    "REDO COPY",
-    "FILE SYNC",
-    "RESTART",
-    "RECOVERY",
-];
+pub const STAGE_NAMES: [&str; 7] = ["DROP DATA", "FILE COPY", "PAGE COPY", "REDO COPY", "FILE SYNC", "RESTART", "RECOVERY"];
 const FILE_SYNC: usize = 4;
 const RESTART: usize = 5;
 const RECOVERY: usize = 6;
@@ -140,10 +131,7 @@ pub struct Tracker {
 }
 
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 impl Default for Tracker {
@@ -290,13 +278,7 @@ impl Tracker {
         };
         inner.view.progress.id = 1;
         if next < STAGE_NAMES.len() {
-            inner.view.progress.stages[next] = StageRow {
-                state: State::InProgress,
-                threads,
-                begin_us: now,
-                estimate,
-                ..StageRow::default()
-            };
+            inner.view.progress.stages[next] = StageRow { state: State::InProgress, threads, begin_us: now, estimate, ..StageRow::default() };
             inner.current = Some(next);
         } else {
             inner.current = None;
@@ -377,23 +359,10 @@ fn one_line(s: &str, max: usize) -> String {
 /// message (the crash marker until the clone ends), binlog file, position,
 /// GTID set (which may span lines).
 pub fn format_status(s: &StatusRow, finished: bool) -> String {
-    let (err, msg) = if finished {
-        (s.error_no, s.error_message.as_str())
-    } else {
-        (CRASH_MARKER_ERROR, CRASH_MARKER_MESSAGE)
-    };
+    let (err, msg) = if finished { (s.error_no, s.error_message.as_str()) } else { (CRASH_MARKER_ERROR, CRASH_MARKER_MESSAGE) };
     format!(
         "{} {}\n{} {}\n{}\n{}\n{}\n{}\n{}\n{}\n",
-        s.state as u32,
-        s.id,
-        s.begin_us,
-        s.end_us,
-        s.source,
-        err,
-        msg,
-        s.binlog_file,
-        s.binlog_position,
-        s.gtid_executed
+        s.state as u32, s.id, s.begin_us, s.end_us, s.source, err, msg, s.binlog_file, s.binlog_position, s.gtid_executed
     )
 }
 
@@ -435,10 +404,7 @@ pub fn format_progress(p: &Progress) -> String {
     let mut out = format!("{}\n", p.id);
     for row in &p.stages {
         let state = if row.state == State::InProgress { State::Failed } else { row.state };
-        out.push_str(&format!(
-            "{} {} {} {} {} {} {}\n",
-            state as u32, row.threads, row.begin_us, row.end_us, row.estimate, row.data, row.network
-        ));
+        out.push_str(&format!("{} {} {} {} {} {} {}\n", state as u32, row.threads, row.begin_us, row.end_us, row.estimate, row.data, row.network));
     }
     out
 }
@@ -501,18 +467,9 @@ pub fn merge_recovery_progress(p: &mut Progress, r: &RecoveryReport) {
         sync.end_us = sync.begin_us;
     }
     let sync_end = sync.end_us;
-    p.stages[RESTART] = StageRow {
-        state: State::Completed,
-        begin_us: sync_end,
-        end_us: r.begin_us,
-        ..StageRow::default()
-    };
-    p.stages[RECOVERY] = StageRow {
-        state: if r.end_us != 0 { State::Completed } else { State::Failed },
-        begin_us: r.begin_us,
-        end_us: r.end_us,
-        ..StageRow::default()
-    };
+    p.stages[RESTART] = StageRow { state: State::Completed, begin_us: sync_end, end_us: r.begin_us, ..StageRow::default() };
+    p.stages[RECOVERY] =
+        StageRow { state: if r.end_us != 0 { State::Completed } else { State::Failed }, begin_us: r.begin_us, end_us: r.end_us, ..StageRow::default() };
 }
 
 pub fn merge_recovery_status(s: &mut StatusRow, r: &RecoveryReport) {
@@ -671,4 +628,3 @@ mod tests {
         assert!(t.begin(9, LOCAL_INSTANCE, None).is_ok());
     }
 }
-

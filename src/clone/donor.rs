@@ -38,15 +38,8 @@ const REINIT_WAIT: Duration = Duration::from_secs(60);
 const MAX_IDLE_S: u64 = 28800;
 
 /// Configuration values the recipient compares with its own, in order.
-const CONFIG_KEYS: [&str; 7] = [
-    "version",
-    "version_compile_machine",
-    "version_compile_os",
-    "character_set_server",
-    "character_set_filesystem",
-    "collation_server",
-    "innodb_page_size",
-];
+const CONFIG_KEYS: [&str; 7] =
+    ["version", "version_compile_machine", "version_compile_os", "character_set_server", "character_set_filesystem", "collation_server", "innodb_page_size"];
 
 /// The clone this connection takes part in.
 struct Active {
@@ -215,9 +208,7 @@ impl Donor {
         for (engine, received) in engines.into_iter().zip(&p.locators) {
             let received = received.bytes.to_vec();
             let reference = Locator::from_bytes(&received);
-            let (locator, task) = sysvars::with_ddl_timeout(p.ddl_timeout(), || {
-                engine.begin(self.thd, Some(reference), mode)
-            })?;
+            let (locator, task) = sysvars::with_ddl_timeout(p.ddl_timeout(), || engine.begin(self.thd, Some(reference), mode))?;
             self.active.push(Active { engine, _received: received, locator, task });
         }
         if master && mode == Mode::Start {

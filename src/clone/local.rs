@@ -5,6 +5,7 @@
 //! which calls back to have it written. State changes announced by the apply
 //! side advance the progress stages and are acknowledged to the source side.
 
+use super::meter::{Meter, Team};
 use crate::server::errors::*;
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
@@ -13,7 +14,6 @@ use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::copy::{self, AlignedBuf, CopyError};
 use crate::transfer::stats::Config;
-use super::meter::{Meter, Team};
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
@@ -68,14 +68,7 @@ impl<'a> LocalClone<'a> {
             max_network_mib: 0,
         };
         let buffer_size = settings.buffer_size.min(BUFFER_BUDGET / config.max_threads);
-        LocalClone {
-            master,
-            data_dir,
-            settings,
-            engines: Vec::new(),
-            team: Team::new(config),
-            buffer_size,
-        }
+        LocalClone { master, data_dir, settings, engines: Vec::new(), team: Team::new(config), buffer_size }
     }
 
     fn execute(mut self) -> Result<(), Errno> {
@@ -108,9 +101,7 @@ impl<'a> LocalClone<'a> {
         }
         for (i, &(engine, source, source_task)) in sources.iter().enumerate() {
             match engine.apply_begin(thd, Some(source), Mode::Start, Some(self.data_dir)) {
-                Ok((apply, apply_task)) => {
-                    self.engines.push(EngineClone { engine, source, source_task, apply, apply_task })
-                }
+                Ok((apply, apply_task)) => self.engines.push(EngineClone { engine, source, source_task, apply, apply_task }),
                 Err(e) => {
                     for c in &self.engines {
                         let _ = c.engine.apply_end(thd, c.apply, c.apply_task, e);
@@ -346,8 +337,7 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
             Pending::Buffer(b) => b,
             Pending::File { fd, len } => {
                 let mut buf = self.buffer(len as usize)?;
-                copy::read_exact(fd, &mut buf.as_mut_slice()[..len as usize])
-                    .map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())))?;
+                copy::read_exact(fd, &mut buf.as_mut_slice()[..len as usize]).map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())))?;
                 EngineBuf { ptr: buf.as_mut_ptr(), len }
             }
             Pending::None => return Err(ER_INTERNAL_ERROR),

@@ -25,13 +25,7 @@ pub struct Team {
 
 impl Team {
     pub fn new(config: Config) -> Team {
-        Team {
-            shared: Shared::new(config.max_threads),
-            config,
-            threads: AtomicU32::new(1),
-            spawn_failed: AtomicBool::new(false),
-            started: Instant::now(),
-        }
+        Team { shared: Shared::new(config.max_threads), config, threads: AtomicU32::new(1), spawn_failed: AtomicBool::new(false), started: Instant::now() }
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -6,8 +6,8 @@
 //! DIRECTORY), the engines first drop this server's data, and the server
 //! restarts on the clone when the statement returns.
 
-use super::{breaks_connection, is_restartable};
 use super::meter::{Meter, Team};
+use super::{breaks_connection, is_restartable};
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
@@ -418,7 +418,11 @@ impl<'r> Recipient<'r> {
                 ER_QUERY_INTERRUPTED
             } else {
                 services::log_info("Source break restart loop");
-                if thd.error().0 != 0 { thd.error().0 as Errno } else { ER_NET_READ_ERROR }
+                if thd.error().0 != 0 {
+                    thd.error().0 as Errno
+                } else {
+                    ER_NET_READ_ERROR
+                }
             }
         };
         // The workers of the failed attempt are gone; new ones may start.
@@ -535,10 +539,9 @@ impl<'r> Recipient<'r> {
         let own_version = service::configs(thd, &["version"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
         let recipient_lts = info.version >= protocol::VERSION_V4 && crate::server::MYSQL_VERSION_MATURITY == "LTS";
         let (donor_version, donor_lts) = match &info.json {
-            Some(json) => (
-                protocol::json_string_field(json, "version").unwrap_or_default(),
-                protocol::json_string_field(json, "maturity").as_deref() == Some("LTS"),
-            ),
+            Some(json) => {
+                (protocol::json_string_field(json, "version").unwrap_or_default(), protocol::json_string_field(json, "maturity").as_deref() == Some("LTS"))
+            }
             None => {
                 let v = info.configs.iter().find(|(k, _)| k == b"version").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
                 (v.unwrap_or_default(), false)
@@ -550,7 +553,11 @@ impl<'r> Recipient<'r> {
             session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, packet as i64);
             note(ER_CLONE_NETWORK_PACKET);
         }
-        if first == 0 { Ok(()) } else { Err(first) }
+        if first == 0 {
+            Ok(())
+        } else {
+            Err(first)
+        }
     }
 
     /// clone_delay_after_data_drop: some filesystems release the space of

@@ -98,7 +98,11 @@ impl InitPayload<'_> {
 /// The DDL word sent in INIT/ATTACH/REINIT.
 pub fn ddl_word(block_ddl: bool, ddl_timeout: u32) -> u32 {
     let timeout = ddl_timeout & !NO_BACKUP_LOCK_FLAG;
-    if block_ddl { timeout } else { timeout | NO_BACKUP_LOCK_FLAG }
+    if block_ddl {
+        timeout
+    } else {
+        timeout | NO_BACKUP_LOCK_FLAG
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +176,11 @@ impl<'a> Reader<'a> {
     }
 
     fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes(self.what)) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.what))
+        }
     }
 }
 

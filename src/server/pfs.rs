@@ -108,7 +108,11 @@ unsafe extern "C" fn rnd_next(handle: *mut PSI_table_handle) -> c_int {
 unsafe extern "C" fn rnd_pos(handle: *mut PSI_table_handle) -> c_int {
     guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
         let c = unsafe { cursor(handle) };
-        if c.pos < c.rows { 0 } else { ffi::PFS_HA_ERR_END_OF_FILE as c_int }
+        if c.pos < c.rows {
+            0
+        } else {
+            ffi::PFS_HA_ERR_END_OF_FILE as c_int
+        }
     })
 }
 

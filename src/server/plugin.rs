@@ -109,11 +109,7 @@ unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
         BOOTSTRAP.store(false, Relaxed);
         // Status of earlier clones, kept in the data directory (the cwd).
         TRACKER.load(Path::new("."));
-        let tables = if Thd::current().is_none() {
-            Err("no session")
-        } else {
-            services::start_pfs().and_then(pfs::add_tables)
-        };
+        let tables = if Thd::current().is_none() { Err("no session") } else { services::start_pfs().and_then(pfs::add_tables) };
         if let Err(why) = tables {
             services::log_error(&format!("PFS table creation failed: {why}"));
             // SAFETY: undo clone_handle_create.
@@ -193,23 +189,14 @@ unsafe extern "C" fn clone_client(
         let host = text(host).unwrap_or_default();
         let list = sysvars::valid_donor_list();
         if !donor_is_listed(list.as_deref(), host, port) {
-            let msg = format!(
-                "{host}:{port} is not found in clone_valid_donor_list: {}",
-                list.as_deref().unwrap_or("")
-            );
+            let msg = format!("{host}:{port} is not found in clone_valid_donor_list: {}", list.as_deref().unwrap_or(""));
             session::raise_str(ER_CLONE_SYS_CONFIG, &msg);
             return Err(ER_CLONE_SYS_CONFIG);
         }
         // SAFETY: the server's NUL-terminated strings, alive for the statement.
         let cstr = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) });
-        let request = recipient::Request {
-            host,
-            port,
-            user: cstr(user).unwrap_or(c""),
-            password: cstr(password).unwrap_or(c""),
-            data_dir: cstr(data_dir),
-            ssl_mode,
-        };
+        let request =
+            recipient::Request { host, port, user: cstr(user).unwrap_or(c""), password: cstr(password).unwrap_or(c""), data_dir: cstr(data_dir), ssl_mode };
         recipient::run(thd, &request)
     })
 }

@@ -14,7 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn check(err: i32) -> Result<(), Errno> {
-    if err == 0 { Ok(()) } else { Err(err) }
+    if err == 0 {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 /// The donor's end of a clone connection: the session's own connection.
@@ -124,9 +128,9 @@ impl Connection {
                 to.compress,
             )
         };
-        NonNull::new(raw).map(|raw| Connection { raw, watcher: None }).ok_or_else(|| {
-            thd.map(|t| t.error().0 as i32).filter(|&e| e != 0).unwrap_or(ER_INTERNAL_ERROR)
-        })
+        NonNull::new(raw)
+            .map(|raw| Connection { raw, watcher: None })
+            .ok_or_else(|| thd.map(|t| t.error().0 as i32).filter(|&e| e != 0).unwrap_or(ER_INTERNAL_ERROR))
     }
 
     pub fn send(&mut self, thd: Option<Thd>, set_active: bool, command: u8, body: &[u8]) -> Result<(), Errno> {
@@ -144,9 +148,7 @@ impl Connection {
         let mut pkt: *mut u8 = std::ptr::null_mut();
         let (mut len, mut net_len) = (0usize, 0usize);
         // SAFETY: valid connection; out-parameters are locals.
-        check(unsafe {
-            ffi::cs_get_response(thd_ptr, self.raw.as_ptr(), set_active, timeout_s, &mut pkt, &mut len, &mut net_len)
-        })?;
+        check(unsafe { ffi::cs_get_response(thd_ptr, self.raw.as_ptr(), set_active, timeout_s, &mut pkt, &mut len, &mut net_len) })?;
         let packet = if pkt.is_null() || len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(pkt, len) } };
         Ok((packet, net_len))
     }
@@ -207,9 +209,7 @@ pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Errno> {
     let ptrs: Vec<*const c_char> = owned.iter().map(|k| k.as_ptr()).collect();
     let mut values: Vec<String> = Vec::new();
     // SAFETY: keys outlive the call; the visitor only pushes onto `values`.
-    check(unsafe {
-        ffi::cs_get_configs(thd.as_ptr(), ptrs.as_ptr(), ptrs.len(), Some(collect_string), (&mut values as *mut Vec<String>).cast())
-    })?;
+    check(unsafe { ffi::cs_get_configs(thd.as_ptr(), ptrs.as_ptr(), ptrs.len(), Some(collect_string), (&mut values as *mut Vec<String>).cast()) })?;
     Ok(values)
 }
 
@@ -229,17 +229,13 @@ pub fn validate_configs(thd: Thd, pairs: &[(Vec<u8>, Vec<u8>)]) -> Errno {
     let values: Vec<*const c_char> = pairs.iter().map(|p| p.1.as_ptr().cast()).collect();
     let value_lens: Vec<usize> = pairs.iter().map(|p| p.1.len()).collect();
     // SAFETY: all slices outlive the call.
-    unsafe {
-        ffi::cs_validate_configs(thd.as_ptr(), keys.as_ptr(), key_lens.as_ptr(), values.as_ptr(), value_lens.as_ptr(), pairs.len())
-    }
+    unsafe { ffi::cs_validate_configs(thd.as_ptr(), keys.as_ptr(), key_lens.as_ptr(), values.as_ptr(), value_lens.as_ptr(), pairs.len()) }
 }
 
 /// ER_CLONE_DONOR_VERSION unless the server's rules allow the clone.
 pub fn validate_version(recipient: &str, donor: &str, recipient_lts: bool, donor_lts: bool) -> Errno {
     // SAFETY: both strings outlive the call.
-    unsafe {
-        ffi::cs_validate_version(recipient.as_ptr().cast(), recipient.len(), donor.as_ptr().cast(), donor.len(), recipient_lts, donor_lts)
-    }
+    unsafe { ffi::cs_validate_version(recipient.as_ptr().cast(), recipient.len(), donor.as_ptr().cast(), donor.len(), recipient_lts, donor_lts) }
 }
 
 /// A plugin's name and shared object.

@@ -196,12 +196,8 @@ pub fn backup_lock(thd: Thd, timeout_s: u32) -> bool {
         return false;
     }
     // SAFETY: acquired service; valid THD.
-    unsafe {
-        (*svc).acquire.map(|f| {
-            f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0
-        })
-    }
-    .unwrap_or(false)
+    unsafe { (*svc).acquire.map(|f| f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0) }
+        .unwrap_or(false)
 }
 
 pub fn backup_unlock(thd: Thd) {

@@ -74,11 +74,7 @@ impl Thd {
         let mut msg: *const c_char = std::ptr::null();
         // SAFETY: valid THD; the message lives in the DA until it is cleared.
         let code = unsafe { ffi::cs_thd_error(self.as_ptr(), &mut msg) };
-        let text = if msg.is_null() {
-            String::new()
-        } else {
-            unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy().into_owned()
-        };
+        let text = if msg.is_null() { String::new() } else { unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy().into_owned() };
         (code, text)
     }
 }
@@ -147,11 +143,8 @@ pub fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(v) => v,
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown".into());
+            let what =
+                payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into());
             let _ = catch_unwind(|| raise_str(ER_INTERNAL_ERROR, &format!("clone plugin panic: {what}")));
             on_panic
         }

@@ -15,7 +15,11 @@ use std::ptr::NonNull;
 pub type Errno = i32;
 
 fn check(err: c_int) -> Result<(), Errno> {
-    if err == 0 { Ok(()) } else { Err(err) }
+    if err == 0 {
+        Ok(())
+    } else {
+        Err(err)
+    }
 }
 
 /// `Ha_clone_mode`.
@@ -86,9 +90,7 @@ pub fn apply_engines(thd: Thd) -> Vec<Engine> {
 fn engines(thd: Thd, side: ffi::cs_clone_side) -> Vec<Engine> {
     let mut list: Vec<Engine> = Vec::new();
     // SAFETY: the visitor only pushes onto `list` while the walk runs.
-    unsafe {
-        ffi::cs_foreach_clone_engine(thd.as_ptr(), side as c_int, Some(collect_engine), (&mut list as *mut Vec<Engine>).cast())
-    };
+    unsafe { ffi::cs_foreach_clone_engine(thd.as_ptr(), side as c_int, Some(collect_engine), (&mut list as *mut Vec<Engine>).cast()) };
     list
 }
 
@@ -143,9 +145,7 @@ impl Engine {
         let mut task: c_uint = 0;
         let dir_ptr = data_dir.map_or(std::ptr::null(), CStr::as_ptr);
         // SAFETY: as above; the caller keeps data_dir alive.
-        check(unsafe {
-            ffi::cs_clone_apply_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int, dir_ptr)
-        })?;
+        check(unsafe { ffi::cs_clone_apply_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int, dir_ptr) })?;
         Ok((Locator { ptr, len }, task))
     }
 
@@ -204,7 +204,11 @@ impl Cbk {
         let mut len: c_uint = 0;
         // SAFETY: valid callback object; the bytes live until the callback returns.
         let p = unsafe { ffi::cs_cbk_data_desc(self.raw(), &mut len) };
-        if p.is_null() { &[] } else { unsafe { std::slice::from_raw_parts(p, len as usize) } }
+        if p.is_null() {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(p, len as usize) }
+        }
     }
 
     /// Hands the engine a descriptor (apply side: the one received; source
@@ -238,7 +242,11 @@ impl Cbk {
     }
 
     fn name(p: *const c_char) -> String {
-        if p.is_null() { String::new() } else { unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned() }
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
     }
 
     pub fn source_name(self) -> String {
@@ -350,9 +358,7 @@ extern "C" fn clone_rs_cbk_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, from: 
 
 #[no_mangle]
 extern "C" fn clone_rs_cbk_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut u8, len: c_uint) -> c_int {
-    guard(ER_INTERNAL_ERROR, || {
-        status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, EngineBuf { ptr: buf, len })))
-    })
+    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, EngineBuf { ptr: buf, len }))))
 }
 
 #[no_mangle]

@@ -111,33 +111,36 @@ macro_rules! str_var {
 
 const MIB: u32 = 1024 * 1024;
 
-uint_var!(BUFFER_SIZE, BUFFER_SIZE_VAL, "buffer_size",
-    "buffer size used by clone for data transfer", 4 * MIB, MIB, 256 * MIB, MIB);
+uint_var!(BUFFER_SIZE, BUFFER_SIZE_VAL, "buffer_size", "buffer size used by clone for data transfer", 4 * MIB, MIB, 256 * MIB, MIB);
 bool_var!(BLOCK_DDL, BLOCK_DDL_VAL, "block_ddl", "If clone should block concurrent DDL", false);
 const MAX_DDL_TIMEOUT: u32 = 60 * 60 * 24 * 30;
-uint_var!(DDL_TIMEOUT, DDL_TIMEOUT_VAL, "ddl_timeout",
-    "Time in seconds to wait for DDL lock", 300, 0, MAX_DDL_TIMEOUT, 1, Some(update_ddl_timeout));
-uint_var!(MAX_CONCURRENCY, MAX_CONCURRENCY_VAL, "max_concurrency",
-    "Maximum number of concurrent threads for clone", 16, 1, 128, 1);
-uint_var!(MAX_NETWORK_BANDWIDTH, MAX_NETWORK_BANDWIDTH_VAL, "max_network_bandwidth",
-    "Maximum network bandwidth for clone in MiB/sec", 0, 0, 1024 * 1024, 1);
-uint_var!(MAX_DATA_BANDWIDTH, MAX_DATA_BANDWIDTH_VAL, "max_data_bandwidth",
-    "Maximum File data bandwidth for clone in MiB/sec", 0, 0, 1024 * 1024, 1);
-bool_var!(ENABLE_COMPRESSION, ENABLE_COMPRESSION_VAL, "enable_compression",
-    "If compression is done at network", false);
-bool_var!(AUTOTUNE_CONCURRENCY, AUTOTUNE_CONCURRENCY_VAL, "autotune_concurrency",
-    "If concurrency is automatically tuned", true);
-str_var!(VALID_DONOR_LIST, VALID_DONOR_LIST_VAL, "valid_donor_list",
+uint_var!(DDL_TIMEOUT, DDL_TIMEOUT_VAL, "ddl_timeout", "Time in seconds to wait for DDL lock", 300, 0, MAX_DDL_TIMEOUT, 1, Some(update_ddl_timeout));
+uint_var!(MAX_CONCURRENCY, MAX_CONCURRENCY_VAL, "max_concurrency", "Maximum number of concurrent threads for clone", 16, 1, 128, 1);
+uint_var!(MAX_NETWORK_BANDWIDTH, MAX_NETWORK_BANDWIDTH_VAL, "max_network_bandwidth", "Maximum network bandwidth for clone in MiB/sec", 0, 0, 1024 * 1024, 1);
+uint_var!(MAX_DATA_BANDWIDTH, MAX_DATA_BANDWIDTH_VAL, "max_data_bandwidth", "Maximum File data bandwidth for clone in MiB/sec", 0, 0, 1024 * 1024, 1);
+bool_var!(ENABLE_COMPRESSION, ENABLE_COMPRESSION_VAL, "enable_compression", "If compression is done at network", false);
+bool_var!(AUTOTUNE_CONCURRENCY, AUTOTUNE_CONCURRENCY_VAL, "autotune_concurrency", "If concurrency is automatically tuned", true);
+str_var!(
+    VALID_DONOR_LIST,
+    VALID_DONOR_LIST_VAL,
+    "valid_donor_list",
     "List of valid donor addresses allowed to clone from HOST1:PORT1,HOST2:PORT2,...",
-    Some(check_donor_list));
+    Some(check_donor_list)
+);
 str_var!(SSL_KEY, SSL_KEY_VAL, "ssl_key", "SSL path name of the SSL private key file", None);
 str_var!(SSL_CERT, SSL_CERT_VAL, "ssl_cert", "SSL path name of the public key certificate file", None);
 str_var!(SSL_CA, SSL_CA_VAL, "ssl_ca", "SSL path name for Certificate Authority (CA) file", None);
-uint_var!(DONOR_TIMEOUT, DONOR_TIMEOUT_VAL, "donor_timeout_after_network_failure",
+uint_var!(
+    DONOR_TIMEOUT,
+    DONOR_TIMEOUT_VAL,
+    "donor_timeout_after_network_failure",
     "Time in minutes up to which donor allows recipient to re-connect and restart cloning after network failure.",
-    5, 0, 30, 1);
-uint_var!(DELAY_AFTER_DATA_DROP, DELAY_AFTER_DATA_DROP_VAL, "delay_after_data_drop",
-    "Time in seconds to wait after removing data.", 0, 0, 60 * 60, 1);
+    5,
+    0,
+    30,
+    1
+);
+uint_var!(DELAY_AFTER_DATA_DROP, DELAY_AFTER_DATA_DROP_VAL, "delay_after_data_drop", "Time in seconds to wait after removing data.", 0, 0, 60 * 60, 1);
 
 /// The NULL-terminated array the plugin descriptor points to, in the stock order.
 pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 15] = [
@@ -207,10 +210,7 @@ unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *
         let valid = std::str::from_utf8(bytes).ok().and_then(parse_donor_list).is_some();
         if !valid {
             unsafe { *save = null() };
-            session::raise_str(
-                ER_CLONE_SYS_CONFIG,
-                "Invalid Format. Please enter \"<hostname1>:<port1>,...\"' with no extra space",
-            );
+            session::raise_str(ER_CLONE_SYS_CONFIG, "Invalid Format. Please enter \"<hostname1>:<port1>,...\"' with no extra space");
             return ER_CLONE_SYS_CONFIG;
         }
         unsafe { *save = session::thd_strmake(thd, bytes) };

@@ -37,9 +37,17 @@ pub struct Tuner {
 pub enum Decision {
     Keep,
     /// Grow to this many threads (master included).
-    Grow { from: u32, to: u32, window_start: u32, window_goal: u32 },
+    Grow {
+        from: u32,
+        to: u32,
+        window_start: u32,
+        window_goal: u32,
+    },
     /// Tuning is over for this state; `improved` tells whether the last step paid.
-    Stop { speed: u64, goal_speed: u64 },
+    Stop {
+        speed: u64,
+        goal_speed: u64,
+    },
 }
 
 impl Default for Tuner {

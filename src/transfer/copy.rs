@@ -68,9 +68,7 @@ impl AlignedBuf {
         // Room to place the buffer on a huge-page boundary.
         let map_len = if huge { len.next_multiple_of(HUGE_PAGE) + HUGE_PAGE } else { len };
         // SAFETY: a fresh private anonymous mapping.
-        let map = unsafe {
-            libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-        };
+        let map = unsafe { libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
         if map == libc::MAP_FAILED {
             return Err(CopyError::OutOfMemory(len));
         }

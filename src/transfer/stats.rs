@@ -36,17 +36,11 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(max_threads: u32) -> Shared {
-        Shared {
-            slots: (0..max_threads.max(1)).map(|_| Counters::default()).collect(),
-            data_target: AtomicU64::new(0),
-            network_target: AtomicU64::new(0),
-        }
+        Shared { slots: (0..max_threads.max(1)).map(|_| Counters::default()).collect(), data_target: AtomicU64::new(0), network_target: AtomicU64::new(0) }
     }
 
     fn totals(&self) -> (u64, u64) {
-        self.slots
-            .iter()
-            .fold((0, 0), |(d, n), c| (d + c.data.load(Relaxed), n + c.network.load(Relaxed)))
+        self.slots.iter().fold((0, 0), |(d, n), c| (d + c.data.load(Relaxed), n + c.network.load(Relaxed)))
     }
 }
 
@@ -152,18 +146,8 @@ impl Monitor {
         self.last_ms = now_ms;
         self.last = (data, network);
 
-        let data_target = per_thread_target(
-            self.config.max_data_mib * MIB,
-            data_speed,
-            shared.data_target.load(Relaxed),
-            threads,
-        );
-        let network_target = per_thread_target(
-            self.config.max_network_mib * MIB,
-            network_speed,
-            shared.network_target.load(Relaxed),
-            threads,
-        );
+        let data_target = per_thread_target(self.config.max_data_mib * MIB, data_speed, shared.data_target.load(Relaxed), threads);
+        let network_target = per_thread_target(self.config.max_network_mib * MIB, network_speed, shared.network_target.load(Relaxed), threads);
         shared.data_target.store(data_target, Relaxed);
         shared.network_target.store(network_target, Relaxed);
 
@@ -175,9 +159,7 @@ impl Monitor {
                 Decision::Keep => {}
                 Decision::Grow { from, to, window_start, window_goal } => {
                     tick.grow_to = Some(to);
-                    tick.tune_log = Some(format!(
-                        "Tune Threads from: {from} to: {to} prev: {window_start} target: {window_goal}"
-                    ));
+                    tick.tune_log = Some(format!("Tune Threads from: {from} to: {to} prev: {window_start} target: {window_goal}"));
                 }
                 Decision::Stop { speed, goal_speed } => {
                     tick.tune_log = Some(format!("Tune stop, Data: {speed} MiB/sec, Target: {goal_speed} MiB/sec."));

@@ -31,8 +31,7 @@ impl Throttle {
             return Duration::ZERO;
         }
         let expected = |bytes: u64, target: u64| bytes.saturating_mul(1000).checked_div(target).unwrap_or(0);
-        let expected_ms = expected(data - self.last_data.min(data), data_target)
-            .max(expected(network - self.last_network.min(network), network_target));
+        let expected_ms = expected(data - self.last_data.min(data), data_target).max(expected(network - self.last_network.min(network), network_target));
         self.last_ms = now_ms;
         self.last_data = data;
         self.last_network = network;
