@@ -183,12 +183,18 @@ mod tests {
         assert_eq!(live.admit(key(1), "repl@%", 13, Joining::Reinit), Err(Denial::NotNow), "its master still copies");
     }
 
+    /// Clone 1 of repl@%, whose master (session 10) lost its recipient.
+    fn waiting_for_its_recipient(since: Instant) -> LiveClones {
+        let live = LiveClones::new();
+        live.started(key(1), "repl@%", 10, since);
+        live.ending(key(1), 10, true, since);
+        live
+    }
+
     #[test]
     fn a_reinit_takes_over_only_a_clone_waiting_for_its_recipient() {
-        let live = LiveClones::new();
         let now = Instant::now();
-        live.started(key(1), "repl@%", 10, now);
-        live.ending(key(1), 10, true, now);
+        let live = waiting_for_its_recipient(now);
         assert_eq!(live.admit(key(1), "repl@%", 11, Joining::Attach), Err(Denial::NotNow));
         assert_eq!(live.admit(key(1), "other@%", 11, Joining::Reinit), Err(Denial::OtherAccount));
         assert_eq!(live.admit(key(1), "repl@%", 11, Joining::Reinit), Ok(()));
@@ -203,10 +209,8 @@ mod tests {
 
     #[test]
     fn clones_waiting_past_any_timeout_are_forgotten() {
-        let live = LiveClones::new();
         let then = Instant::now();
-        live.started(key(1), "repl@%", 10, then);
-        live.ending(key(1), 10, true, then);
+        let live = waiting_for_its_recipient(then);
         live.started(key(2), "repl@%", 20, then + FORGET_AFTER + Duration::from_secs(1));
         assert_eq!(live.admit(key(1), "repl@%", 11, Joining::Reinit), Err(Denial::Unknown));
         assert_eq!(live.clones.lock().len(), 1);
