@@ -6,6 +6,7 @@
 //! DIRECTORY), the engines first drop this server's data, and the server
 //! restarts on the clone when the statement returns.
 
+use super::doublewrite;
 use super::meter::{Meter, Team};
 use super::{breaks_connection, is_restartable};
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
@@ -367,6 +368,7 @@ impl<'r> Recipient<'r> {
                 return Err(ER_LOCK_WAIT_TIMEOUT);
             }
             *locked = true;
+            self.replace_doublewrite_files()?;
         }
         TRACKER.next_stage(0, 1);
         for (i, &engine) in self.engines.iter().enumerate() {
@@ -387,6 +389,25 @@ impl<'r> Recipient<'r> {
             self.delay_after_drop()?;
         }
         Ok(())
+    }
+
+    /// In place, before anything is dropped: this server's doublewrite
+    /// files are replaced with zeroes at the restart (see [`doublewrite`]).
+    fn replace_doublewrite_files(&self) -> Result<(), Errno> {
+        let setting = service::configs(self.thd, &["innodb_doublewrite_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        let files = doublewrite::files_in(&doublewrite::directory(&setting));
+        match files.and_then(|files| doublewrite::replace_with_zeroes(Path::new("."), &files).map(|()| files)) {
+            Ok(files) => {
+                let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
+                services::log_info(&format!("Doublewrite files to replace at the restart: {}", names.join(", ")));
+                Ok(())
+            }
+            Err(e) => {
+                services::log_error(&format!("Cannot set the doublewrite files up for replacement: {e}"));
+                session::raise_file(ER_ERROR_ON_WRITE, "#clone/#replace_files", &e);
+                Err(ER_ERROR_ON_WRITE)
+            }
+        }
     }
 
     /// Ends the apply side of the engines begun so far.
