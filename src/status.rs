@@ -8,9 +8,9 @@
 
 use parking_lot::Mutex;
 use std::fs;
-use std::io::Write;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Shown as SOURCE for a local clone and as DESTINATION for an in-place one.
 pub const LOCAL_INSTANCE: &str = "LOCAL INSTANCE";
@@ -18,11 +18,20 @@ pub const LOCAL_INSTANCE: &str = "LOCAL INSTANCE";
 const VIEW_STATUS_FILE: &str = "#clone/#view_status";
 const VIEW_PROGRESS_FILE: &str = "#clone/#view_progress";
 const STATUS_RECOVERY_FILE: &str = "#clone/#status_recovery";
+/// Where this server's last clone went, when it was not in place (ours: the
+/// stock plugin forgets it).
+const VIEW_DESTINATION_FILE: &str = "#clone/#view_destination";
+/// At the top of a target directory that a crash left incomplete.
+const INCOMPLETE_MARKER: &str = "CLONE_INCOMPLETE";
+/// How often a running stage's progress is written down.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// ER_QUERY_INTERRUPTED and its text: what the files say while a clone runs,
 /// so that a crash mid-clone reads back as an interrupted clone.
 const CRASH_MARKER_ERROR: u32 = 1317;
 const CRASH_MARKER_MESSAGE: &str = "Query execution was interrupted";
+/// What the status says of a clone the server's stop cut short.
+const INTERRUPTED_MESSAGE: &str = "Query execution was interrupted: the server stopped before the clone finished";
 /// ER_INTERNAL_ERROR, reported when recovery of a cloned data directory failed.
 const RECOVERY_FAILED_ERROR: u32 = 1815;
 const RECOVERY_FAILED_MESSAGE: &str = "Recovery failed. Please Retry Clone. For details, look into server error log.";
@@ -117,11 +126,22 @@ struct Inner {
     running: bool,
     /// Index into STAGE_NAMES of the stage in progress.
     current: Option<usize>,
-    /// Where the status and progress files go for the running clone.
-    status_file: PathBuf,
-    progress_file: PathBuf,
+    /// This server's data directory, where the files remember its clones
+    /// (empty until `load`: then nothing is written).
+    datadir: PathBuf,
+    /// The running clone's target directory (DATA DIRECTORY), which gets
+    /// the files too, for a server started on it.
+    target: Option<PathBuf>,
+    /// When the progress file was last written while a stage ran.
+    heartbeat: Option<Instant>,
     /// The cloned directory's recovery report is still to be merged.
     recovery_pending: bool,
+}
+
+impl Inner {
+    fn own_file(&self, name: &str) -> Option<PathBuf> {
+        (!self.datadir.as_os_str().is_empty()).then(|| self.datadir.join(name))
+    }
 }
 
 /// The status of this server's clones, shared by the clone threads (writers)
@@ -131,7 +151,11 @@ pub struct Tracker {
 }
 
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    micros_since_epoch(SystemTime::now())
+}
+
+fn micros_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 impl Default for Tracker {
@@ -176,8 +200,9 @@ impl Tracker {
                 },
                 running: false,
                 current: None,
-                status_file: PathBuf::new(),
-                progress_file: PathBuf::new(),
+                datadir: PathBuf::new(),
+                target: None,
+                heartbeat: None,
                 recovery_pending: false,
             }),
         }
@@ -185,28 +210,65 @@ impl Tracker {
 
     /// Forgets everything, then loads what the files in `datadir` (the
     /// server's working directory) remember of earlier clones, merging
-    /// InnoDB's recovery report into the progress rows. Called at plugin start.
-    pub fn load(&self, datadir: &Path) {
+    /// InnoDB's recovery report into the progress rows. A clone the files
+    /// show running was cut short by the server's stop: it is recorded as
+    /// failed, and a directory it left incomplete is marked. Called at plugin
+    /// start; returns what the error log should say (files it could not
+    /// read, clones it found interrupted). Never fails: the plugin starts
+    /// with whatever could be read.
+    pub fn load(&self, datadir: &Path) -> Vec<String> {
+        let mut notes = Vec::new();
         let mut inner = self.inner.lock();
-        *inner = Inner::default();
-        if let Ok(text) = fs::read_to_string(datadir.join(VIEW_STATUS_FILE)) {
-            if let Some(status) = parse_status(&text) {
-                inner.view.status = status;
+        *inner = Inner { datadir: datadir.to_path_buf(), ..Inner::default() };
+        if let Some(status) = read_file(&datadir.join(VIEW_STATUS_FILE), parse_status, &mut notes) {
+            let status_begin = status.begin_us;
+            inner.view.status = status;
+            if let Some(destination) = fs::read_to_string(datadir.join(VIEW_DESTINATION_FILE)).ok().and_then(|t| parse_destination(&t, status_begin)) {
+                inner.view.status.destination = destination;
             }
         }
-        if let Ok(text) = fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)) {
-            if let Some(progress) = parse_progress(&text) {
-                inner.view.progress = progress;
+        if let Some(progress) = read_file(&datadir.join(VIEW_PROGRESS_FILE), parse_progress, &mut notes) {
+            inner.view.progress = progress;
+        }
+        let last_sign_of_life = [VIEW_PROGRESS_FILE, VIEW_STATUS_FILE]
+            .iter()
+            .filter_map(|f| fs::metadata(datadir.join(f)).and_then(|m| m.modified()).ok())
+            .max()
+            .map(micros_since_epoch);
+        match fs::read_to_string(datadir.join(STATUS_RECOVERY_FILE)) {
+            Ok(text) => {
+                let report = RecoveryReport::parse(&text);
+                merge_recovery_progress(&mut inner.view.progress, &report);
+                if let Some(path) = inner.own_file(VIEW_PROGRESS_FILE) {
+                    write_file(&path, &format_progress(&inner.view.progress));
+                }
+                inner.recovery_pending = true;
             }
+            Err(e) if e.kind() != ErrorKind::NotFound => notes.push(format!("Cannot read {STATUS_RECOVERY_FILE}: {e}")),
+            Err(_) => {}
         }
-        inner.status_file = datadir.join(VIEW_STATUS_FILE);
-        inner.progress_file = datadir.join(VIEW_PROGRESS_FILE);
-        if let Ok(text) = fs::read_to_string(datadir.join(STATUS_RECOVERY_FILE)) {
-            let report = RecoveryReport::parse(&text);
-            merge_recovery_progress(&mut inner.view.progress, &report);
-            write_file(&inner.progress_file, &format_progress(&inner.view.progress));
-            inner.recovery_pending = true;
+        if inner.view.status.state == State::InProgress && !inner.recovery_pending {
+            // File times are coarser than the clock the begin time came from.
+            let end_us = last_sign_of_life.unwrap_or_else(now_us).max(inner.view.status.begin_us);
+            let destination = inner.view.status.destination.clone();
+            let incomplete = (destination != LOCAL_INSTANCE).then(|| PathBuf::from(&destination));
+            interrupted(&mut inner.view, end_us, incomplete.as_deref());
+            let status = &inner.view.status;
+            notes.push(format!(
+                "The clone from {} to {} begun at {} did not finish: the server stopped during it",
+                status.source,
+                status.destination,
+                utc(status.begin_us)
+            ));
+            if let Some(dir) = incomplete.filter(|d| d.is_dir()) {
+                match mark_incomplete(&dir, &inner.view) {
+                    Ok(()) => notes.push(format!("Marked the incomplete clone in {} ({INCOMPLETE_MARKER})", dir.display())),
+                    Err(e) => notes.push(format!("Cannot mark the incomplete clone in {}: {e}", dir.display())),
+                }
+            }
+            persist(&inner, true);
         }
+        notes
     }
 
     /// Completes the status row from InnoDB's recovery report, once, on the
@@ -225,7 +287,9 @@ impl Tracker {
         let report = RecoveryReport::parse(&text);
         merge_recovery_status(&mut inner.view.status, &report);
         let _ = fs::remove_file(&path);
-        write_file(&inner.status_file, &format_status(&inner.view.status, true));
+        if let Some(own) = inner.own_file(VIEW_STATUS_FILE) {
+            write_file(&own, &format_status(&inner.view.status, true));
+        }
     }
 
     /// Starts tracking a clone. `destination` is the target directory, or
@@ -238,21 +302,35 @@ impl Tracker {
         let now = now_us();
         inner.running = true;
         inner.current = None;
+        inner.heartbeat = None;
         inner.view.status = StatusRow {
             id: 1,
             pid,
             state: State::InProgress,
             begin_us: now,
             source: one_line(source, 512),
-            destination: destination.unwrap_or(LOCAL_INSTANCE).to_owned(),
+            destination: destination.map(|d| one_line(d, 512)).unwrap_or_else(|| LOCAL_INSTANCE.to_owned()),
             ..StatusRow::default()
         };
         // The progress rows appear with the first stage (a remote clone that
         // fails its checks shows none).
         inner.view.progress = Progress::default();
-        let base = destination.map(PathBuf::from).unwrap_or_default();
-        inner.status_file = base.join(VIEW_STATUS_FILE);
-        inner.progress_file = base.join(VIEW_PROGRESS_FILE);
+        inner.target = destination.map(PathBuf::from);
+        // This server remembers where its clone went; InnoDB creates the
+        // folder only for an in-place clone, and later.
+        if let Some(own) = inner.own_file(VIEW_DESTINATION_FILE) {
+            match destination {
+                Some(d) => {
+                    if let Some(folder) = own.parent() {
+                        let _ = fs::create_dir_all(folder);
+                    }
+                    write_file(&own, &format_destination(now, d));
+                }
+                None => {
+                    let _ = fs::remove_file(own);
+                }
+            }
+        }
         persist(&inner, false);
         Ok(())
     }
@@ -286,7 +364,9 @@ impl Tracker {
         persist(&inner, false);
     }
 
-    /// Adds the bytes moved since the last update to the stage in progress.
+    /// Adds the bytes moved since the last update to the stage in progress;
+    /// about once a second the progress file records them, so that after a
+    /// crash it shows how far the clone got, and when.
     pub fn add_progress(&self, data: u64, network: u64, data_speed: u64, network_speed: u64, threads: u32) {
         let mut inner = self.inner.lock();
         if let Some(i) = inner.current {
@@ -296,6 +376,10 @@ impl Tracker {
             row.data_speed = data_speed;
             row.network_speed = network_speed;
             row.threads = threads;
+            if inner.heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                inner.heartbeat = Some(Instant::now());
+                persist_progress(&inner);
+            }
         }
     }
 
@@ -323,28 +407,108 @@ impl Tracker {
         inner.running = false;
     }
 
-    pub fn is_running(&self) -> bool {
-        self.inner.lock().running
-    }
-
     pub fn snapshot(&self) -> Snapshot {
         self.inner.lock().view.clone()
     }
 }
 
+/// Records a clone cut short by the server's stop: failed at `end_us` (the
+/// last time its files were written), as is the stage it was in.
+fn interrupted(view: &mut Snapshot, end_us: u64, incomplete: Option<&Path>) {
+    let status = &mut view.status;
+    status.state = State::Failed;
+    status.end_us = end_us;
+    status.error_no = CRASH_MARKER_ERROR;
+    status.error_message = match incomplete {
+        Some(dir) => format!("{INTERRUPTED_MESSAGE}: the directory {} is incomplete; remove it before cloning into it again", dir.display()),
+        None => INTERRUPTED_MESSAGE.to_owned(),
+    };
+    for row in view.progress.stages.iter_mut().filter(|r| matches!(r.state, State::InProgress | State::Failed) && r.end_us == 0) {
+        row.state = State::Failed;
+        row.end_us = end_us;
+    }
+}
+
+/// Marks a target directory a crash left incomplete: a note at its top
+/// that says so, and its own status files (InnoDB already refuses to start
+/// on it: `#clone/#status_in_progress`).
+fn mark_incomplete(dir: &Path, view: &Snapshot) -> std::io::Result<()> {
+    let note = format!(
+        "This directory is the incomplete result of a clone from {} begun at {} and cut short when the server making it stopped.\nIt is not a usable data directory. Remove it before cloning into this path again.\n",
+        view.status.source,
+        utc(view.status.begin_us)
+    );
+    fs::write(dir.join(INCOMPLETE_MARKER), note)?;
+    write_file(&dir.join(VIEW_STATUS_FILE), &format_status(&view.status, true));
+    write_file(&dir.join(VIEW_PROGRESS_FILE), &format_progress(&view.progress));
+    Ok(())
+}
+
+/// Microseconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (H. Hinnant's algorithm), for days >= 0.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// Parses a status file; a file that exists but cannot be read or parsed
+/// is ignored with a note.
+fn read_file<T>(path: &Path, parse: fn(&str) -> Option<T>, notes: &mut Vec<String>) -> Option<T> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let parsed = parse(&text);
+            if parsed.is_none() {
+                notes.push(format!("Ignored {}: not in the expected format", path.display()));
+            }
+            parsed
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => {
+            notes.push(format!("Ignored {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// The running clone's files: this server's, and the target directory's.
+fn files_of(inner: &Inner, name: &str) -> Vec<PathBuf> {
+    inner.own_file(name).into_iter().chain(inner.target.as_ref().map(|t| t.join(name))).collect()
+}
+
 fn persist(inner: &Inner, finished: bool) {
-    write_file(&inner.status_file, &format_status(&inner.view.status, finished));
-    write_file(&inner.progress_file, &format_progress(&inner.view.progress));
+    for path in files_of(inner, VIEW_STATUS_FILE) {
+        write_file(&path, &format_status(&inner.view.status, finished));
+    }
+    persist_progress(inner);
+}
+
+fn persist_progress(inner: &Inner) {
+    for path in files_of(inner, VIEW_PROGRESS_FILE) {
+        write_file(&path, &format_progress(&inner.view.progress));
+    }
 }
 
 /// Best effort, as in the stock plugin: the `#clone` folder may not exist
 /// yet (the storage engine creates it), and status files never fail a clone.
+/// The text goes to a new file renamed over the old one, so that a crash
+/// leaves one or the other whole.
 fn write_file(path: &Path, text: &str) {
-    if path.as_os_str().is_empty() {
-        return;
-    }
-    if let Ok(mut f) = fs::File::create(path) {
-        let _ = f.write_all(text.as_bytes());
+    let Some(name) = path.file_name() else { return };
+    let mut fresh = name.to_os_string();
+    fresh.push(".new");
+    let fresh = path.with_file_name(fresh);
+    if fs::write(&fresh, text).is_ok() && fs::rename(&fresh, path).is_err() {
+        let _ = fs::remove_file(&fresh);
     }
 }
 
@@ -396,6 +560,18 @@ pub fn parse_status(text: &str) -> Option<StatusRow> {
         binlog_position,
         gtid_executed,
     })
+}
+
+/// `#view_destination`: the clone's begin time, then its target directory.
+fn format_destination(begin_us: u64, destination: &str) -> String {
+    format!("{begin_us}\n{}\n", one_line(destination, 512))
+}
+
+/// The target directory, if the file belongs to the clone begun at
+/// `begin_us` (another plugin may have run a clone since).
+fn parse_destination(text: &str, begin_us: u64) -> Option<String> {
+    let (begin, destination) = text.split_once('\n')?;
+    (begin.trim().parse::<u64>().ok()? == begin_us).then(|| destination.trim_end_matches('\n').to_owned())
 }
 
 /// `#view_progress`: the id, then one line per stage; a stage still in
@@ -607,6 +783,92 @@ mod tests {
         let mut s = sample_status();
         merge_recovery_status(&mut s, &r);
         assert_eq!((s.state, s.error_no), (State::Failed, 1815));
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_164_245_123_456), "2026-12-01 22:30:45 UTC");
+    }
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("clone-rs-status-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn clone_cut_short_by_a_crash_reads_back_failed() {
+        let datadir = scratch_dir("in-place");
+        fs::create_dir_all(datadir.join("#clone")).unwrap();
+        let t = Tracker::new();
+        assert!(t.load(&datadir).is_empty());
+        t.begin(7, "127.0.0.1:3306", None).unwrap();
+        t.next_stage(0, 1);
+        t.next_stage(1000, 1);
+        t.add_progress(400, 400, 0, 0, 1);
+        // The server dies here; the next start loads what the files say.
+        let after = Tracker::new();
+        let notes = after.load(&datadir);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let snap = after.snapshot();
+        assert_eq!((snap.status.state, snap.status.error_no, snap.status.destination.as_str()), (State::Failed, 1317, LOCAL_INSTANCE));
+        assert!(snap.status.error_message.contains("server stopped"));
+        assert!(snap.status.end_us >= snap.status.begin_us);
+        assert_eq!(snap.progress.stages[0].state, State::Completed);
+        assert_eq!((snap.progress.stages[1].state, snap.progress.stages[1].data), (State::Failed, 400));
+        assert!(snap.progress.stages[1].end_us > 0);
+        // It is written down: a third start reads the same, with nothing to say.
+        let third = Tracker::new();
+        assert!(third.load(&datadir).is_empty());
+        assert_eq!(third.snapshot().status, StatusRow { pid: 0, ..snap.status });
+        fs::remove_dir_all(&datadir).unwrap();
+    }
+
+    #[test]
+    fn data_directory_clone_is_remembered_and_its_remains_marked() {
+        let datadir = scratch_dir("own");
+        let target = scratch_dir("target");
+        fs::create_dir_all(target.join("#clone")).unwrap();
+        let t = Tracker::new();
+        t.load(&datadir);
+        t.begin(7, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();
+        t.next_stage(0, 1);
+        let after = Tracker::new();
+        after.load(&datadir);
+        let snap = after.snapshot();
+        assert_eq!((snap.status.state, snap.status.destination.as_str()), (State::Failed, target.to_str().unwrap()));
+        assert!(snap.status.error_message.contains("is incomplete"), "{}", snap.status.error_message);
+        assert!(fs::read_to_string(target.join(INCOMPLETE_MARKER)).unwrap().contains("not a usable data directory"));
+        assert_eq!(parse_status(&fs::read_to_string(target.join(VIEW_STATUS_FILE)).unwrap()).unwrap().state, State::Failed);
+        // A finished clone into a directory is remembered as such.
+        after.begin(8, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();
+        after.end(0, "");
+        let again = Tracker::new();
+        assert!(again.load(&datadir).is_empty());
+        assert_eq!((again.snapshot().status.state, again.snapshot().status.destination), (State::Completed, target.to_str().unwrap().to_owned()));
+        // An in-place clone since then is not mistaken for one into the directory.
+        after.begin(9, "127.0.0.1:3306", None).unwrap();
+        after.end(0, "");
+        let last = Tracker::new();
+        last.load(&datadir);
+        assert_eq!(last.snapshot().status.destination, LOCAL_INSTANCE);
+        fs::remove_dir_all(&datadir).unwrap();
+        fs::remove_dir_all(&target).unwrap();
+    }
+
+    #[test]
+    fn unreadable_files_are_reported_and_skipped() {
+        let datadir = scratch_dir("garbled");
+        fs::create_dir_all(datadir.join(VIEW_STATUS_FILE)).unwrap();
+        fs::write(datadir.join(VIEW_PROGRESS_FILE), "garbage\n").unwrap();
+        let t = Tracker::new();
+        let notes = t.load(&datadir);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert_eq!(t.snapshot().status.id, 0);
+        fs::remove_dir_all(&datadir).unwrap();
     }
 
     #[test]

@@ -368,7 +368,6 @@ impl<'r> Recipient<'r> {
                 return Err(ER_LOCK_WAIT_TIMEOUT);
             }
             *locked = true;
-            self.replace_doublewrite_files()?;
         }
         TRACKER.next_stage(0, 1);
         for (i, &engine) in self.engines.iter().enumerate() {
@@ -386,28 +385,10 @@ impl<'r> Recipient<'r> {
             }
         }
         if self.in_place() {
+            replace_doublewrite_files(thd);
             self.delay_after_drop()?;
         }
         Ok(())
-    }
-
-    /// In place, before anything is dropped: this server's doublewrite
-    /// files are replaced with zeroes at the restart (see [`doublewrite`]).
-    fn replace_doublewrite_files(&self) -> Result<(), Errno> {
-        let setting = service::configs(self.thd, &["innodb_doublewrite_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
-        let files = doublewrite::files_in(&doublewrite::directory(&setting));
-        match files.and_then(|files| doublewrite::replace_with_zeroes(Path::new("."), &files).map(|()| files)) {
-            Ok(files) => {
-                let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
-                services::log_info(&format!("Doublewrite files to replace at the restart: {}", names.join(", ")));
-                Ok(())
-            }
-            Err(e) => {
-                services::log_error(&format!("Cannot set the doublewrite files up for replacement: {e}"));
-                session::raise_file(ER_ERROR_ON_WRITE, "#clone/#replace_files", &e);
-                Err(ER_ERROR_ON_WRITE)
-            }
-        }
     }
 
     /// Ends the apply side of the engines begun so far.
@@ -730,6 +711,24 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
         libc::dlclose(handle);
     }
     true
+}
+
+/// In place, once InnoDB has begun (its rollback on failure then covers
+/// them): this server's doublewrite files are replaced with zeroes at the
+/// restart (see [`doublewrite`]). A failure here does not fail a clone whose
+/// data is already dropped; the error log says what remains.
+fn replace_doublewrite_files(thd: Thd) {
+    let setting = service::configs(thd, &["innodb_doublewrite_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+    let files = doublewrite::files_in(&doublewrite::directory(&setting));
+    match files.and_then(|files| doublewrite::replace_with_zeroes(Path::new("."), &files).map(|()| files)) {
+        Ok(files) => {
+            let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
+            services::log_info(&format!("Doublewrite files to replace at the restart: {}", names.join(", ")));
+        }
+        Err(e) => services::log_error(&format!(
+            "Cannot set the doublewrite files up for replacement ({e}): the restart keeps them, and a crash before InnoDB overwrites them may damage the clone"
+        )),
+    }
 }
 
 /// Where a donor's file names may put files: see [`Places`].
