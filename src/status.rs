@@ -303,6 +303,12 @@ impl Tracker {
         inner.running = true;
         inner.current = None;
         inner.heartbeat = None;
+        // A recovery report nobody read belongs to the clone before this one.
+        if std::mem::take(&mut inner.recovery_pending) {
+            if let Some(report) = inner.own_file(STATUS_RECOVERY_FILE) {
+                let _ = fs::remove_file(report);
+            }
+        }
         inner.view.status = StatusRow {
             id: 1,
             pid,
@@ -843,6 +849,16 @@ mod tests {
         assert!(snap.status.error_message.contains("is incomplete"), "{}", snap.status.error_message);
         assert!(fs::read_to_string(target.join(INCOMPLETE_MARKER)).unwrap().contains("not a usable data directory"));
         assert_eq!(parse_status(&fs::read_to_string(target.join(VIEW_STATUS_FILE)).unwrap()).unwrap().state, State::Failed);
+        // A recovery report of an earlier in-place clone, never read, is not
+        // this clone's.
+        fs::write(datadir.join(STATUS_RECOVERY_FILE), "100\n200\nbinlog.000001\n155\n").unwrap();
+        let reloaded = Tracker::new();
+        reloaded.load(&datadir);
+        reloaded.begin(8, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();
+        let after = Tracker::new();
+        after.load(&datadir);
+        after.merge_pending_recovery(&datadir);
+        assert_eq!(after.snapshot().status.state, State::Failed);
         // A finished clone into a directory is remembered as such.
         after.begin(8, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();
         after.end(0, "");
