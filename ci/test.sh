@@ -3,7 +3,8 @@
 #   1. cargo fmt --check   formatting (rustfmt.toml keeps the house's long lines)
 #      cargo test          unit tests of the pure Rust core
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
-#      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-group-replication.sh
+#      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-crash.sh,
+#      ci/test-group-replication.sh
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
 #                           this release build, and our own suite, with our
 #                           plugin installed as mysql_clone.so
@@ -46,6 +47,7 @@ run unit bash -c "cd '$REPO' && cargo test --release 2>&1"
 run integration-local bash "$REPO/ci/test-local.sh"
 run integration-remote bash "$REPO/ci/test-remote.sh"
 run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"
+run crash bash "$REPO/ci/test-crash.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
 run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL $UPSTREAM_REMOTE
 run mtr-ours bash "$REPO/ci/mtr.sh" --plugin ours --suite clone_rs

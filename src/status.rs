@@ -253,19 +253,20 @@ impl Tracker {
             let destination = inner.view.status.destination.clone();
             let incomplete = (destination != LOCAL_INSTANCE).then(|| PathBuf::from(&destination));
             interrupted(&mut inner.view, end_us, incomplete.as_deref());
+            let marked = match incomplete.filter(|d| d.is_dir()) {
+                Some(dir) => match mark_incomplete(&dir, &inner.view) {
+                    Ok(()) => format!("; {} is marked incomplete ({INCOMPLETE_MARKER})", dir.display()),
+                    Err(e) => format!("; cannot mark {} incomplete: {e}", dir.display()),
+                },
+                None => String::new(),
+            };
             let status = &inner.view.status;
             notes.push(format!(
-                "The clone from {} to {} begun at {} did not finish: the server stopped during it",
+                "The clone from {} to {} begun at {} did not finish: the server stopped during it{marked}",
                 status.source,
                 status.destination,
                 utc(status.begin_us)
             ));
-            if let Some(dir) = incomplete.filter(|d| d.is_dir()) {
-                match mark_incomplete(&dir, &inner.view) {
-                    Ok(()) => notes.push(format!("Marked the incomplete clone in {} ({INCOMPLETE_MARKER})", dir.display())),
-                    Err(e) => notes.push(format!("Cannot mark the incomplete clone in {}: {e}", dir.display())),
-                }
-            }
             persist(&inner, true);
         }
         notes
