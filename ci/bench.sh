@@ -32,7 +32,6 @@ build_plugin
 install_our_plugin
 trap 'server_stop bench; server_stop bench-rcpt' EXIT
 
-plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$(cat "$ROOTFS$(server_dir "$1")/mysqld.pid")"/status; }
 

@@ -38,6 +38,19 @@ install_our_plugin() {
 
 server_dir() { echo "/clone-rs/$1"; }
 
+# plugin_dir ours|stock: the plugin directory (inside the chroot) to load
+# that clone plugin from.
+plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
+
+# The tables ci/gen-data.sh writes: nothing changes them during a clone.
+STATIC_TABLES="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
+
+# gtid_count SET: the number of transactions in a GTID set.
+gtid_count() {
+  tr -d ' \n' <<<"$1" | tr ',' '\n' |
+    awk -F: '{ for (i = 2; i <= NF; i++) { n = split($i, r, "-"); s += (n == 2 ? r[2] - r[1] + 1 : 1) } } END { print s + 0 }'
+}
+
 # server_init NAME: a fresh, empty data directory.
 server_init() {
   local d; d=$(server_dir "$1")

@@ -26,7 +26,6 @@ trap cleanup EXIT
 
 build_plugin
 install_our_plugin
-plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
 # proxy_listening PORT: waits (5 s at most) until ci/proxy.py accepts on PORT.
 proxy_listening() {
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
@@ -71,6 +70,7 @@ through() {
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
   proxy=$!
   proxy_listening "$PROXY"
+  touch "$ROOTFS/clone-rs/before-clone"
   CLONE_ERRNO=$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY
     IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")
   kill "$proxy"; wait "$proxy" 2>/dev/null
@@ -92,7 +92,9 @@ refused() {
   check "$name: clone fails with $errno" "$errno" "$CLONE_ERRNO"
   check "$name: clone_status tells why" "1" \
     "$(sql "$RECIPIENT" "SELECT error_message LIKE '%$message%' FROM performance_schema.clone_status" 2>&1)"
-  check "$name: nothing written outside" "absent" "$([ -e "$ROOTFS$ESCAPE" ] && echo present || echo absent)"
+  check "$name: nothing written outside (the escape path, or any file of the root file system outside the servers' folders)" "" \
+    "$( { [ -e "$ROOTFS$ESCAPE" ] && echo "$ESCAPE"
+          find "$ROOTFS" -xdev -path "$ROOTFS/clone-rs" -prune -o -path "$ROOTFS/proc" -prune -o -type f -newer "$ROOTFS/clone-rs/before-clone" -print; } | head -3)"
   # The recipient told the donor, which ended its side at once (it does not
   # wait for a reconnection, as after a network failure).
   local sessions

@@ -11,7 +11,6 @@ LOG_TAG=test-remote
 
 PORT=${PORT_BASE:-13800}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) CLONED=$((PORT + 2))
-plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }
 cleanup() { server_stop donor; server_stop recipient; server_stop cloned; }
 trap cleanup EXIT
 
@@ -35,6 +34,9 @@ clone_into() {
   server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
   server_init recipient
   server_start recipient "$RECIPIENT" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  local gtids_before rows_before
+  gtids_before=$(sql "$DONOR" "SELECT @@global.gtid_executed")
+  rows_before=$(sql "$DONOR" "SELECT COUNT(*) FROM bench.live")
   ( for i in $(seq 1 100000); do
       sql "$DONOR" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID())" 2>/dev/null || break
       [ -e "$ROOTFS/clone-rs/donor/stop-writer" ] && break
@@ -58,14 +60,21 @@ clone_into() {
   [[ "$pre" == *compression=ON* ]] && wire="network < data / 2"
   check "$rp <- $dp: network bytes counted ($wire)" "1" "$(sql "$RECIPIENT" "SELECT $wire AND data > 0 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")"
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
-  local static="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
-  check "$rp <- $dp: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $static")" "$(sql "$CLONED" "CHECKSUM TABLE $static")"
+  check "$rp <- $dp: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
   local max q
   max=$(sql "$CLONED" "SELECT COALESCE(MAX(id),0) FROM bench.live")
   q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
   check "$rp <- $dp: live table is a consistent snapshot" "$(sql "$DONOR" "$q")" "$(sql "$CLONED" "$q")"
-  check "$rp <- $dp: clone's gtid_executed covers its data" "1" \
-    "$(sql "$CLONED" "SELECT GTID_SUBSET(@@global.gtid_executed, '$(sql "$DONOR" "SELECT @@global.gtid_executed")')")"
+  # The clone's GTIDs are the donor's up to the snapshot: all of those before
+  # the clone, and one per writer transaction (two rows each) in the clone.
+  local cloned_gtids new
+  cloned_gtids=$(sql "$CLONED" "SELECT @@global.gtid_executed")
+  check "$rp <- $dp: clone's gtid_executed holds the donor's from before the clone, within the donor's" "1	1" \
+    "$(sql "$DONOR" "SELECT GTID_SUBSET('$gtids_before', '$cloned_gtids'), GTID_SUBSET('$cloned_gtids', @@global.gtid_executed)")"
+  new=$(sql "$DONOR" "SELECT GTID_SUBTRACT('$cloned_gtids', '$gtids_before')")
+  check "$rp <- $dp: one GTID per transaction written during the clone (and some were)" \
+    "$(( ($(sql "$CLONED" "SELECT COUNT(*) FROM bench.live") - rows_before) / 2 )) 1" \
+    "$(gtid_count "$new") $(( $(gtid_count "$new") > 0 ))"
   server_stop cloned; server_stop recipient; server_stop donor
 }
 
@@ -198,8 +207,7 @@ resumes() {
   check "$rp <- $dp: resumed clone's status" "Completed	0" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status")"
   server_stop recipient
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
-  local static="bench.t1,bench.t2,bench.t3,bench.t4,bench.wide"
-  check "$rp <- $dp: resumed clone: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $static")" "$(sql "$CLONED" "CHECKSUM TABLE $static")"
+  check "$rp <- $dp: resumed clone: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
   server_stop cloned
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All tests: installs what is needed (first run only), then
-#   1. cargo fmt --check   formatting (rustfmt.toml keeps the house's long lines)
+#   1. cargo fmt --check   formatting (rustfmt.toml keeps the house's long lines),
+#      cargo clippy        lints, every warning an error
 #      cargo test          unit tests of the pure Rust core
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
 #      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-crash.sh,
@@ -42,7 +43,7 @@ run() { # run NAME COMMAND...: runs a step, shows its output, counts its results
   fi
 }
 
-run format bash -c "cd '$REPO' && cargo fmt --check 2>&1"
+run format bash -c "cd '$REPO' && cargo fmt --check 2>&1 && cargo clippy --release --all-targets --quiet -- -D warnings 2>&1"
 run unit bash -c "cd '$REPO' && cargo test --release 2>&1"
 run integration-local bash "$REPO/ci/test-local.sh"
 run integration-remote bash "$REPO/ci/test-remote.sh"

@@ -154,14 +154,6 @@ bool cs_hton_is_innodb(handlerton *hton) {
   return hton->db_type == DB_TYPE_INNODB;
 }
 
-handlerton *cs_hton_by_legacy_type(THD *thd, unsigned char db_type) {
-  try {
-    return ha_resolve_by_legacy_type(thd, static_cast<legacy_db_type>(db_type));
-  } catch (...) {
-    return nullptr;
-  }
-}
-
 int cs_clone_begin(handlerton *hton, THD *thd, const unsigned char **loc,
                    unsigned *loc_len, unsigned *task_id, int mode) {
   return guarded([&] {

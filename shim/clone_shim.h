@@ -62,7 +62,6 @@ void cs_foreach_clone_engine(THD *thd, int side, cs_hton_visitor visit,
                              void *ctx);
 unsigned char cs_hton_db_type(handlerton *hton);
 bool cs_hton_is_innodb(handlerton *hton);
-handlerton *cs_hton_by_legacy_type(THD *thd, unsigned char db_type);
 
 int cs_clone_begin(handlerton *hton, THD *thd, const unsigned char **loc,
                    unsigned *loc_len, unsigned *task_id, int mode);

@@ -18,9 +18,6 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-/// A donor needs room for 1 MiB data messages and then some.
-const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
-
 /// The clones this server donates, and whose they are.
 static LIVE: LiveClones = LiveClones::new();
 
@@ -183,7 +180,7 @@ impl Donor {
         });
         self.version = p.version.min(protocol::VERSION_CURRENT);
         if master && mode == Mode::Start {
-            self.check_packet_size()?;
+            super::check_packet_size(self.thd)?;
         }
         let engines = p.locators.iter().map(|l| self.engine_for(l.db_type)).collect::<Result<Vec<_>, _>>()?;
         let joined = match mode {
@@ -251,16 +248,6 @@ impl Donor {
         services::log_donor_error(&format!("Refused a command from {}: {}", self.account, denial.message()));
         session::raise_str(ER_CLONE_PROTOCOL, denial.message());
         ER_CLONE_PROTOCOL
-    }
-
-    fn check_packet_size(&self) -> Result<(), Errno> {
-        let value = service::configs(self.thd, &["max_allowed_packet"])?;
-        let current: u64 = value.first().and_then(|v| v.parse().ok()).unwrap_or(0);
-        if current < MIN_MAX_ALLOWED_PACKET {
-            session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, current as i64);
-            return Err(ER_CLONE_NETWORK_PACKET);
-        }
-        Ok(())
     }
 
     /// What the recipient checks before it copies: plugins, collations,

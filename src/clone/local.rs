@@ -233,12 +233,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
 
     /// Hands the pending chunk to the apply side of the engine that offered it.
     fn apply(&self, cbk: Cbk, pending: Pending) -> Result<(), Errno> {
-        if self.thd.killed() {
-            if self.is_master() {
-                session::raise(ER_QUERY_INTERRUPTED);
-            }
-            return Err(ER_QUERY_INTERRUPTED);
-        }
+        self.thd.interrupted(self.is_master())?;
         let index = cbk.loc_index() as usize;
         let (Some(c), Some(&task)) = (self.clone.engines.get(index), self.apply_tasks.get(index)) else {
             session::raise_str(ER_INTERNAL_ERROR, "clone: storage engine index out of range");

@@ -8,7 +8,7 @@
 
 use super::doublewrite;
 use super::meter::{Meter, Team};
-use super::{breaks_connection, is_restartable};
+use super::{breaks_connection, check_packet_size, is_restartable};
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
@@ -32,8 +32,6 @@ use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
-/// Both ends need room for 1 MiB data messages and then some.
-const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
 /// The donor may be silent this long past clone_ddl_timeout during INIT
 /// (backup lock wait, loading tablespaces).
 const INIT_EXTRA_TIMEOUT_S: u32 = 300;
@@ -550,10 +548,8 @@ impl<'r> Recipient<'r> {
             }
         };
         note(service::validate_version(&own_version, &donor_version, recipient_lts, donor_lts));
-        let packet: u64 = service::configs(thd, &["max_allowed_packet"]).ok().and_then(|v| v.first().and_then(|s| s.parse().ok())).unwrap_or(0);
-        if packet < MIN_MAX_ALLOWED_PACKET {
-            session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, packet as i64);
-            note(ER_CLONE_NETWORK_PACKET);
+        if let Err(e) = check_packet_size(thd) {
+            note(e);
         }
         if first == 0 {
             Ok(())
@@ -571,10 +567,7 @@ impl<'r> Recipient<'r> {
         }
         services::log_info("Begin Delay after data drop");
         for step in 0..seconds as u64 * 10 {
-            if self.thd.killed() {
-                session::raise(ER_QUERY_INTERRUPTED);
-                return Err(ER_QUERY_INTERRUPTED);
-            }
+            self.thd.interrupted(true)?;
             if step % 600 == 0 && step > 0 {
                 services::log_info(&format!("Wait time remaining is {} minutes.", (seconds as u64 * 10 - step) / 600));
             }
@@ -785,13 +778,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     }
 
     fn check_killed(&self) -> Result<(), Errno> {
-        if self.thd.killed() {
-            if self.meter.is_master() {
-                session::raise(ER_QUERY_INTERRUPTED);
-            }
-            return Err(ER_QUERY_INTERRUPTED);
-        }
-        Ok(())
+        self.thd.interrupted(self.meter.is_master())
     }
 
     /// EXECUTE, then apply every descriptor until the donor's COMPLETE.

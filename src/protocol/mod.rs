@@ -22,7 +22,7 @@ pub(crate) fn xorshift() -> impl FnMut() -> u64 {
 
 /// Protocol versions; the recipient offers the newest, the donor answers
 /// with min(offered, newest it knows).
-pub const VERSION_V1: u32 = 0x0100;
+/// (0x0100, the first, is implied: every peer speaks it.)
 /// The plugin list carries shared-object names (`PluginV2`).
 pub const VERSION_V2: u32 = 0x0101;
 /// The donor sends `ConfigV3` (its network-failure timeout).

@@ -11,6 +11,15 @@ pub mod session;
 pub mod storage;
 pub mod sysvars;
 
+/// A server call's status: 0, or the error number it raised.
+fn status(err: i32) -> Result<(), storage::Errno> {
+    if err == 0 {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
 /// "LTS" or "Innovation": the maturity of the server this plugin was built for.
 pub const MYSQL_VERSION_MATURITY: &str = match std::ffi::CStr::from_bytes_with_nul(ffi::MYSQL_VERSION_MATURITY) {
     Ok(s) => match s.to_str() {

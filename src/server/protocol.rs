@@ -13,13 +13,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-fn check(err: i32) -> Result<(), Errno> {
-    if err == 0 {
-        Ok(())
-    } else {
-        Err(err)
-    }
-}
+use super::status as check;
 
 /// The donor's end of a clone connection: the session's own connection.
 #[derive(Clone, Copy)]

@@ -47,6 +47,18 @@ impl Thd {
         unsafe { ffi::thd_killed(self.as_ptr().cast()) != 0 }
     }
 
+    /// ER_QUERY_INTERRUPTED once the statement is killed, raised into the
+    /// diagnostics area when `raise` (the thread that reports it).
+    pub fn interrupted(self, raise: bool) -> Result<(), i32> {
+        if !self.killed() {
+            return Ok(());
+        }
+        if raise {
+            self::raise(super::errors::ER_QUERY_INTERRUPTED);
+        }
+        Err(super::errors::ER_QUERY_INTERRUPTED)
+    }
+
     /// The processlist id.
     /// The authenticated account, "priv_user@priv_host"; None if the
     /// server cannot tell.

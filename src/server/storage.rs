@@ -14,13 +14,7 @@ use std::ptr::NonNull;
 /// usually put it into the diagnostics area already.
 pub type Errno = i32;
 
-fn check(err: c_int) -> Result<(), Errno> {
-    if err == 0 {
-        Ok(())
-    } else {
-        Err(err)
-    }
-}
+use super::status as check;
 
 /// `Ha_clone_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +164,6 @@ impl Engine {
 /// What the engine says about the chunk or descriptor at hand.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flags {
-    pub ack: bool,
     /// The file is read/written through the OS cache (not O_DIRECT).
     pub os_buffer_cache: bool,
     pub zero_copy: bool,
@@ -233,7 +226,6 @@ impl Cbk {
         // SAFETY: valid callback object.
         let f = unsafe { ffi::cs_cbk_flags(self.raw(), &mut estimate) } as u32;
         Flags {
-            ack: f & ffi::cs_cbk_flag_CS_CBK_ACK != 0,
             os_buffer_cache: f & ffi::cs_cbk_flag_CS_CBK_OS_BUFFER_CACHE != 0,
             zero_copy: f & ffi::cs_cbk_flag_CS_CBK_ZERO_COPY != 0,
             secure: f & ffi::cs_cbk_flag_CS_CBK_SECURE != 0,

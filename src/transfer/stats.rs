@@ -115,10 +115,6 @@ impl Monitor {
         monitor
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Right after a reset each thread may use the whole limit; ticks split it.
     fn reset_targets(&self, shared: &Shared) {
         shared.data_target.store(self.config.max_data_mib * MIB, Relaxed);
