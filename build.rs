@@ -1,4 +1,4 @@
-//! Build script: generates the server ABI bindings from the MySQL source tree,
+//! Build script of mysql-clone-sys: generates the server ABI bindings from the MySQL source tree,
 //! compiles the C++ shim, and derives MySQL error numbers from the source's
 //! message files. Nothing of MySQL is copied into this repository.
 //!
@@ -13,15 +13,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    // The build script of mysql-clone-sys, which sits in the repository.
+    let sys = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let manifest = sys.parent().map(Path::to_path_buf).unwrap_or(sys);
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let src = env::var_os("MYSQL_SOURCE_DIR").map(PathBuf::from).unwrap_or_else(|| manifest.join(".cache/mysql-source"));
     let build_dir = env::var_os("MYSQL_BUILD_DIR").map(PathBuf::from).unwrap_or_else(|| src.join("builddir"));
     println!("cargo:rerun-if-env-changed=MYSQL_SOURCE_DIR");
     println!("cargo:rerun-if-env-changed=MYSQL_BUILD_DIR");
-    println!("cargo:rerun-if-changed=include/clone_plugin.h");
-    println!("cargo:rerun-if-changed=shim/clone_shim.h");
-    println!("cargo:rerun-if-changed=shim/clone_shim.cc");
+    for input in ["build.rs", "include/clone_plugin.h", "shim/clone_shim.h", "shim/clone_shim.cc"] {
+        println!("cargo:rerun-if-changed={}", manifest.join(input).display());
+    }
 
     if !src.join("include/mysql/plugin_clone.h").exists() {
         panic!("MySQL source tree not found at {} (run ci/setup-env.sh, or set MYSQL_SOURCE_DIR)", src.display());

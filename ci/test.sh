@@ -43,8 +43,8 @@ run() { # run NAME COMMAND...: runs a step, shows its output, counts its results
   fi
 }
 
-run format bash -c "cd '$REPO' && cargo fmt --check 2>&1 && cargo clippy --release --all-targets --quiet -- -D warnings 2>&1"
-run unit bash -c "cd '$REPO' && cargo test --release 2>&1"
+run format bash -c "cd '$REPO' && cargo fmt --all --check 2>&1 && cargo clippy --release --workspace --all-targets --quiet -- -D warnings 2>&1"
+run unit bash -c "cd '$REPO' && cargo test --release --workspace 2>&1"
 run integration-local bash "$REPO/ci/test-local.sh"
 run integration-remote bash "$REPO/ci/test-remote.sh"
 run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"

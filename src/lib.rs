@@ -1,14 +1,12 @@
 //! A drop-in replacement for MySQL 9.7's clone plugin (`mysql_clone.so`).
 //!
-//! Layout: `server` is the boundary with mysqld (bindings, the exported
-//! plugin declaration, services, storage-engine interface, performance_schema
-//! tables); `clone` holds the flows; `transfer`, `status`, `checks` and `ownership` are
-//! plain Rust with no knowledge of the server, unit-tested on their own.
+//! Layout: `server` is the boundary with mysqld (the exported plugin
+//! declaration and entry points, services, storage-engine interface,
+//! performance_schema tables, file I/O on the engine's descriptors) over the
+//! raw bindings of `mysql-clone-sys`; `clone` holds the flows; the pure
+//! core (codec, checks, transfer, status) is the `clone-core` crate.
 
-pub mod checks;
-pub mod clone;
-pub mod ownership;
-pub mod protocol;
-pub mod server;
-pub mod status;
-pub mod transfer;
+use clone_core::{checks, doublewrite, ownership, protocol, status, transfer};
+
+mod clone;
+mod server;

@@ -8,12 +8,12 @@
 use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
 use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
 use crate::server::errors::*;
+use crate::server::files::{self as copy, AlignedBuf, ALIGN};
 use crate::server::protocol::{self as service, DonorLink};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars;
-use crate::transfer::copy::{self, AlignedBuf, ALIGN};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};

@@ -7,12 +7,12 @@
 
 use super::meter::{Meter, Team};
 use crate::server::errors::*;
+use crate::server::files::{self as copy, AlignedBuf, CopyError};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
-use crate::transfer::copy::{self, AlignedBuf, CopyError};
 use crate::transfer::stats::Config;
 use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::CStr;

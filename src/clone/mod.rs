@@ -2,7 +2,6 @@
 //! the two ends of a remote clone.
 
 pub mod donor;
-mod doublewrite;
 pub mod local;
 mod meter;
 pub mod recipient;

@@ -6,19 +6,19 @@
 //! DIRECTORY), the engines first drop this server's data, and the server
 //! restarts on the clone when the statement returns.
 
-use super::doublewrite;
 use super::meter::{Meter, Team};
 use super::{breaks_connection, check_packet_size, is_restartable};
+use crate::doublewrite;
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::errors::*;
+use crate::server::files::{self as copy, AlignedBuf};
 use crate::server::protocol::{self as service, Connection, DonorAddress, Interrupter};
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, TRACKER};
-use crate::transfer::copy::{self, AlignedBuf};
 use crate::transfer::stats::Config;
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
@@ -693,17 +693,7 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
     if so.contains(&b'/') {
         return false;
     }
-    let path = std::path::Path::new(plugin_dir).join(String::from_utf8_lossy(so).as_ref());
-    let Ok(path) = CString::new(path.to_string_lossy().as_bytes()) else { return false };
-    // SAFETY: loads and unloads a plugin library, as the stock check does.
-    unsafe {
-        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
-        if handle.is_null() {
-            return false;
-        }
-        libc::dlclose(handle);
-    }
-    true
+    service::library_loads(&Path::new(plugin_dir).join(String::from_utf8_lossy(so).as_ref()))
 }
 
 /// In place, once InnoDB has begun (its rollback on failure then covers

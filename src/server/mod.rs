@@ -1,8 +1,10 @@
 //! The boundary with mysqld: the only module with `unsafe` code. `ffi` is
-//! the raw, generated layer; the other modules are thin safe wrappers.
+//! the raw, generated layer (mysql-clone-sys); the other modules are thin
+//! safe wrappers.
 
 pub mod errors;
 pub mod ffi;
+pub mod files;
 pub mod pfs;
 pub mod plugin;
 pub mod protocol;

@@ -9,6 +9,8 @@ use super::session::Thd;
 use super::storage::Errno;
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_void, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -205,6 +207,21 @@ pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Errno> {
     // SAFETY: keys outlive the call; the visitor only pushes onto `values`.
     check(unsafe { ffi::cs_get_configs(thd.as_ptr(), ptrs.as_ptr(), ptrs.len(), Some(collect_string), (&mut values as *mut Vec<String>).cast()) })?;
     Ok(values)
+}
+
+/// Whether the shared library at `path` loads here: it is loaded and
+/// unloaded, as the stock plugin checks a donor's plugins.
+pub fn library_loads(path: &Path) -> bool {
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: a NUL-terminated path; the handle is closed at once.
+    unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+        if handle.is_null() {
+            return false;
+        }
+        libc::dlclose(handle);
+    }
+    true
 }
 
 /// ER_CLONE_CHARSET for every collation unknown here; the last error.

@@ -183,7 +183,7 @@ pub enum Worker {
 pub fn register_instruments() {
     // SAFETY: registration through the server's PSI services.
     unsafe { ffi::cs_psi_register() }
-    crate::transfer::copy::set_memory_accounting(|bytes| {
+    super::files::set_memory_accounting(|bytes| {
         // SAFETY: plain accounting call; the shim checks the service.
         unsafe { ffi::cs_psi_memory_account(bytes) }
     });

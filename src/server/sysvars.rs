@@ -172,7 +172,6 @@ pub struct Settings {
     pub max_data_bandwidth: u32,
     pub enable_compression: bool,
     pub autotune_concurrency: bool,
-    pub donor_timeout_after_network_failure: u32,
     pub delay_after_data_drop: u32,
 }
 
@@ -186,7 +185,6 @@ pub fn settings() -> Settings {
         max_data_bandwidth: MAX_DATA_BANDWIDTH_VAL.load(Relaxed),
         enable_compression: ENABLE_COMPRESSION_VAL.load(Relaxed),
         autotune_concurrency: AUTOTUNE_CONCURRENCY_VAL.load(Relaxed),
-        donor_timeout_after_network_failure: DONOR_TIMEOUT_VAL.load(Relaxed),
         delay_after_data_drop: DELAY_AFTER_DATA_DROP_VAL.load(Relaxed),
     }
 }

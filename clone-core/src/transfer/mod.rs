@@ -1,10 +1,9 @@
 //! The transfer engine shared by local and remote clone: per-thread byte
 //! counters, the statistics the master thread derives from them, bandwidth
-//! throttling, auto-tuning of the number of threads, and file copying.
-//! Nothing here knows about the server.
+//! throttling, and auto-tuning of the number of threads. Nothing here knows
+//! about the server (the file copies are the server layer's `files`).
 
 pub mod autotune;
-pub mod copy;
 pub mod stats;
 pub mod throttle;
 

@@ -1,12 +1,14 @@
-//! Moving bytes between file descriptors and buffers for the storage
-//! engine's callbacks. Files are read and written at their current offsets
+//! Moving bytes between the storage engine's file descriptors and buffers,
+//! in its callbacks. Files are read and written at their current offsets
 //! (the engine positions them). In-kernel copies are preferred:
 //! `copy_file_range` (which can share extents on filesystems that support
 //! it), then `sendfile`, then read/write through an aligned buffer; a method
 //! that fails once is not tried again in this process.
 
+use memmap2::{Advice, MmapMut, MmapOptions};
+use rustix::fd::{BorrowedFd, RawFd};
+use rustix::io::Errno as OsErrno;
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
 
@@ -47,14 +49,11 @@ const HUGE_PAGE: usize = 2 << 20;
 /// pins the buffer's pages on every read and write, and pinning a few huge
 /// pages costs far less than pinning hundreds of small ones.
 pub struct AlignedBuf {
-    map: *mut u8,
-    map_len: usize,
-    ptr: *mut u8,
+    map: MmapMut,
+    /// Where the buffer starts in the mapping (a huge-page boundary).
+    offset: usize,
     len: usize,
 }
-
-// The buffer is plain owned memory.
-unsafe impl Send for AlignedBuf {}
 
 #[allow(clippy::len_without_is_empty)] // never empty: at least one block
 impl AlignedBuf {
@@ -66,25 +65,15 @@ impl AlignedBuf {
             len = len.next_multiple_of(HUGE_PAGE);
         }
         // Room to place the buffer on a huge-page boundary.
-        let map_len = if huge { len.next_multiple_of(HUGE_PAGE) + HUGE_PAGE } else { len };
-        // SAFETY: a fresh private anonymous mapping.
-        let map = unsafe { libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
-        if map == libc::MAP_FAILED {
-            return Err(CopyError::OutOfMemory(len));
-        }
-        let map = map.cast::<u8>();
-        let ptr = if huge {
-            let offset = map.align_offset(HUGE_PAGE);
-            // SAFETY: the offset stays inside the mapping (it has a spare huge page).
-            let ptr = unsafe { map.add(offset) };
+        let map_len = if huge { len + HUGE_PAGE } else { len };
+        let map = MmapOptions::new().len(map_len).map_anon().map_err(|_| CopyError::OutOfMemory(len))?;
+        let offset = if huge { map.as_ptr().align_offset(HUGE_PAGE) } else { 0 };
+        if huge {
             // Advice only: without huge pages the buffer still works.
-            unsafe { libc::madvise(ptr.cast(), len.next_multiple_of(HUGE_PAGE), libc::MADV_HUGEPAGE) };
-            ptr
-        } else {
-            map
-        };
+            let _ = map.advise_range(Advice::HugePage, offset, len);
+        }
         account(map_len as i64);
-        Ok(AlignedBuf { map, map_len, ptr, len })
+        Ok(AlignedBuf { map, offset, len })
     }
 
     pub fn len(&self) -> usize {
@@ -92,12 +81,11 @@ impl AlignedBuf {
     }
 
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr
+        self.as_mut_slice().as_mut_ptr()
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: ptr..ptr+len lies inside the live mapping owned by self.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        &mut self.map[self.offset..self.offset + self.len]
     }
 }
 
@@ -113,30 +101,29 @@ pub fn reserve(slot: &mut Option<AlignedBuf>, len: usize) -> Result<&mut Aligned
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // SAFETY: the mapping was created in new() with this length.
-        unsafe { libc::munmap(self.map.cast(), self.map_len) };
-        account(-(self.map_len as i64));
+        account(-(self.map.len() as i64));
     }
 }
 
-fn retry<F: FnMut() -> isize>(mut f: F) -> io::Result<usize> {
-    loop {
-        let r = f();
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+/// A descriptor the storage engine passed to the callback that runs this.
+fn borrowed(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: the engine keeps the file open until the callback that handed
+    // the descriptor over returns, and every copy here ends before that.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn os(e: OsErrno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
 }
 
 /// Writes all of `data` to `fd` at its current offset.
 pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), CopyError> {
     while !data.is_empty() {
-        // SAFETY: data is a valid slice for its length.
-        let n = retry(|| unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }).map_err(CopyError::Write)?;
+        let n = match rustix::io::write(borrowed(fd), data) {
+            Ok(n) => n,
+            Err(OsErrno::INTR) => continue,
+            Err(e) => return Err(CopyError::Write(os(e))),
+        };
         if n == 0 {
             return Err(CopyError::Write(io::Error::from(io::ErrorKind::WriteZero)));
         }
@@ -149,9 +136,11 @@ pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), CopyError> {
 pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), CopyError> {
     let mut done = 0;
     while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: rest is a valid, writable slice for its length.
-        let n = retry(|| unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) }).map_err(CopyError::Read)?;
+        let n = match rustix::io::read(borrowed(fd), &mut buf[done..]) {
+            Ok(n) => n,
+            Err(OsErrno::INTR) => continue,
+            Err(e) => return Err(CopyError::Read(os(e))),
+        };
         if n == 0 {
             return Err(CopyError::Read(io::Error::from(io::ErrorKind::UnexpectedEof)));
         }
@@ -165,37 +154,24 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), CopyError> {
 /// cache); otherwise, and as fallback, `buf` carries the data.
 pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mut AlignedBuf) -> Result<(), CopyError> {
     if in_kernel {
+        // No offsets given: the kernel uses and advances both files' own.
         while len > 0 && COPY_FILE_RANGE_OK.load(Relaxed) {
             let chunk = len.min(1 << 30) as usize;
-            // SAFETY: null offsets: the kernel uses and advances both files' offsets.
-            let r = unsafe { libc::copy_file_range(from, std::ptr::null_mut(), to, std::ptr::null_mut(), chunk, 0) };
-            if r == 0 {
-                break; // end of the source: the read/write path reports it
+            match rustix::fs::copy_file_range(borrowed(from), None, borrowed(to), None, chunk) {
+                Ok(0) => break, // end of the source: the read/write path reports it
+                Ok(n) => len -= n as u64,
+                Err(OsErrno::INTR) => continue,
+                Err(_) => COPY_FILE_RANGE_OK.store(false, Relaxed),
             }
-            if r < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                COPY_FILE_RANGE_OK.store(false, Relaxed);
-                break;
-            }
-            len -= r as u64;
         }
         while len > 0 && SENDFILE_OK.load(Relaxed) {
             let chunk = len.min(1 << 30) as usize;
-            // SAFETY: a null offset reads from and advances `from`'s offset.
-            let r = unsafe { libc::sendfile(to, from, std::ptr::null_mut(), chunk) };
-            if r == 0 {
-                break;
+            match rustix::fs::sendfile(borrowed(to), borrowed(from), None, chunk) {
+                Ok(0) => break,
+                Ok(n) => len -= n as u64,
+                Err(OsErrno::INTR) => continue,
+                Err(_) => SENDFILE_OK.store(false, Relaxed),
             }
-            if r < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                SENDFILE_OK.store(false, Relaxed);
-                break;
-            }
-            len -= r as u64;
         }
     }
     while len > 0 {
