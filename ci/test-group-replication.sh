@@ -73,7 +73,7 @@ for i in $(seq 60); do
   [ "$(sql "$JOINER" "SELECT COUNT(*) FROM information_schema.tables WHERE table_name='after_join'" 2>/dev/null)" = 1 ] && break
   sleep 0.5
 done
-sleep 1
+for i in $(seq 60); do [ "$(checksums "$SEED")" = "$(checksums "$JOINER")" ] && break; sleep 0.5; done
 check "joiner has the group's data" "$(checksums "$SEED")" "$(checksums "$JOINER")"
 check "joiner's gtid_executed equals the seed's" "$(sql "$SEED" "SELECT @@global.gtid_executed")" "$(sql "$JOINER" "SELECT @@global.gtid_executed")"
 

@@ -82,10 +82,9 @@ slow=$(server_dir donor)/files/slow
 sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=8, clone_max_concurrency=1"
 ( sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$slow'" >"$ROOTFS/clone-rs/donor/slow.out" 2>&1 ) &
 cl=$!
-for i in $(seq 50); do
-  [ "$(sql "$PORT" "SELECT state FROM performance_schema.clone_status")" = "In Progress" ] && break; sleep 0.2
+for i in $(seq 100); do
+  [ "$(sql "$PORT" "SELECT stage FROM performance_schema.clone_progress WHERE state = 'In Progress'")" = "FILE COPY" ] && break; sleep 0.1
 done
-sleep 1
 check "second concurrent clone refused (3634)" "3634" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/other'")"
 check "UNINSTALL refused while cloning (1883)" "1883" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
 id=$(sql "$PORT" "SELECT pid FROM performance_schema.clone_status")

@@ -148,11 +148,11 @@ sql "$RECIPIENT" "SET GLOBAL clone_max_network_bandwidth=4, clone_autotune_concu
 ( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'" \
     >"$ROOTFS$(server_dir recipient)/killed.out" 2>&1 ) &
 cl=$!
-for i in $(seq 50); do
-  [ "$(sql "$RECIPIENT" "SELECT stage FROM performance_schema.clone_progress WHERE state='In Progress'")" = "FILE COPY" ] && break
-  sleep 0.2
+for i in $(seq 100); do
+  [ "$(sql "$RECIPIENT" "SELECT stage FROM performance_schema.clone_progress WHERE state='In Progress'")" = "FILE COPY" ] &&
+    [ "$(sql "$DONOR" "SELECT COUNT(*) > 0 FROM information_schema.processlist WHERE command LIKE 'Clone%'")" = 1 ] && break
+  sleep 0.1
 done
-sleep 1
 check "donor serves the clone while it runs" "1" "$(sql "$DONOR" "SELECT COUNT(*) > 0 FROM information_schema.processlist WHERE command LIKE 'Clone%'")"
 sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT pid FROM performance_schema.clone_status")"
 wait "$cl"
@@ -224,7 +224,8 @@ server_start_supervised recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-a
 sql "$RECIPIENT" "CREATE DATABASE old_data; SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
 out=$(sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'" 2>&1)
 check "in-place CLONE INSTANCE returns" "" "$out"
-sleep 2
+# The old server exits (status 16) before the new one answers.
+for i in $(seq 300); do [ -s "$ROOTFS$(server_dir recipient)/exit-codes" ] && break; sleep 0.1; done
 server_wait recipient "$RECIPIENT"
 check "server restarted with status 16" "16" "$(head -1 "$ROOTFS$(server_dir recipient)/exit-codes")"
 check "in-place: all stages completed after restart" "Completed,Completed,Completed,Completed,Completed,Completed,Completed" \

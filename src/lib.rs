@@ -5,6 +5,7 @@
 //! performance_schema tables, file I/O on the engine's descriptors) over the
 //! raw bindings of `mysql-clone-sys`; `clone` holds the flows; the pure
 //! core (codec, checks, transfer, status) is the `clone-core` crate.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use clone_core::{checks, doublewrite, ownership, protocol, status, transfer};
 

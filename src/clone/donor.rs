@@ -7,9 +7,9 @@
 
 use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
 use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
+use crate::server::clone_protocol::{self, DonorLink};
 use crate::server::errors::*;
 use crate::server::files::{self as copy, AlignedBuf, ALIGN};
-use crate::server::protocol::{self as service, DonorLink};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -63,7 +63,7 @@ struct Donor {
 pub fn serve(thd: Thd) -> Result<(), Errno> {
     thd.refine_statement(Statement::Server);
     if services::session_uint(thd, "wait_timeout").is_some_and(|wait| wait > MAX_IDLE_S) && !services::set_session_uint(thd, "wait_timeout", MAX_IDLE_S) {
-        services::log_donor_error("Could not bound the idle wait of a recipient's session");
+        log::error!(target: "donor", "Could not bound the idle wait of a recipient's session");
     }
     let mut donor = Donor {
         link: DonorLink(thd),
@@ -103,7 +103,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
         };
         match outcome {
             Ok(exit) => {
-                services::log_donor("COM_RES_COMPLETE");
+                log::info!(target: "donor", "COM_RES_COMPLETE");
                 if donor.link.send(false, &mut [response::COMPLETE]).is_err() || exit {
                     break;
                 }
@@ -114,9 +114,9 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
                 if donor.thd.error().0 == 0 {
                     session::raise(e);
                 }
-                services::log_donor(&format!("Before sending COM_RES_ERROR: {}", if fatal { "network " } else { "" }));
+                log::info!(target: "donor", "Before sending COM_RES_ERROR: {}", if fatal { "network " } else { "" });
                 let sent = donor.link.send_error(fatal);
-                services::log_donor("After sending COM_RES_ERROR");
+                log::info!(target: "donor", "After sending COM_RES_ERROR");
                 if fatal || sent.is_err() {
                     break;
                 }
@@ -125,7 +125,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
         }
     }
     donor.end(last_error);
-    services::log_donor("Exiting clone protocol");
+    log::info!(target: "donor", "Exiting clone protocol");
     Ok(())
 }
 
@@ -153,7 +153,7 @@ impl Donor {
             Command::Execute => self.execute().map(|()| false),
             Command::Ack { error, locator, descriptor } => self.ack(error, locator.db_type, locator.bytes, descriptor).map(|()| false),
             Command::Exit => {
-                services::log_donor("COM_EXIT: Storage End");
+                log::info!(target: "donor", "COM_EXIT: Storage End");
                 self.end(0);
                 Ok(true)
             }
@@ -173,7 +173,7 @@ impl Donor {
             session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init request after Init");
             return Err(ER_CLONE_PROTOCOL);
         }
-        services::log_donor(match mode {
+        log::info!(target: "donor", "{}", match mode {
             Mode::Start => "COM_INIT: Storage Initialize",
             Mode::Restart => "COM_REINIT: Storage Initialize",
             _ => "COM_ATTACH: Storage Attach",
@@ -200,7 +200,7 @@ impl Donor {
                 return Err(ER_LOCK_WAIT_TIMEOUT);
             }
             self.backup_locked = true;
-            services::log_donor("Acquired backup lock");
+            log::info!(target: "donor", "Acquired backup lock");
         }
         for (engine, received) in engines.into_iter().zip(&p.locators) {
             let received = received.bytes.to_vec();
@@ -245,7 +245,7 @@ impl Donor {
     }
 
     fn deny(&self, denial: Denial) -> Errno {
-        services::log_donor_error(&format!("Refused a command from {}: {}", self.account, denial.message()));
+        log::error!(target: "donor", "Refused a command from {}: {}", self.account, denial.message());
         session::raise_str(ER_CLONE_PROTOCOL, denial.message());
         ER_CLONE_PROTOCOL
     }
@@ -253,7 +253,7 @@ impl Donor {
     /// What the recipient checks before it copies: plugins, collations,
     /// configuration, and (by protocol version) extra configuration.
     fn send_parameters(&mut self) -> Result<(), Errno> {
-        for (name, soname) in service::plugins(self.thd)? {
+        for (name, soname) in clone_protocol::plugins(self.thd)? {
             let mut msg = if self.version >= protocol::VERSION_V2 {
                 Response::PluginV2 { name: &name, soname: &soname }.encode()
             } else {
@@ -261,16 +261,16 @@ impl Donor {
             };
             self.link.send(false, &mut msg)?;
         }
-        for name in service::collations(self.thd)? {
+        for name in clone_protocol::collations(self.thd)? {
             self.link.send(false, &mut Response::Collation { name: name.as_bytes() }.encode())?;
         }
-        let values = service::configs(self.thd, &CONFIG_KEYS)?;
+        let values = clone_protocol::configs(self.thd, &CONFIG_KEYS)?;
         for (key, value) in CONFIG_KEYS.iter().zip(&values) {
             self.link.send(false, &mut Response::Config { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
         if self.version >= protocol::VERSION_V3 {
             let key = "clone_donor_timeout_after_network_failure";
-            let value = service::configs(self.thd, &[key])?;
+            let value = clone_protocol::configs(self.thd, &[key])?;
             let value = value.first().map(String::as_str).unwrap_or("");
             self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
@@ -287,7 +287,7 @@ impl Donor {
             session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Execute request before Init");
             return Err(ER_CLONE_PROTOCOL);
         }
-        services::log_donor("COM_EXECUTE: Storage Execute");
+        log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
         let sender = Sender { link: self.link, thd: self.thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()) };
         let cbk = Callback::new(&sender)?;
         for a in &self.active {
@@ -299,7 +299,7 @@ impl Donor {
     /// A state acknowledgement from the recipient, arriving on its auxiliary
     /// connection: handed to the engine's master task.
     fn ack(&mut self, error: i32, db_type: u8, locator: &[u8], descriptor: &[u8]) -> Result<(), Errno> {
-        services::log_donor("COM_ACK: Storage Ack");
+        log::info!(target: "donor", "COM_ACK: Storage Ack");
         let engine = self.engine_for(db_type)?;
         if engine.is_innodb() {
             let key = CloneKey::of_innodb_locator(locator).ok_or_else(|| self.deny(Denial::Unknown))?;
@@ -308,7 +308,7 @@ impl Donor {
         // InnoDB reads the descriptor only of a successful acknowledgement.
         if error == 0 && engine.is_innodb() {
             if let Err(what) = innodb::check_acknowledgement(descriptor) {
-                services::log_donor_error(&format!("Refused an acknowledgement from the recipient: {what}"));
+                log::error!(target: "donor", "Refused an acknowledgement from the recipient: {what}");
                 session::raise_str(ER_CLONE_PROTOCOL, what);
                 return Err(ER_CLONE_PROTOCOL);
             }

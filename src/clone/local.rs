@@ -149,7 +149,7 @@ impl<'a> LocalClone<'a> {
     fn worker(&self, index: usize) {
         session::guard((), || {
             let Some(session) = WorkerSession::start(Worker::Local) else {
-                services::log_info("Failed to spawn worker: 0");
+                log::info!("Failed to spawn worker: 0");
                 return;
             };
             let thd = session.thd();

@@ -3,7 +3,6 @@
 //! bandwidth limits, and, on the master, turns the counters into progress,
 //! speeds and auto-tuning decisions once a second.
 
-use crate::server::services;
 use crate::status::TRACKER;
 use crate::transfer::stats::{Config, Monitor, Shared};
 use crate::transfer::throttle::Throttle;
@@ -49,7 +48,7 @@ impl Team {
             if let Err(e) = spawned {
                 self.threads.fetch_sub(1, Relaxed);
                 self.spawn_failed.store(true, Relaxed);
-                services::log_info(&format!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0)));
+                log::info!("Failed to spawn worker: {}", e.raw_os_error().unwrap_or(0));
             }
         }
     }
@@ -86,7 +85,7 @@ impl<'t> Meter<'t> {
             if let Some(tick) = monitor.borrow_mut().tick(now, &team.shared, threads) {
                 TRACKER.add_progress(tick.data, tick.network, tick.data_speed, tick.network_speed, threads);
                 if let Some(msg) = &tick.tune_log {
-                    services::log_info(msg);
+                    log::info!("{}", msg);
                 }
                 grow = tick.grow_to;
             }
@@ -117,10 +116,7 @@ impl<'t> Meter<'t> {
         if let Some(monitor) = &self.monitor {
             self.flush();
             let s = monitor.borrow_mut().state_end(self.team.now_ms(), &self.team.shared);
-            services::log_info(&format!(
-                "Total Data: {} MiB @ {} MiB/sec, Network: {} MiB @ {} MiB/sec",
-                s.data_mib, s.data_mib_per_s, s.network_mib, s.network_mib_per_s
-            ));
+            log::info!("Total Data: {} MiB @ {} MiB/sec, Network: {} MiB @ {} MiB/sec", s.data_mib, s.data_mib_per_s, s.network_mib, s.network_mib_per_s);
         }
     }
 }

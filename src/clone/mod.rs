@@ -6,8 +6,8 @@ pub mod local;
 mod meter;
 pub mod recipient;
 
+use crate::server::clone_protocol;
 use crate::server::errors::*;
-use crate::server::protocol as service;
 use crate::server::session::{self, Thd};
 use crate::server::storage::Errno;
 
@@ -17,7 +17,7 @@ const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
 /// ER_CLONE_NETWORK_PACKET (raised) if this server's max_allowed_packet is
 /// too small for clone data messages.
 fn check_packet_size(thd: Thd) -> Result<(), Errno> {
-    let value = service::configs(thd, &["max_allowed_packet"])?;
+    let value = clone_protocol::configs(thd, &["max_allowed_packet"])?;
     let current: u64 = value.first().and_then(|v| v.parse().ok()).unwrap_or(0);
     if current < MIN_MAX_ALLOWED_PACKET {
         session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, current as i64);

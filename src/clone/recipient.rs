@@ -11,9 +11,9 @@ use super::{breaks_connection, check_packet_size, is_restartable};
 use crate::doublewrite;
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
+use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
 use crate::server::errors::*;
 use crate::server::files::{self as copy, AlignedBuf};
-use crate::server::protocol::{self as service, Connection, DonorAddress, Interrupter};
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -221,7 +221,7 @@ impl<'r> Recipient<'r> {
                 }
             });
             if watcher.is_err() {
-                services::log_info("Failed to spawn the KILL watcher");
+                log::info!("Failed to spawn the KILL watcher");
             }
             let result = self.run();
             done.store(true, SeqCst);
@@ -250,7 +250,7 @@ impl<'r> Recipient<'r> {
                 // Never resume with a donor that sent what the guard refused.
                 Err(e) if is_restartable(e) && attempt < MAX_ATTEMPTS && self.refusal.lock().is_none() => {
                     attempt += 1;
-                    services::log_info(&format!("Source Network issue: error: {e}"));
+                    log::info!("Source Network issue: error: {e}");
                     result = self.resume(&mut main);
                 }
                 _ => break,
@@ -295,7 +295,7 @@ impl<'r> Recipient<'r> {
     /// refusal reaches the master only as InnoDB's generic error.
     fn refuse(&self, refusal: Refusal) -> Errno {
         if let Refusal::FilePath(name) = &refusal {
-            services::log_error(&format!("Refused a file path from the donor: {name}"));
+            log::error!("Refused a file path from the donor: {name}");
         }
         self.refusal.lock().get_or_insert(refusal.clone());
         raise_refusal(refusal)
@@ -417,7 +417,7 @@ impl<'r> Recipient<'r> {
                 session::raise(ER_QUERY_INTERRUPTED);
                 ER_QUERY_INTERRUPTED
             } else {
-                services::log_info("Source break restart loop");
+                log::info!("Source break restart loop");
                 if thd.error().0 != 0 {
                     thd.error().0 as Errno
                 } else {
@@ -427,7 +427,7 @@ impl<'r> Recipient<'r> {
         };
         // The workers of the failed attempt are gone; new ones may start.
         self.team.threads.store(1, Relaxed);
-        services::log_info(&format!("Source re-connect for at most {} minutes", self.reconnect_minutes));
+        log::info!("Source re-connect for at most {} minutes", self.reconnect_minutes);
         let deadline = Instant::now() + Duration::from_secs(self.reconnect_minutes as u64 * 60);
         let mut tries = 0u32;
         let (new_main, new_ack) = loop {
@@ -447,7 +447,7 @@ impl<'r> Recipient<'r> {
                         m.close(Some(thd), true, false);
                     }
                 },
-                Err(_) => services::log_info(&format!("Source re-connect failed: count: {tries}")),
+                Err(_) => log::info!("Source re-connect failed: count: {tries}"),
             }
             while started.elapsed() < RECONNECT_INTERVAL && !thd.killed() {
                 std::thread::sleep(KILL_POLL);
@@ -525,7 +525,7 @@ impl<'r> Recipient<'r> {
                 first = e;
             }
         };
-        let plugin_dir = service::configs(thd, &["plugin_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        let plugin_dir = clone_protocol::configs(thd, &["plugin_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         // One check (and one dlopen) per plugin, however often it is named.
         for (name, soname) in info.plugins.iter().filter(|(name, _)| seen.insert(name)) {
@@ -534,9 +534,9 @@ impl<'r> Recipient<'r> {
                 note(ER_CLONE_PLUGIN_MATCH);
             }
         }
-        note(service::validate_collations(thd, &info.collations));
-        note(service::validate_configs(thd, &info.configs));
-        let own_version = service::configs(thd, &["version"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        note(clone_protocol::validate_collations(thd, &info.collations));
+        note(clone_protocol::validate_configs(thd, &info.configs));
+        let own_version = clone_protocol::configs(thd, &["version"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
         let recipient_lts = info.version >= protocol::VERSION_V4 && crate::server::MYSQL_VERSION_MATURITY == "LTS";
         let (donor_version, donor_lts) = match &info.json {
             Some(json) => {
@@ -547,7 +547,7 @@ impl<'r> Recipient<'r> {
                 (v.unwrap_or_default(), false)
             }
         };
-        note(service::validate_version(&own_version, &donor_version, recipient_lts, donor_lts));
+        note(clone_protocol::validate_version(&own_version, &donor_version, recipient_lts, donor_lts));
         if let Err(e) = check_packet_size(thd) {
             note(e);
         }
@@ -565,15 +565,15 @@ impl<'r> Recipient<'r> {
         if seconds == 0 {
             return Ok(());
         }
-        services::log_info("Begin Delay after data drop");
+        log::info!("Begin Delay after data drop");
         for step in 0..seconds as u64 * 10 {
             self.thd.interrupted(true)?;
             if step % 600 == 0 && step > 0 {
-                services::log_info(&format!("Wait time remaining is {} minutes.", (seconds as u64 * 10 - step) / 600));
+                log::info!("Wait time remaining is {} minutes.", (seconds as u64 * 10 - step) / 600);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        services::log_info("End Delay after data drop");
+        log::info!("End Delay after data drop");
         Ok(())
     }
 
@@ -605,7 +605,7 @@ impl<'r> Recipient<'r> {
             let Some(session) = WorkerSession::start(Worker::Client) else { return };
             let thd = session.thd();
             let Ok(mut conn) = Connection::open(Some(thd), &self.address) else {
-                services::log_info("Task Connect failed");
+                log::info!("Task Connect failed");
                 return;
             };
             conn.watch(&self.interrupter);
@@ -682,7 +682,7 @@ fn read_locators(conn: &mut Connection, thd: Thd) -> Result<Vec<(u8, Vec<u8>)>, 
 /// Whether the donor's plugin can run here: installed, built in on the
 /// donor, or a library in our plugin directory that loads.
 fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir: &str) -> bool {
-    if service::plugin_installed(thd, name) {
+    if clone_protocol::plugin_installed(thd, name) {
         return true;
     }
     let Some(so) = soname else { return false };
@@ -693,7 +693,7 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
     if so.contains(&b'/') {
         return false;
     }
-    service::library_loads(&Path::new(plugin_dir).join(String::from_utf8_lossy(so).as_ref()))
+    clone_protocol::library_loads(&Path::new(plugin_dir).join(String::from_utf8_lossy(so).as_ref()))
 }
 
 /// In place, once InnoDB has begun (its rollback on failure then covers
@@ -701,23 +701,23 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
 /// restart (see [`doublewrite`]). A failure here does not fail a clone whose
 /// data is already dropped; the error log says what remains.
 fn replace_doublewrite_files(thd: Thd) {
-    let setting = service::configs(thd, &["innodb_doublewrite_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+    let setting = clone_protocol::configs(thd, &["innodb_doublewrite_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
     let files = doublewrite::files_in(&doublewrite::directory(&setting));
     match files.and_then(|files| doublewrite::replace_with_zeroes(Path::new("."), &files).map(|()| files)) {
         Ok(files) => {
             let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
-            services::log_info(&format!("Doublewrite files to replace at the restart: {}", names.join(", ")));
+            log::info!("Doublewrite files to replace at the restart: {}", names.join(", "));
         }
-        Err(e) => services::log_error(&format!(
+        Err(e) => log::error!(
             "Cannot set the doublewrite files up for replacement ({e}): the restart keeps them, and a crash before InnoDB overwrites them may damage the clone"
-        )),
+        ),
     }
 }
 
 /// Where a donor's file names may put files: see [`Places`].
 fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
     let keys = ["datadir", "innodb_directories", "innodb_data_home_dir", "innodb_undo_directory"];
-    let values = service::configs(thd, &keys).unwrap_or_default();
+    let values = clone_protocol::configs(thd, &keys).unwrap_or_default();
     let value = |i: usize| values.get(i).map(String::as_str).unwrap_or_default();
     let target = data_dir.map(|d| Path::new(OsStr::from_bytes(d.to_bytes())));
     Places::new(Path::new(value(0)), target, value(1), &[value(0), value(2), value(3)])
@@ -728,7 +728,7 @@ fn raise_refusal(refusal: Refusal) -> Errno {
     match refusal {
         Refusal::Protocol(what) => raise_protocol(what),
         Refusal::FilePath(name) => {
-            services::log_error(&format!("Refused a file path from the donor: {name}"));
+            log::error!("Refused a file path from the donor: {name}");
             session::raise_two_strs(ER_WRONG_VALUE, "file path", &name);
             ER_WRONG_VALUE
         }

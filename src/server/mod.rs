@@ -2,12 +2,12 @@
 //! the raw, generated layer (mysql-clone-sys); the other modules are thin
 //! safe wrappers.
 
+pub mod clone_protocol;
 pub mod errors;
 pub mod ffi;
 pub mod files;
 pub mod pfs;
 pub mod plugin;
-pub mod protocol;
 pub mod services;
 pub mod session;
 pub mod storage;

@@ -67,7 +67,8 @@ fn open(table: Table, pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
 }
 
 unsafe fn cursor<'a>(handle: *mut PSI_table_handle) -> &'a mut Cursor {
-    &mut *handle.cast::<Cursor>()
+    // SAFETY: the caller passes a handle open() made and not yet closed.
+    unsafe { &mut *handle.cast::<Cursor>() }
 }
 
 unsafe extern "C" fn open_status(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
@@ -79,11 +80,13 @@ unsafe extern "C" fn open_progress(pos: *mut *mut PSI_pos) -> *mut PSI_table_han
 }
 
 unsafe extern "C" fn close_table(handle: *mut PSI_table_handle) {
+    // SAFETY: the handle is the Box that open() leaked; the server closes it once.
     guard((), || drop(unsafe { Box::from_raw(handle.cast::<Cursor>()) }))
 }
 
 unsafe extern "C" fn rnd_init(handle: *mut PSI_table_handle, _scan: bool) -> c_int {
     guard(0, || {
+        // SAFETY: the handle open() made, used by one reader at a time.
         let c = unsafe { cursor(handle) };
         c.refresh();
         c.pos = 0;
@@ -94,6 +97,7 @@ unsafe extern "C" fn rnd_init(handle: *mut PSI_table_handle, _scan: bool) -> c_i
 
 unsafe extern "C" fn rnd_next(handle: *mut PSI_table_handle) -> c_int {
     guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
+        // SAFETY: the handle open() made, used by one reader at a time.
         let c = unsafe { cursor(handle) };
         c.pos = c.next;
         if c.pos < c.rows {
@@ -107,6 +111,7 @@ unsafe extern "C" fn rnd_next(handle: *mut PSI_table_handle) -> c_int {
 
 unsafe extern "C" fn rnd_pos(handle: *mut PSI_table_handle) -> c_int {
     guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
+        // SAFETY: the handle open() made, used by one reader at a time.
         let c = unsafe { cursor(handle) };
         if c.pos < c.rows {
             0
@@ -118,6 +123,7 @@ unsafe extern "C" fn rnd_pos(handle: *mut PSI_table_handle) -> c_int {
 
 unsafe extern "C" fn reset_position(handle: *mut PSI_table_handle) {
     guard((), || {
+        // SAFETY: the handle open() made, used by one reader at a time.
         let c = unsafe { cursor(handle) };
         c.pos = 0;
         c.next = 0;
@@ -147,24 +153,29 @@ impl Columns<'_> {
     }
     fn bigint(&self, v: Option<u64>) {
         let val = ffi::PSI_ulonglong { val: v.unwrap_or(0), is_null: v.is_none() };
+        // SAFETY: acquired service, field of the current read.
         unsafe { (*self.svc.bigint).set_unsigned.map(|f| f(self.field, val)) };
     }
     fn char(&self, v: Option<&str>) {
         let s = v.unwrap_or("");
+        // SAFETY: as above; the bytes outlive the call.
         unsafe { (*self.svc.string).set_char_utf8mb4.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
     }
     /// None shows NULL, an empty string ''.
     fn varchar(&self, v: Option<&str>) {
         let text = v.map(|s| CString::new(s.replace('\0', "")).unwrap_or_default());
         let ptr = text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        // SAFETY: as above; NULL or a NUL-terminated string alive for the call.
         unsafe { (*self.svc.string).set_varchar_utf8mb4.map(|f| f(self.field, ptr)) };
     }
     /// Microseconds since the epoch; 0 or None shows NULL.
     fn timestamp(&self, v: Option<u64>) {
+        // SAFETY: acquired service, field of the current read.
         unsafe { (*self.svc.timestamp).set2.map(|f| f(self.field, v.unwrap_or(0))) };
     }
     fn text(&self, v: Option<&str>) {
         let s = v.unwrap_or("");
+        // SAFETY: as above; the bytes outlive the call.
         unsafe { (*self.svc.text).set.map(|f| f(self.field, s.as_ptr().cast(), s.len() as c_uint)) };
     }
 }
@@ -177,6 +188,7 @@ fn base_name(path: &str) -> &str {
 unsafe extern "C" fn read_column(handle: *mut PSI_table_handle, field: *mut PSI_field, index: c_uint) -> c_int {
     guard(0, || {
         let Some(svc) = services::pfs() else { return 0 };
+        // SAFETY: the handle open() made, used by one reader at a time.
         let c = unsafe { cursor(handle) };
         let col = Columns { svc, field, _marker: std::marker::PhantomData };
         let on_row = c.pos < c.rows;

@@ -78,6 +78,7 @@ pub static mut _mysql_plugin_declarations_: [st_mysql_plugin; 2] = [
 /// those threads would call into freed code when they exit. A re-INSTALL
 /// reuses the mapped library, and init starts every piece of state afresh.
 fn pin_library() {
+    // SAFETY: Dl_info is plain data; all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr on an address inside this library; dlopen with
     // RTLD_NOLOAD only changes the flags of the already loaded object.
@@ -109,13 +110,13 @@ unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
         BOOTSTRAP.store(false, Relaxed);
         // Status of earlier clones, kept in the data directory (the cwd).
         for note in TRACKER.load(Path::new(".")) {
-            services::log_error(&note);
+            log::error!("{}", note);
         }
         // Cloning works without the status tables: a server damaged around
         // the plugin still gets it.
         let tables = if Thd::current().is_none() { Err("no session") } else { services::start_pfs().and_then(pfs::add_tables) };
         if let Err(why) = tables {
-            services::log_error(&format!("performance_schema.clone_status and clone_progress are not available ({why}); the plugin works without them"));
+            log::error!("performance_schema.clone_status and clone_progress are not available ({why}); the plugin works without them");
         }
         0
     })

@@ -52,15 +52,22 @@ pub struct PfsServices {
 
 // SAFETY: as above.
 unsafe impl Send for PfsServices {}
+// SAFETY: as above.
 unsafe impl Sync for PfsServices {}
 
 static HANDLES: Mutex<Option<Handles>> = Mutex::new(None);
 
-unsafe fn acquire(h: &mut Handles, name: &str) -> Option<my_h_service> {
+/// One service from the registry; kept in `h` to be released by stop().
+fn acquire(h: &mut Handles, name: &str) -> Option<my_h_service> {
     let cname = CString::new(name).ok()?;
     let mut svc: my_h_service = null_mut();
-    let acquire = (*h.registry).acquire?;
-    if acquire(cname.as_ptr(), &mut svc) != 0 || svc.is_null() {
+    // SAFETY: `h` holds the registry acquired in start(), valid until stop();
+    // the name is NUL-terminated and `svc` is the out-parameter.
+    let failed = unsafe {
+        let acquire = (*h.registry).acquire?;
+        acquire(cname.as_ptr(), &mut svc) != 0
+    };
+    if failed || svc.is_null() {
         return None;
     }
     h.acquired.push(svc);
@@ -82,10 +89,12 @@ pub fn start() -> Result<(), &'static str> {
         return Err("registry unavailable");
     }
     let mut h = Handles { registry, acquired: Vec::new(), backup_lock: std::ptr::null(), variables: None, pfs: None };
-    let result = unsafe { acquire_base(&mut h) };
+    let result = acquire_base(&mut h);
     *HANDLES.lock() = Some(h);
     if result.is_err() {
         stop();
+    } else {
+        start_logging();
     }
     result
 }
@@ -95,28 +104,27 @@ pub fn start() -> Result<(), &'static str> {
 pub fn start_pfs() -> Result<PfsServices, &'static str> {
     let mut guard = HANDLES.lock();
     let h = guard.as_mut().ok_or("services not started")?;
-    // SAFETY: registry acquired in start().
-    let pfs = unsafe {
-        PfsServices {
-            table: acquire(h, "pfs_plugin_table_v1").ok_or("pfs_plugin_table_v1")?.cast(),
-            integer: acquire(h, "pfs_plugin_column_integer_v1").ok_or("pfs_plugin_column_integer_v1")?.cast(),
-            bigint: acquire(h, "pfs_plugin_column_bigint_v1").ok_or("pfs_plugin_column_bigint_v1")?.cast(),
-            string: acquire(h, "pfs_plugin_column_string_v2").ok_or("pfs_plugin_column_string_v2")?.cast(),
-            timestamp: acquire(h, "pfs_plugin_column_timestamp_v2").ok_or("pfs_plugin_column_timestamp_v2")?.cast(),
-            text: acquire(h, "pfs_plugin_column_text_v1").ok_or("pfs_plugin_column_text_v1")?.cast(),
-        }
+    let pfs = PfsServices {
+        table: acquire(h, "pfs_plugin_table_v1").ok_or("pfs_plugin_table_v1")?.cast(),
+        integer: acquire(h, "pfs_plugin_column_integer_v1").ok_or("pfs_plugin_column_integer_v1")?.cast(),
+        bigint: acquire(h, "pfs_plugin_column_bigint_v1").ok_or("pfs_plugin_column_bigint_v1")?.cast(),
+        string: acquire(h, "pfs_plugin_column_string_v2").ok_or("pfs_plugin_column_string_v2")?.cast(),
+        timestamp: acquire(h, "pfs_plugin_column_timestamp_v2").ok_or("pfs_plugin_column_timestamp_v2")?.cast(),
+        text: acquire(h, "pfs_plugin_column_text_v1").ok_or("pfs_plugin_column_text_v1")?.cast(),
     };
     h.pfs = Some(pfs);
     Ok(pfs)
 }
 
-unsafe fn acquire_base(h: &mut Handles) -> Result<(), &'static str> {
+fn acquire_base(h: &mut Handles) -> Result<(), &'static str> {
     let bi = acquire(h, "log_builtins.mysql_server").ok_or("log_builtins")?;
     let bs = acquire(h, "log_builtins_string.mysql_server").ok_or("log_builtins_string")?;
-    ffi::cs_set_log_services(bi.cast(), bs.cast());
+    // SAFETY: the two log services just acquired; the shim keeps them until stop().
+    unsafe { ffi::cs_set_log_services(bi.cast(), bs.cast()) };
     h.backup_lock = acquire(h, "mysql_backup_lock").ok_or("mysql_backup_lock")?.cast();
     let protocol = acquire(h, "clone_protocol").ok_or("clone_protocol")?;
-    ffi::cs_set_clone_protocol(protocol.cast());
+    // SAFETY: the clone_protocol service just acquired, kept until stop().
+    unsafe { ffi::cs_set_clone_protocol(protocol.cast()) };
     // Optional: without them a donor cannot bound an idle recipient's wait.
     h.variables = (|| {
         Some(VariableServices {
@@ -170,6 +178,8 @@ pub fn set_session_uint(thd: Thd, name: &str, value: u64) -> bool {
 /// Releases every service, in reverse order, and the registry.
 pub fn stop() {
     let Some(mut h) = HANDLES.lock().take() else { return };
+    // SAFETY: each service was acquired from this registry and is released
+    // once; the shim forgets the services before they go.
     unsafe {
         ffi::cs_set_clone_protocol(null_mut());
         ffi::cs_set_log_services(null_mut(), null_mut());
@@ -212,29 +222,38 @@ pub fn backup_unlock(thd: Thd) {
     }
 }
 
-fn log(level: i32, code: i32, message: &str) {
-    let msg = CString::new(message.replace('\0', "")).unwrap_or_default();
-    // SAFETY: the shim checks that the log services are set.
-    unsafe { ffi::cs_log(level, code, msg.as_ptr() as *const c_char) }
+/// The server's error log behind the `log` macros, under the Clone
+/// subsystem: records with the target "donor" are the donor's view
+/// (`Server: <message>.`), all others the recipient's or local clone's
+/// (`Client: <message>.`). Information lines show with log_error_verbosity=3.
+struct ErrorLog;
+
+impl log::Log for ErrorLog {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let level = match record.level() {
+            log::Level::Error => 1,
+            log::Level::Warn => 2,
+            _ => 3,
+        };
+        let code = if record.target() == "donor" { ER_CLONE_SERVER_TRACE } else { ER_CLONE_CLIENT_TRACE };
+        let msg = CString::new(record.args().to_string().replace('\0', "")).unwrap_or_default();
+        // SAFETY: the shim checks that the log services are set.
+        unsafe { ffi::cs_log(level, code, msg.as_ptr() as *const c_char) }
+    }
+
+    fn flush(&self) {}
 }
 
-/// An INFORMATION line `Client: <message>.` under the Clone subsystem
-/// (shown with log_error_verbosity=3): the recipient's or local clone's view.
-pub fn log_info(message: &str) {
-    log(3, ER_CLONE_CLIENT_TRACE, message);
-}
+static ERROR_LOG: ErrorLog = ErrorLog;
 
-/// An ERROR line `Client: <message>.` under the Clone subsystem.
-pub fn log_error(message: &str) {
-    log(1, ER_CLONE_CLIENT_TRACE, message);
-}
-
-/// An INFORMATION line `Server: <message>.`: the donor's view.
-pub fn log_donor(message: &str) {
-    log(3, ER_CLONE_SERVER_TRACE, message);
-}
-
-/// An ERROR line `Server: <message>.`: the donor's view.
-pub fn log_donor_error(message: &str) {
-    log(1, ER_CLONE_SERVER_TRACE, message);
+/// Sends the `log` macros to the error log (once per process: the library
+/// stays mapped across UNINSTALL and INSTALL, and so does the logger).
+fn start_logging() {
+    if log::set_logger(&ERROR_LOG).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
 }

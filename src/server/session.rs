@@ -24,6 +24,7 @@ pub struct Thd(NonNull<THD>);
 // SAFETY: a THD is handed between the threads of one clone only while the
 // owning thread waits for them; the server calls used here are thread-safe.
 unsafe impl Send for Thd {}
+// SAFETY: as above.
 unsafe impl Sync for Thd {}
 
 impl Thd {
@@ -86,6 +87,7 @@ impl Thd {
         let mut msg: *const c_char = std::ptr::null();
         // SAFETY: valid THD; the message lives in the DA until it is cleared.
         let code = unsafe { ffi::cs_thd_error(self.as_ptr(), &mut msg) };
+        // SAFETY: as above: a NUL-terminated message.
         let text = if msg.is_null() { String::new() } else { unsafe { std::ffi::CStr::from_ptr(msg) }.to_string_lossy().into_owned() };
         (code, text)
     }

@@ -32,6 +32,7 @@ pub struct Engine(NonNull<handlerton>);
 // SAFETY: handlertons live as long as their plugin, which the running clone
 // statement keeps locked; the clone interface is thread-safe.
 unsafe impl Send for Engine {}
+// SAFETY: as above.
 unsafe impl Sync for Engine {}
 
 /// Engine-owned locator bytes identifying one clone in that engine. The
@@ -44,6 +45,7 @@ pub struct Locator {
 
 // SAFETY: see Locator: engine memory valid for the clone's lifetime.
 unsafe impl Send for Locator {}
+// SAFETY: as above.
 unsafe impl Sync for Locator {}
 
 impl Locator {
@@ -200,6 +202,7 @@ impl Cbk {
         if p.is_null() {
             &[]
         } else {
+            // SAFETY: as above: len bytes at p, alive during the callback.
             unsafe { std::slice::from_raw_parts(p, len as usize) }
         }
     }
@@ -237,6 +240,7 @@ impl Cbk {
         if p.is_null() {
             String::new()
         } else {
+            // SAFETY: the engine's NUL-terminated file name.
             unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
         }
     }
@@ -331,7 +335,8 @@ impl Drop for Callback<'_> {
 
 /// Recovers the handler from the shim's context pointer.
 unsafe fn handler<'a>(ctx: *mut c_void) -> &'a dyn Handler {
-    *ctx.cast::<&dyn Handler>()
+    // SAFETY: the caller passes the context of a live Callback.
+    unsafe { *ctx.cast::<&dyn Handler>() }
 }
 
 fn status(r: Result<(), Errno>) -> c_int {
@@ -350,16 +355,19 @@ extern "C" fn clone_rs_cbk_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, from: 
 
 #[no_mangle]
 extern "C" fn clone_rs_cbk_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut u8, len: c_uint) -> c_int {
+    // SAFETY: ctx is the Callback that Callback::new made for this call.
     guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, EngineBuf { ptr: buf, len }))))
 }
 
 #[no_mangle]
 extern "C" fn clone_rs_cbk_apply_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, to: c_int) -> c_int {
+    // SAFETY: ctx is the Callback that Callback::new made for this call.
     guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_file(c, to))))
 }
 
 #[no_mangle]
 extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut *mut u8, len: *mut c_uint) -> c_int {
+    // SAFETY: ctx is the Callback that Callback::new made for this call.
     guard(ER_INTERNAL_ERROR, || match cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_buffer(c)) {
         Ok(b) => {
             // SAFETY: the engine passes valid out-references.

@@ -200,6 +200,7 @@ unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *
         // SAFETY: the server passes a valid value object and a save slot.
         let text = unsafe { (*value).val_str.map(|f| f(value, buf.as_mut_ptr(), &mut len)) }.unwrap_or(null());
         if text.is_null() {
+            // SAFETY: the server's out-pointer for the checked value.
             unsafe { *save = null() };
             return 0;
         }
@@ -207,10 +208,12 @@ unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *
         let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.max(0) as usize) };
         let valid = std::str::from_utf8(bytes).ok().and_then(parse_donor_list).is_some();
         if !valid {
+            // SAFETY: the server's out-pointer for the checked value.
             unsafe { *save = null() };
             session::raise_str(ER_CLONE_SYS_CONFIG, "Invalid Format. Please enter \"<hostname1>:<port1>,...\"' with no extra space");
             return ER_CLONE_SYS_CONFIG;
         }
+        // SAFETY: as above; the copy lives in the session's memory.
         unsafe { *save = session::thd_strmake(thd, bytes) };
         0
     })

@@ -30,6 +30,7 @@ impl DonorLink {
         let mut len = 0usize;
         // SAFETY: valid THD; out-parameters are locals.
         check(unsafe { ffi::cs_get_command(self.0.as_ptr(), &mut code, &mut buf, &mut len) })?;
+        // SAFETY: the server's packet: len bytes at buf, alive until the next read.
         let body = if buf.is_null() || len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(buf, len) } };
         Ok((code, body))
     }
@@ -145,6 +146,7 @@ impl Connection {
         let (mut len, mut net_len) = (0usize, 0usize);
         // SAFETY: valid connection; out-parameters are locals.
         check(unsafe { ffi::cs_get_response(thd_ptr, self.raw.as_ptr(), set_active, timeout_s, &mut pkt, &mut len, &mut net_len) })?;
+        // SAFETY: the server's packet: len bytes at pkt, alive until the next read.
         let packet = if pkt.is_null() || len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(pkt, len) } };
         Ok((packet, net_len))
     }
@@ -187,6 +189,7 @@ impl Connection {
 extern "C" fn collect_string(ctx: *mut c_void, s: *const c_char, len: usize) {
     // SAFETY: ctx is the Vec passed below; s has len bytes.
     let list = unsafe { &mut *ctx.cast::<Vec<String>>() };
+    // SAFETY: as above.
     let bytes = if s.is_null() { &[][..] } else { unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) } };
     list.push(String::from_utf8_lossy(bytes).into_owned());
 }
@@ -255,6 +258,7 @@ pub type PluginName = (Vec<u8>, Vec<u8>);
 extern "C" fn collect_plugin(ctx: *mut c_void, name: *const c_char, name_len: usize, so: *const c_char, so_len: usize) {
     // SAFETY: ctx is the Vec passed below; the strings have the given lengths.
     let list = unsafe { &mut *ctx.cast::<Vec<PluginName>>() };
+    // SAFETY: as above.
     let bytes = |p: *const c_char, n: usize| if p.is_null() { Vec::new() } else { unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }.to_vec() };
     list.push((bytes(name, name_len), bytes(so, so_len)));
 }
