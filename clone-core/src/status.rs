@@ -28,12 +28,12 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// ER_QUERY_INTERRUPTED and its text: what the files say while a clone runs,
 /// so that a crash mid-clone reads back as an interrupted clone.
-const CRASH_MARKER_ERROR: u32 = 1317;
+pub const CRASH_MARKER_ERROR: u32 = 1317;
 const CRASH_MARKER_MESSAGE: &str = "Query execution was interrupted";
 /// What the status says of a clone the server's stop cut short.
 const INTERRUPTED_MESSAGE: &str = "Query execution was interrupted: the server stopped before the clone finished";
 /// ER_INTERNAL_ERROR, reported when recovery of a cloned data directory failed.
-const RECOVERY_FAILED_ERROR: u32 = 1815;
+pub const RECOVERY_FAILED_ERROR: u32 = 1815;
 const RECOVERY_FAILED_MESSAGE: &str = "Recovery failed. Please Retry Clone. For details, look into server error log.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

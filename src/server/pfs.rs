@@ -10,6 +10,13 @@ use std::ffi::{c_int, c_uint, c_ulonglong, CStr, CString};
 use std::path::Path;
 use std::ptr::{addr_of_mut, null_mut};
 
+// The core writes these numbers into the status files without the server's
+// table: they must be the server's.
+const _: () = assert!(
+    crate::status::CRASH_MARKER_ERROR as i32 == super::errors::ER_QUERY_INTERRUPTED
+        && crate::status::RECOVERY_FAILED_ERROR as i32 == super::errors::ER_INTERNAL_ERROR
+);
+
 const STATUS_DEFINITION: &str = concat!(
     "`ID` int,`PID` int,`STATE` char(16),`BEGIN_TIME` timestamp(3) NULL,",
     "`END_TIME` timestamp(3) NULL,`SOURCE` varchar(512),`DESTINATION` varchar(512),",
