@@ -274,14 +274,14 @@ impl Tracker {
 
     /// Completes the status row from InnoDB's recovery report, once, on the
     /// first read after a restart on a cloned directory; the report is then
-    /// removed as the stock plugin does.
-    pub fn merge_pending_recovery(&self, datadir: &Path) {
+    /// removed as the stock plugin does. The files are those `load` read.
+    pub fn merge_pending_recovery(&self) {
         let mut inner = self.inner.lock();
         if !inner.recovery_pending || inner.running {
             return;
         }
         inner.recovery_pending = false;
-        let path = datadir.join(STATUS_RECOVERY_FILE);
+        let Some(path) = inner.own_file(STATUS_RECOVERY_FILE) else { return };
         let Ok(text) = fs::read_to_string(&path) else {
             return;
         };
@@ -858,7 +858,7 @@ mod tests {
         reloaded.begin(8, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();
         let after = Tracker::new();
         after.load(&datadir);
-        after.merge_pending_recovery(&datadir);
+        after.merge_pending_recovery();
         assert_eq!(after.snapshot().status.state, State::Failed);
         // A finished clone into a directory is remembered as such.
         after.begin(8, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();

@@ -7,7 +7,6 @@ use super::services::{self, PfsServices};
 use super::session::guard;
 use crate::status::{Snapshot, State, STAGE_NAMES, TRACKER};
 use std::ffi::{c_int, c_uint, c_ulonglong, CStr, CString};
-use std::path::Path;
 use std::ptr::{addr_of_mut, null_mut};
 
 // The core writes these numbers into the status files without the server's
@@ -49,8 +48,8 @@ impl Cursor {
     fn refresh(&mut self) {
         if self.table == Table::Status {
             // The first read after a restart on a cloned directory completes
-            // the row from InnoDB's recovery report (the datadir is the cwd).
-            TRACKER.merge_pending_recovery(Path::new("."));
+            // the row from InnoDB's recovery report.
+            TRACKER.merge_pending_recovery();
         }
         self.snapshot = TRACKER.snapshot();
         let has_clone = match self.table {
