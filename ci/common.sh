@@ -12,6 +12,9 @@ STOCK_PLUGIN_DIR=/usr/lib/mysql/plugin
 OUR_PLUGIN_DIR=/opt/clone-rs/plugin
 PLUGIN_SO=$REPO/target/release/libmysql_clone.so
 
+# scenario NAME: whether to run the scenario NAME (ONLY, if set, is an
+# extended regular expression over scenario names: ONLY=clone_into).
+scenario() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 log() { printf '[%s] %s\n' "${LOG_TAG:-ci}" "$*" >&2; }
 fail() { printf '[%s] FAILED: %s\n' "${LOG_TAG:-ci}" "$*" >&2; exit 1; }
 

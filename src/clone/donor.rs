@@ -6,6 +6,7 @@
 //! state acknowledgements to the engines.
 
 use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
+use crate::protocol::extension::{BlockCompressor, Caps, Version};
 use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, DonorLink};
 use crate::server::errors::*;
@@ -51,7 +52,9 @@ struct Donor {
     link: DonorLink,
     thd: Thd,
     active: Vec<Active>,
-    version: u32,
+    /// The stock version spoken on this connection, and what our recipient
+    /// was granted (see `protocol::extension`).
+    version: Version,
     backup_locked: bool,
     /// The authenticated account of this connection.
     account: String,
@@ -69,7 +72,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
         link: DonorLink(thd),
         thd,
         active: Vec::new(),
-        version: protocol::VERSION_CURRENT,
+        version: Version::stock(protocol::VERSION_CURRENT),
         backup_locked: false,
         account: thd.account().unwrap_or_default(),
         owned: None,
@@ -178,7 +181,10 @@ impl Donor {
             Mode::Restart => "COM_REINIT: Storage Initialize",
             _ => "COM_ATTACH: Storage Attach",
         });
-        self.version = p.version.min(protocol::VERSION_CURRENT);
+        self.version = Version::decode(p.version).answer(protocol::VERSION_CURRENT);
+        if let Some(caps) = self.version.ours {
+            log::info!(target: "donor", "The recipient is this plugin; agreed: {caps}");
+        }
         if master && mode == Mode::Start {
             super::check_packet_size(self.thd)?;
         }
@@ -217,7 +223,7 @@ impl Donor {
         }
         let locators: Vec<protocol::Locator<'_>> =
             self.active.iter().map(|a| protocol::Locator { db_type: a.engine.db_type(), bytes: a.locator.bytes() }).collect();
-        let mut locs = Response::Locators { version: self.version, locators }.encode();
+        let mut locs = Response::Locators { version: self.version.encode(), locators }.encode();
         self.link.send(false, &mut locs)
     }
 
@@ -254,7 +260,7 @@ impl Donor {
     /// configuration, and (by protocol version) extra configuration.
     fn send_parameters(&mut self) -> Result<(), Errno> {
         for (name, soname) in clone_protocol::plugins(self.thd)? {
-            let mut msg = if self.version >= protocol::VERSION_V2 {
+            let mut msg = if self.version.stock >= protocol::VERSION_V2 {
                 Response::PluginV2 { name: &name, soname: &soname }.encode()
             } else {
                 Response::Plugin { name: &name }.encode()
@@ -268,13 +274,13 @@ impl Donor {
         for (key, value) in CONFIG_KEYS.iter().zip(&values) {
             self.link.send(false, &mut Response::Config { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
-        if self.version >= protocol::VERSION_V3 {
+        if self.version.stock >= protocol::VERSION_V3 {
             let key = "clone_donor_timeout_after_network_failure";
             let value = clone_protocol::configs(self.thd, &[key])?;
             let value = value.first().map(String::as_str).unwrap_or("");
             self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
-        if self.version >= protocol::VERSION_V4 {
+        if self.version.stock >= protocol::VERSION_V4 {
             let version = values.first().map(String::as_str).unwrap_or("");
             let json = protocol::version_json(version, crate::server::MYSQL_VERSION_MATURITY);
             self.link.send(false, &mut Response::ConfigV4 { key: b"json_configs", value: json.as_bytes() }.encode())?;
@@ -288,7 +294,7 @@ impl Donor {
             return Err(ER_CLONE_PROTOCOL);
         }
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
-        let sender = Sender { link: self.link, thd: self.thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()) };
+        let sender = Sender::new(self.link, self.thd, self.version.granted());
         let cbk = Callback::new(&sender)?;
         for a in &self.active {
             a.engine.copy(self.thd, a.locator, a.task, &cbk)?;
@@ -315,7 +321,7 @@ impl Donor {
         }
         let locator = locator.to_vec();
         let descriptor = descriptor.to_vec();
-        let idle = Sender { link: self.link, thd: self.thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()) };
+        let idle = Sender::new(self.link, self.thd, Caps::NONE);
         let cbk = Callback::new(&idle)?;
         cbk.cbk().set_data_desc(&descriptor);
         engine.ack(self.thd, Locator::from_bytes(&locator), 0, error, cbk.cbk())
@@ -351,9 +357,32 @@ struct Sender {
     /// data area, so O_DIRECT reads land in place and one write sends both.
     buffer: RefCell<Option<AlignedBuf>>,
     message: RefCell<Vec<u8>>,
+    /// With zstd granted: the task's compressor and its output message.
+    zstd: Option<RefCell<(BlockCompressor, Vec<u8>)>>,
 }
 
 impl Sender {
+    fn new(link: DonorLink, thd: Thd, granted: Caps) -> Sender {
+        let zstd = if granted.contains(Caps::ZSTD) {
+            BlockCompressor::new().map_err(|e| log::error!(target: "donor", "No zstd compressor, sending data uncompressed: {e}")).ok()
+        } else {
+            None
+        };
+        Sender { link, thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()), zstd: zstd.map(|c| RefCell::new((c, Vec::new()))) }
+    }
+
+    /// Sends a data block: as a zstd frame when granted and smaller, else
+    /// as DATA. `plain` is the DATA message (its code byte, then the block).
+    fn send_data(&self, secure: bool, plain: &mut [u8]) -> Result<(), Errno> {
+        if let Some(zstd) = &self.zstd {
+            let (compressor, packed) = &mut *zstd.borrow_mut();
+            if compressor.message(&plain[1..], packed).unwrap_or(false) {
+                return self.link.send(secure, packed);
+            }
+        }
+        self.link.send(secure, plain)
+    }
+
     fn interrupted(&self) -> Result<(), Errno> {
         if self.thd.killed() {
             session::raise(ER_QUERY_INTERRUPTED);
@@ -392,7 +421,7 @@ impl Handler for Sender {
         })?;
         area[ALIGN - 1] = response::DATA;
         let secure = self.send_descriptor(cbk)?;
-        self.link.send(secure, &mut area[ALIGN - 1..ALIGN + len])
+        self.send_data(secure, &mut area[ALIGN - 1..ALIGN + len])
     }
 
     fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
@@ -405,7 +434,7 @@ impl Handler for Sender {
         message.clear();
         message.push(response::DATA);
         message.extend_from_slice(buf.as_slice());
-        self.link.send(secure, &mut message)
+        self.send_data(secure, &mut message)
     }
 
     fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {

@@ -9,6 +9,7 @@
 use super::meter::{Meter, Team};
 use super::{breaks_connection, check_packet_size, is_restartable};
 use crate::doublewrite;
+use crate::protocol::extension::{self, BlockDecompressor, Caps, Version};
 use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
@@ -92,7 +93,7 @@ pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
 /// The donor's description of itself, from the INIT response.
 #[derive(Default)]
 struct DonorInfo {
-    version: u32,
+    version: Version,
     plugins: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     collations: Vec<Vec<u8>>,
     configs: Vec<(Vec<u8>, Vec<u8>)>,
@@ -114,7 +115,8 @@ struct Recipient<'r> {
     donor_locators: Vec<(u8, Vec<u8>)>,
     /// The master's apply locators and tasks (what ATTACH and ACK carry).
     apply: Vec<(Locator, u32)>,
-    version: u32,
+    /// The donor's answer to INIT: what ATTACH and REINIT offer again.
+    version: Version,
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
@@ -187,7 +189,7 @@ impl<'r> Recipient<'r> {
             engines: Vec::new(),
             donor_locators: Vec::new(),
             apply: Vec::new(),
-            version: protocol::VERSION_CURRENT,
+            version: Version::stock(protocol::VERSION_CURRENT),
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
             interrupter: Arc::default(),
@@ -202,6 +204,34 @@ impl<'r> Recipient<'r> {
 
     fn ddl_word(&self) -> u32 {
         protocol::ddl_word(self.settings.block_ddl, self.settings.ddl_timeout)
+    }
+
+    /// What this recipient asks of a donor that is ours.
+    fn wanted(&self) -> Caps {
+        if self.settings.enable_compression {
+            Caps::ZSTD
+        } else {
+            Caps::NONE
+        }
+    }
+
+    /// INIT with `version`, and the donor's answer.
+    fn init(&self, main: &mut Connection, version: Version, locators: &[protocol::Locator<'_>]) -> Result<DonorInfo, Errno> {
+        let init = Command::Init(InitPayload { version: version.encode(), ddl_word: self.ddl_word(), locators: locators.to_vec() });
+        send(main, self.thd, true, &init).and_then(|()| self.read_init_response(main))
+    }
+
+    /// The donor did not grant zstd: it is stock (or ours without it). The
+    /// recipient leaves that clone and starts over as the stock recipient
+    /// does, on a connection with the server's compression and with a
+    /// stock INIT.
+    fn init_compressed(&self, main: &mut Connection, locators: &[protocol::Locator<'_>]) -> Result<DonorInfo, Errno> {
+        log::info!("The donor does not compress with zstd: connecting again with the server's compression");
+        exit(main, self.thd, true)?;
+        let fresh = Connection::open(Some(self.thd), &self.address)?;
+        // Replaced as the session's clone socket: closed without the session.
+        std::mem::replace(main, fresh).close(None, false, false);
+        self.init(main, Version::stock(protocol::VERSION_CURRENT), locators)
     }
 
     /// Runs the clone while a watcher shuts its connections down as soon as
@@ -231,7 +261,10 @@ impl<'r> Recipient<'r> {
 
     fn run(mut self) -> Result<(), Errno> {
         let thd = self.thd;
-        let mut main = Connection::open(Some(thd), &self.address)?;
+        // Offering zstd, the first connection goes without the server's
+        // compression; a stock donor makes the recipient start over with it.
+        let first = DonorAddress { compress: self.address.compress && !self.wanted().contains(Caps::ZSTD), ..self.address.clone() };
+        let mut main = Connection::open(Some(thd), &first)?;
         let ack = match self.open_watched() {
             Ok(c) => c,
             Err(e) => {
@@ -344,14 +377,27 @@ impl<'r> Recipient<'r> {
                 }
             }
         }
-        let locators = self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
-        let init = Command::Init(InitPayload { version: protocol::VERSION_CURRENT, ddl_word: self.ddl_word(), locators });
-        let info = send(main, thd, true, &init).and_then(|()| self.read_init_response(main));
+        let locators: Vec<_> = self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+        let wanted = self.wanted();
+        let mut info = self.init(main, Version::ours(protocol::VERSION_CURRENT, wanted), &locators);
+        if info.as_ref().is_ok_and(|i| !i.version.granted().contains(wanted)) && self.address.compress {
+            info = self.init_compressed(main, &locators);
+        }
         for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
             let _ = engine.apply_end(thd, loc, task, 0);
         }
         let mut info = info?;
         self.version = info.version;
+        match info.version.ours {
+            Some(granted) => {
+                log::info!("The donor is this plugin; agreed: {granted}");
+                if granted.contains(Caps::ZSTD) {
+                    // zstd replaces the server's compression on every connection to come.
+                    self.address.compress = false;
+                }
+            }
+            None => log::info!("The donor speaks the stock protocol {:#06x}", info.version.stock),
+        }
         self.reconnect_minutes = info.reconnect_minutes.unwrap_or(DEFAULT_RECONNECT_MINUTES).min(MAX_RECONNECT_MINUTES);
         self.validate(&info)?;
         self.donor_locators = std::mem::take(&mut info.locators);
@@ -466,7 +512,7 @@ impl<'r> Recipient<'r> {
         }
         self.apply = restarted;
         let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
-        let reinit = Command::Reinit(InitPayload { version: self.version, ddl_word: self.ddl_word(), locators });
+        let reinit = Command::Reinit(InitPayload { version: self.version.encode(), ddl_word: self.ddl_word(), locators });
         let sent = send(&mut m, thd, true, &reinit).and_then(|()| read_locators(&mut m, thd));
         *main = Some(m);
         sent.map(|_| ())
@@ -499,7 +545,7 @@ impl<'r> Recipient<'r> {
                 }
                 Ok(Response::ConfigV4 { value, .. }) => info.json = Some(String::from_utf8_lossy(value).into_owned()),
                 Ok(Response::Locators { version, locators }) => {
-                    info.version = version;
+                    info.version = Version::decode(version);
                     info.locators = locators.iter().map(|l| (l.db_type, l.bytes.to_vec())).collect();
                     have_locators = true;
                 }
@@ -514,7 +560,7 @@ impl<'r> Recipient<'r> {
     /// error, and the first one fails the clone.
     fn validate(&self, info: &DonorInfo) -> Result<(), Errno> {
         let thd = self.thd;
-        if info.version < protocol::VERSION_V3 {
+        if info.version.stock < protocol::VERSION_V3 {
             // Older donors send neither maturity nor all configuration.
             session::raise_str(ER_CLONE_PROTOCOL, "Donor protocol version is too old");
             return Err(ER_CLONE_PROTOCOL);
@@ -537,7 +583,7 @@ impl<'r> Recipient<'r> {
         note(clone_protocol::validate_collations(thd, &info.collations));
         note(clone_protocol::validate_configs(thd, &info.configs));
         let own_version = clone_protocol::configs(thd, &["version"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
-        let recipient_lts = info.version >= protocol::VERSION_V4 && crate::server::MYSQL_VERSION_MATURITY == "LTS";
+        let recipient_lts = info.version.stock >= protocol::VERSION_V4 && crate::server::MYSQL_VERSION_MATURITY == "LTS";
         let (donor_version, donor_lts) = match &info.json {
             Some(json) => {
                 (protocol::json_string_field(json, "version").unwrap_or_default(), protocol::json_string_field(json, "maturity").as_deref() == Some("LTS"))
@@ -610,7 +656,7 @@ impl<'r> Recipient<'r> {
             };
             conn.watch(&self.interrupter);
             let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
-            let attach = Command::Attach(InitPayload { version: self.version, ddl_word: self.ddl_word(), locators });
+            let attach = Command::Attach(InitPayload { version: self.version.encode(), ddl_word: self.ddl_word(), locators });
             // Kept until the worker ends: the engine may use these bytes as its locator.
             let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd));
             let mut apply = Vec::new();
@@ -749,6 +795,15 @@ struct Task<'r, 's, 'e> {
     view: RefCell<TaskView>,
     /// The length the last data descriptor announced for its block.
     data_len: Cell<Option<u32>>,
+    /// With zstd granted: expands DATA_ZSTD blocks.
+    zstd: Option<RefCell<BlockDecompressor>>,
+}
+
+/// A data block as it arrived (in the connection's buffer) or expanded
+/// into the task's aligned buffer.
+enum Block<'a> {
+    Wire(&'a [u8]),
+    Staged(EngineBuf),
 }
 
 impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
@@ -764,6 +819,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             buffer: RefCell::new(None),
             view: RefCell::new(view),
             data_len: Cell::new(None),
+            zstd: clone.version.granted().contains(Caps::ZSTD).then(|| BlockDecompressor::new().ok().map(RefCell::new)).flatten(),
         }
     }
 
@@ -842,33 +898,54 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         while Instant::now() < deadline {
             let Ok((packet, _)) = conn.receive(Some(self.thd), true, 0) else { return };
             match packet.first() {
-                Some(&protocol::response::DATA_DESC | &protocol::response::DATA) => continue,
+                Some(&protocol::response::DATA_DESC | &protocol::response::DATA | &protocol::response::DATA_ZSTD) => continue,
                 _ => return,
             }
         }
     }
 
-    /// Reads the DATA message that must follow a descriptor; calls `use_data`
-    /// with its payload while it is valid.
-    fn with_data<T>(&self, use_data: impl FnOnce(&[u8]) -> Result<T, Errno>) -> Result<T, Errno> {
+    /// Reads the data message that must follow a descriptor; calls
+    /// `use_data` with its block while it is valid.
+    fn with_data<T>(&self, use_data: impl FnOnce(Block<'_>) -> Result<T, Errno>) -> Result<T, Errno> {
         self.check_killed()?;
         let mut conn = self.conn.borrow_mut();
         let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
-        let Some((&protocol::response::DATA, data)) = packet.split_first() else {
-            return Err(raise_protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA"));
-        };
         // InnoDB takes the block's length from the descriptor.
-        if self.data_len.take().is_some_and(|len| len as usize != data.len()) {
-            return Err(raise_protocol("Wrong Clone RPC: data length differs from its descriptor"));
+        let announced = self.data_len.take();
+        let differs = || raise_protocol("Wrong Clone RPC: data length differs from its descriptor");
+        let (block, len) = match (packet.split_first(), &self.zstd) {
+            (Some((&protocol::response::DATA, data)), _) => (Block::Wire(data), data.len()),
+            (Some((&protocol::response::DATA_ZSTD, body)), Some(zstd)) => {
+                let (len, frame) = extension::decode_zstd_body(body).map_err(|_| raise_protocol("Wrong Clone RPC: compressed data"))?;
+                if announced.is_some_and(|a| a as usize != len) || len > extension::MAX_BLOCK {
+                    return Err(differs());
+                }
+                (Block::Staged(self.expand(&mut zstd.borrow_mut(), frame, len)?), len)
+            }
+            _ => return Err(raise_protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA")),
+        };
+        if announced.is_some_and(|a| a as usize != len) {
+            return Err(differs());
         }
-        let result = use_data(data)?;
-        let grow = self.meter.account(data.len() as u64, wire as u64);
+        let result = use_data(block)?;
+        let grow = self.meter.account(len as u64, wire as u64);
         drop(conn);
         if let (Some(n), Some(scope)) = (grow, self.scope) {
             let clone = self.clone;
             clone.team.spawn_workers(scope, n, "clone_client", |i| clone.worker(i));
         }
         Ok(result)
+    }
+
+    /// Expands a zstd frame of `len` bytes into this thread's aligned buffer.
+    fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize) -> Result<EngineBuf, Errno> {
+        let mut slot = self.buffer.borrow_mut();
+        let buf = copy::reserve(&mut slot, len).map_err(|_| {
+            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            ER_OUTOFMEMORY
+        })?;
+        zstd.expand(frame, &mut buf.as_mut_slice()[..len]).map_err(|_| raise_protocol("Wrong Clone RPC: compressed data does not expand to its length"))?;
+        Ok(EngineBuf { ptr: buf.as_mut_ptr(), len: len as u32 })
     }
 
     /// Copies data into this thread's aligned buffer (for O_DIRECT files and
@@ -907,12 +984,11 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
 
     fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
         let direct = !cbk.flags().os_buffer_cache;
-        self.with_data(|data| {
-            let written = if direct {
-                let staged = self.stage(data)?;
-                copy::write_all(to, staged.as_slice())
-            } else {
-                copy::write_all(to, data)
+        self.with_data(|block| {
+            let written = match block {
+                Block::Staged(staged) => copy::write_all(to, staged.as_slice()),
+                Block::Wire(data) if direct => copy::write_all(to, self.stage(data)?.as_slice()),
+                Block::Wire(data) => copy::write_all(to, data),
             };
             written.map_err(|e| {
                 if let copy::CopyError::Write(err) = e {
@@ -924,6 +1000,9 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
     }
 
     fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
-        self.with_data(|data| self.stage(data))
+        self.with_data(|block| match block {
+            Block::Staged(staged) => Ok(staged),
+            Block::Wire(data) => self.stage(data),
+        })
     }
 }

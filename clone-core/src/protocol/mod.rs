@@ -5,6 +5,7 @@
 //! encode/decode: every length and count read from the network is checked
 //! before use, and a malformed message is an error, never a panic.
 
+pub mod extension;
 pub mod innodb;
 
 /// A fixed-seed xorshift generator for the tests that feed the decoders
@@ -58,6 +59,8 @@ pub mod response {
     pub const CONFIG_V4: u8 = 9;
     pub const COMPLETE: u8 = 99;
     pub const ERROR: u8 = 100;
+    /// Ours only, when granted (see `extension`): a data block as a zstd frame.
+    pub const DATA_ZSTD: u8 = super::extension::MAGIC;
 }
 
 /// Why a message could not be decoded.

@@ -1,0 +1,260 @@
+//! Extensions that only this plugin's recipient and donor agree on.
+//!
+//! The stock protocol has one place where a recipient states what it
+//! speaks: the version word of INIT, ATTACH and REINIT. A stock donor
+//! answers a version above its own with its own (clone_server.cc,
+//! deserialize_init_buffer) and otherwise ignores it. Our recipient sets
+//! the top byte of that word to [`MAGIC`] and the next byte to the
+//! capabilities it wants; the low 16 bits stay the stock version it speaks.
+//! Our donor answers with the same magic and the capabilities it grants in
+//! the version word of its locator response. So:
+//!
+//! - a stock donor answers with a plain stock version: the recipient then
+//!   speaks the stock protocol and nothing else (with clone_enable_compression,
+//!   it starts over on a zlib connection, see the recipient);
+//! - a stock recipient never sets the magic: our donor answers with the
+//!   stock version and sends only stock messages;
+//! - a stock version bump (0x0104, ...) changes the low 16 bits only, so it
+//!   cannot be read as an offer, and an offer cannot be read as a version
+//!   bump: the stock numbering would need 2^31 versions to reach the magic.
+//!
+//! Granted capabilities change the data messages only (see [`Caps::ZSTD`]).
+
+use super::DecodeError;
+
+/// The top byte of the version word of an offer or an answer.
+pub const MAGIC: u8 = 0xC1;
+const MAGIC_SHIFT: u32 = 24;
+const CAPS_SHIFT: u32 = 16;
+const STOCK_MASK: u32 = 0xFFFF;
+
+/// A set of capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caps(u8);
+
+impl Caps {
+    pub const NONE: Caps = Caps(0);
+    /// Data messages may be zstd frames ([`super::response::DATA_ZSTD`])
+    /// instead of DATA, on connections without protocol compression.
+    pub const ZSTD: Caps = Caps(1);
+    /// What this build knows.
+    pub const SUPPORTED: Caps = Caps::ZSTD;
+
+    pub fn contains(self, other: Caps) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn union(self, other: Caps) -> Caps {
+        Caps(self.0 | other.0)
+    }
+
+    pub fn intersection(self, other: Caps) -> Caps {
+        Caps(self.0 & other.0)
+    }
+}
+
+impl std::fmt::Display for Caps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.contains(Caps::ZSTD) { "zstd" } else { "none" })
+    }
+}
+
+/// A version word: the stock version, and whether the peer is ours (with
+/// the capabilities it offers or grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Version {
+    pub stock: u32,
+    /// None from a stock peer.
+    pub ours: Option<Caps>,
+}
+
+impl Version {
+    pub fn stock(stock: u32) -> Version {
+        Version { stock, ours: None }
+    }
+
+    pub fn ours(stock: u32, caps: Caps) -> Version {
+        Version { stock, ours: Some(caps) }
+    }
+
+    /// Reads a version word. A word whose top byte is not the magic is a
+    /// stock version, taken whole (as a stock donor takes it).
+    pub fn decode(word: u32) -> Version {
+        if (word >> MAGIC_SHIFT) as u8 == MAGIC {
+            Version::ours(word & STOCK_MASK, Caps((word >> CAPS_SHIFT) as u8))
+        } else {
+            Version::stock(word)
+        }
+    }
+
+    pub fn encode(self) -> u32 {
+        match self.ours {
+            None => self.stock,
+            Some(caps) => (u32::from(MAGIC) << MAGIC_SHIFT) | (u32::from(caps.0) << CAPS_SHIFT) | (self.stock & STOCK_MASK),
+        }
+    }
+
+    /// What our donor answers to an offer: the stock version it speaks with
+    /// the peer, and, to our recipient only, the capabilities it grants.
+    pub fn answer(self, newest: u32) -> Version {
+        Version { stock: self.stock.min(newest), ours: self.ours.map(|offered| offered.intersection(Caps::SUPPORTED)) }
+    }
+
+    pub fn granted(self) -> Caps {
+        self.ours.unwrap_or(Caps::NONE)
+    }
+}
+
+/// The largest block a compressed data message may carry: InnoDB sends
+/// blocks of at most 64 pages (4 MiB at 64 KiB pages); larger ones go
+/// uncompressed, and a recipient allocates no more than this for one.
+pub const MAX_BLOCK: usize = 64 << 20;
+
+/// The zstd level of the data stream: measured in ci/bench.sh (see the
+/// README): level 1 keeps up with a Gbit link on one core per task, and
+/// higher levels cost more CPU than they save bytes on InnoDB pages.
+pub const ZSTD_LEVEL: i32 = 1;
+
+/// The body of a DATA_ZSTD message: the block's length, then one zstd frame.
+pub fn encode_zstd_header(out: &mut Vec<u8>, raw_len: usize) {
+    out.push(super::response::DATA_ZSTD);
+    out.extend_from_slice(&(raw_len as u32).to_le_bytes());
+}
+
+/// Splits a DATA_ZSTD body into the block's length and its frame.
+pub fn decode_zstd_body(body: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
+    if body.len() < 4 {
+        return Err(DecodeError::Truncated("compressed data"));
+    }
+    let (len, frame) = body.split_at(4);
+    let raw_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    Ok((raw_len, frame))
+}
+
+/// Compresses data blocks; one per sending task, its context reused.
+pub struct BlockCompressor(zstd::bulk::Compressor<'static>);
+
+impl BlockCompressor {
+    pub fn new() -> std::io::Result<BlockCompressor> {
+        zstd::bulk::Compressor::new(ZSTD_LEVEL).map(BlockCompressor)
+    }
+
+    /// Writes a DATA_ZSTD message for `block` into `out`; false when the
+    /// frame would not be smaller (the caller then sends DATA).
+    pub fn message(&mut self, block: &[u8], out: &mut Vec<u8>) -> std::io::Result<bool> {
+        if block.len() > MAX_BLOCK {
+            return Ok(false);
+        }
+        out.clear();
+        encode_zstd_header(out, block.len());
+        let header = out.len();
+        out.resize(header + zstd::zstd_safe::compress_bound(block.len()), 0);
+        let n = self.0.compress_to_buffer(block, &mut out[header..])?;
+        out.truncate(header + n);
+        Ok(n < block.len())
+    }
+}
+
+/// Decompresses data blocks; one per receiving task.
+pub struct BlockDecompressor(zstd::bulk::Decompressor<'static>);
+
+/// Why a compressed block was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockError {
+    /// The announced length is not the block's (or is beyond MAX_BLOCK).
+    Length,
+    /// The frame is not valid zstd, or expands to other than announced.
+    Frame,
+}
+
+impl BlockDecompressor {
+    pub fn new() -> std::io::Result<BlockDecompressor> {
+        zstd::bulk::Decompressor::new().map(BlockDecompressor)
+    }
+
+    /// Expands a frame into `into`, which must be exactly the announced
+    /// length: zstd writes nothing past it, and a frame that expands to
+    /// more or less is refused.
+    pub fn expand(&mut self, frame: &[u8], into: &mut [u8]) -> Result<(), BlockError> {
+        if into.len() > MAX_BLOCK {
+            return Err(BlockError::Length);
+        }
+        match self.0.decompress_to_buffer(frame, into) {
+            Ok(n) if n == into.len() => Ok(()),
+            _ => Err(BlockError::Frame),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{response, VERSION_CURRENT, VERSION_V4};
+
+    #[test]
+    fn an_offer_reads_back_and_a_stock_word_is_stock() {
+        let offer = Version::ours(VERSION_CURRENT, Caps::ZSTD);
+        assert_eq!(offer.encode(), 0xC101_0103);
+        assert_eq!(Version::decode(offer.encode()), offer);
+        for stock in [0x0100, 0x0103, 0x0104, 0x0200, 0xFFFF, 0x00C1_0103, u32::MAX >> 1] {
+            assert_eq!(Version::decode(stock), Version::stock(stock), "{stock:#x}");
+        }
+    }
+
+    #[test]
+    fn a_stock_donor_answer_is_its_version_and_ours_grants_what_it_knows() {
+        // The stock donor's rule, min(offered, its own), strips the magic.
+        let offered = Version::ours(VERSION_CURRENT, Caps::ZSTD).encode();
+        assert_eq!(Version::decode(offered.min(VERSION_V4)), Version::stock(VERSION_V4));
+        // Ours grants only what it supports, at the lower stock version.
+        let answer = Version::decode(Version::ours(0x0105, Caps(0xFF)).encode()).answer(VERSION_CURRENT);
+        assert_eq!(answer, Version::ours(VERSION_CURRENT, Caps::SUPPORTED));
+        // A stock recipient (no magic) gets a stock answer.
+        assert_eq!(Version::stock(0x0104).answer(VERSION_CURRENT), Version::stock(VERSION_CURRENT));
+        assert_eq!(Version::stock(0x0104).answer(VERSION_CURRENT).encode(), VERSION_CURRENT);
+    }
+
+    #[test]
+    fn blocks_round_trip_and_incompressible_ones_stay_plain() {
+        let mut c = BlockCompressor::new().unwrap();
+        let mut d = BlockDecompressor::new().unwrap();
+        let block: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 / 4).collect();
+        let mut msg = Vec::new();
+        assert!(c.message(&block, &mut msg).unwrap());
+        assert_eq!(msg[0], response::DATA_ZSTD);
+        assert!(msg.len() < block.len() / 4);
+        let (len, frame) = decode_zstd_body(&msg[1..]).unwrap();
+        let mut out = vec![0u8; len];
+        d.expand(frame, &mut out).unwrap();
+        assert_eq!(out, block);
+
+        let mut seed = 1u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            })
+            .collect();
+        assert!(!c.message(&noise, &mut msg).unwrap());
+    }
+
+    #[test]
+    fn a_frame_that_lies_about_its_length_is_refused() {
+        let mut c = BlockCompressor::new().unwrap();
+        let mut d = BlockDecompressor::new().unwrap();
+        let block = vec![7u8; 10_000];
+        let mut msg = Vec::new();
+        c.message(&block, &mut msg).unwrap();
+        let frame = &msg[5..];
+        // Announced shorter than the frame expands to: nothing written past.
+        let mut short = vec![0u8; 9_999];
+        assert_eq!(d.expand(frame, &mut short), Err(BlockError::Frame));
+        // Announced longer.
+        let mut long = vec![0u8; 10_001];
+        assert_eq!(d.expand(frame, &mut long), Err(BlockError::Frame));
+        // Garbage and a cut frame.
+        assert_eq!(d.expand(b"not zstd at all", &mut vec![0u8; 15]), Err(BlockError::Frame));
+        assert_eq!(d.expand(&frame[..frame.len() - 1], &mut vec![0u8; 10_000]), Err(BlockError::Frame));
+        assert_eq!(decode_zstd_body(&[1, 2, 3]), Err(DecodeError::Truncated("compressed data")));
+    }
+}
