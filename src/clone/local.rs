@@ -287,6 +287,10 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
                 session::raise_file(ER_ERROR_ON_WRITE, &names.1, &err);
                 ER_ERROR_ON_WRITE
             }
+            CopyError::WriteBehind(f) => {
+                session::raise_file(ER_ERROR_ON_WRITE, &f.name, &f.error);
+                ER_ERROR_ON_WRITE
+            }
             CopyError::OutOfMemory(n) => {
                 session::raise_int(ER_OUTOFMEMORY, n as i64);
                 ER_OUTOFMEMORY

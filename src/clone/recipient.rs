@@ -14,7 +14,7 @@ use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskVie
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, AlignedBuf};
+use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -377,7 +377,8 @@ impl<'r> Recipient<'r> {
                 }
             }
         }
-        let locators: Vec<_> = self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+        let locators: Vec<_> =
+            self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
         let wanted = self.wanted();
         let mut info = self.init(main, Version::ours(protocol::VERSION_CURRENT, wanted), &locators);
         if info.as_ref().is_ok_and(|i| !i.version.granted().contains(wanted)) && self.address.compress {
@@ -781,6 +782,20 @@ fn raise_refusal(refusal: Refusal) -> Errno {
     }
 }
 
+/// ER_ERROR_ON_WRITE for a failed write of file `name` (or of the file a
+/// write behind names).
+fn write_error(e: CopyError, name: impl FnOnce() -> String) -> Errno {
+    match e {
+        CopyError::WriteBehind(f) => session::raise_file(ER_ERROR_ON_WRITE, &f.name, &f.error),
+        CopyError::Write(err) | CopyError::Read(err) => session::raise_file(ER_ERROR_ON_WRITE, &name(), &err),
+        CopyError::OutOfMemory(len) => {
+            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            return ER_OUTOFMEMORY;
+        }
+    }
+    ER_ERROR_ON_WRITE
+}
+
 /// One thread's stream: descriptors and data read from its connection and
 /// applied through the storage engines.
 struct Task<'r, 's, 'e> {
@@ -797,6 +812,9 @@ struct Task<'r, 's, 'e> {
     data_len: Cell<Option<u32>>,
     /// With zstd granted: expands DATA_ZSTD blocks.
     zstd: Option<RefCell<BlockDecompressor>>,
+    /// Writes file data while the next block arrives (None: the thread
+    /// could not start, and writes are done in place).
+    writer: Option<WriteBehind>,
 }
 
 /// A data block as it arrived (in the connection's buffer) or expanded
@@ -820,6 +838,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             view: RefCell::new(view),
             data_len: Cell::new(None),
             zstd: clone.version.granted().contains(Caps::ZSTD).then(|| BlockDecompressor::new().ok().map(RefCell::new)).flatten(),
+            writer: WriteBehind::new().map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         }
     }
 
@@ -846,9 +865,15 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                             None => return Err(raise_protocol("Remote descriptor index out of range")),
                         }
                     }
-                    Ok(Response::Complete) => return Ok(()),
-                    Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
-                    _ => return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor")),
+                    Ok(Response::Complete) => return self.settle(),
+                    Ok(Response::Error { code, message }) => {
+                        let _ = self.settle();
+                        return Err(raise_donor_error(code, message));
+                    }
+                    _ => {
+                        let _ = self.settle();
+                        return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor"));
+                    }
                 }
             };
             let engine = self.clone.engines[index];
@@ -866,11 +891,17 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             let applied = checked.and_then(|checked| {
                 self.data_len.set(match checked {
                     Checked::Data { len } => Some(len),
-                    Checked::Pass => None,
+                    // A file or state change: the engine may extend, sync,
+                    // rename or delete files, after the writes before it.
+                    Checked::Pass => {
+                        self.settle()?;
+                        None
+                    }
                 });
                 engine.apply(self.thd, loc, task, c)
             });
             if let Err(e) = applied {
+                let _ = self.settle();
                 self.end_stream_after(e, index);
                 return Err(e);
             }
@@ -937,6 +968,14 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         Ok(result)
     }
 
+    /// Waits for the writes queued so far; a failed one fails the clone.
+    fn settle(&self) -> Result<(), Errno> {
+        match &self.writer {
+            Some(w) => w.drain().map_err(|e| write_error(e, String::new)),
+            None => Ok(()),
+        }
+    }
+
     /// Expands a zstd frame of `len` bytes into this thread's aligned buffer.
     fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize) -> Result<EngineBuf, Errno> {
         let mut slot = self.buffer.borrow_mut();
@@ -963,6 +1002,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     /// The apply side announced a state or asks to acknowledge one; the
     /// acknowledgement goes to the donor over the auxiliary connection.
     fn notice(&self, cbk: Cbk) -> Result<(), Errno> {
+        self.settle()?;
         if let Some(estimate) = cbk.flags().state_change {
             TRACKER.next_stage(estimate, self.clone.team.threads());
             return Ok(());
@@ -985,21 +1025,20 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
     fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
         let direct = !cbk.flags().os_buffer_cache;
         self.with_data(|block| {
-            let written = match block {
-                Block::Staged(staged) => copy::write_all(to, staged.as_slice()),
-                Block::Wire(data) if direct => copy::write_all(to, self.stage(data)?.as_slice()),
-                Block::Wire(data) => copy::write_all(to, data),
+            let written = match (&self.writer, block) {
+                (Some(writer), Block::Staged(staged)) => writer.write(to, staged.as_slice(), || cbk.dest_name()),
+                (Some(writer), Block::Wire(data)) => writer.write(to, data, || cbk.dest_name()),
+                (None, Block::Staged(staged)) => copy::write_all(to, staged.as_slice()),
+                (None, Block::Wire(data)) if direct => copy::write_all(to, self.stage(data)?.as_slice()),
+                (None, Block::Wire(data)) => copy::write_all(to, data),
             };
-            written.map_err(|e| {
-                if let copy::CopyError::Write(err) = e {
-                    session::raise_file(ER_ERROR_ON_WRITE, &cbk.dest_name(), &err);
-                }
-                ER_ERROR_ON_WRITE
-            })
+            written.map_err(|e| write_error(e, || cbk.dest_name()))
         })
     }
 
     fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+        // The engine writes this block itself, after the queued ones.
+        self.settle()?;
         self.with_data(|block| match block {
             Block::Staged(staged) => Ok(staged),
             Block::Wire(data) => self.stage(data),

@@ -5,11 +5,15 @@
 //! it), then `sendfile`, then read/write through an aligned buffer; a method
 //! that fails once is not tried again in this process.
 
+use crossbeam_channel::{Receiver, Sender};
 use memmap2::{Advice, MmapMut, MmapOptions};
-use rustix::fd::{BorrowedFd, RawFd};
+use parking_lot::Mutex;
+use rustix::fd::{BorrowedFd, OwnedFd, RawFd};
+use rustix::fs::SeekFrom;
 use rustix::io::Errno as OsErrno;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 /// O_DIRECT needs buffers aligned to the block size.
@@ -23,6 +27,8 @@ static SENDFILE_OK: AtomicBool = AtomicBool::new(true);
 pub enum CopyError {
     Read(io::Error),
     Write(io::Error),
+    /// An earlier write of a `WriteBehind`, to another file perhaps.
+    WriteBehind(WriteFailure),
     OutOfMemory(usize),
 }
 
@@ -180,6 +186,143 @@ pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mu
         read_exact(from, chunk)?;
         write_all(to, chunk)?;
         len -= n as u64;
+    }
+    Ok(())
+}
+
+/// A write that failed behind the caller's back: the file and the error.
+#[derive(Debug)]
+pub struct WriteFailure {
+    pub name: String,
+    pub error: io::Error,
+}
+
+struct Job {
+    fd: OwnedFd,
+    offset: u64,
+    buf: AlignedBuf,
+    len: usize,
+    name: String,
+}
+
+/// Writes behind the engine. A block is copied into one of a few aligned
+/// buffers and queued, with a duplicate of the engine's descriptor and the
+/// file's current offset, for a thread that writes it while the caller
+/// receives the next block: the disk and the network work at the same time.
+/// The duplicate keeps the file open however soon the engine closes its own
+/// descriptor. `drain` waits for every queued write; the engine's next step
+/// that may read, extend, sync or rename files must come after it.
+pub struct WriteBehind {
+    jobs: Option<Sender<Job>>,
+    free: Receiver<Option<AlignedBuf>>,
+    give_back: Sender<Option<AlignedBuf>>,
+    failed: Arc<Mutex<Option<WriteFailure>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Buffers in flight per writer: one being written, one being filled.
+const WRITE_BEHIND_DEPTH: usize = 2;
+
+impl WriteBehind {
+    pub fn new() -> io::Result<WriteBehind> {
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(WRITE_BEHIND_DEPTH);
+        let (give_back, free) = crossbeam_channel::bounded(WRITE_BEHIND_DEPTH);
+        for _ in 0..WRITE_BEHIND_DEPTH {
+            let _ = give_back.send(None);
+        }
+        let failed = Arc::new(Mutex::new(None));
+        let (returns, failures) = (give_back.clone(), Arc::clone(&failed));
+        let thread = std::thread::Builder::new().name("clone_write".into()).spawn(move || {
+            for mut job in queue {
+                // After a failure the rest is not written: the clone fails.
+                if failures.lock().is_none() {
+                    if let Err(error) = pwrite_all(&job.fd, &job.buf.as_mut_slice()[..job.len], job.offset) {
+                        *failures.lock() = Some(WriteFailure { name: job.name, error });
+                    }
+                }
+                let _ = returns.send(Some(job.buf));
+            }
+        })?;
+        Ok(WriteBehind { jobs: Some(jobs), free, give_back, failed, thread: Some(thread) })
+    }
+
+    /// Queues `data` for `fd` at its current offset, and moves the offset
+    /// past it as a write would. Fails with an earlier write's failure.
+    pub fn write(&self, fd: RawFd, data: &[u8], name: impl FnOnce() -> String) -> Result<(), CopyError> {
+        self.check()?;
+        let slot = self.free.recv().map_err(|_| CopyError::OutOfMemory(data.len()))?;
+        let mut slot = slot;
+        let buf = match reserve(&mut slot, data.len()) {
+            Ok(buf) => buf,
+            Err(e) => {
+                let _ = self.give_back.send(None);
+                return Err(e);
+            }
+        };
+        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        let queued = (|| {
+            let offset = rustix::fs::seek(borrowed(fd), SeekFrom::Current(0)).map_err(os)?;
+            let fd = rustix::io::fcntl_dupfd_cloexec(borrowed(fd), 0).map_err(os)?;
+            Ok::<_, io::Error>((fd, offset))
+        })();
+        let (dup, offset) = match queued {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = self.give_back.send(slot);
+                return Err(CopyError::Write(e));
+            }
+        };
+        let Some(buf) = slot else { return Err(CopyError::OutOfMemory(data.len())) };
+        let Some(jobs) = &self.jobs else { return Err(CopyError::OutOfMemory(data.len())) };
+        if jobs.send(Job { fd: dup, offset, buf, len: data.len(), name: name() }).is_err() {
+            let _ = self.give_back.send(None);
+            return Err(CopyError::Write(io::Error::from(io::ErrorKind::BrokenPipe)));
+        }
+        rustix::fs::seek(borrowed(fd), SeekFrom::Current(data.len() as i64)).map_err(|e| CopyError::Write(os(e)))?;
+        Ok(())
+    }
+
+    /// Waits until every queued write is done; the first failure, if any.
+    pub fn drain(&self) -> Result<(), CopyError> {
+        let mut held = Vec::with_capacity(WRITE_BEHIND_DEPTH);
+        for _ in 0..WRITE_BEHIND_DEPTH {
+            match self.free.recv() {
+                Ok(b) => held.push(b),
+                Err(_) => break,
+            }
+        }
+        for b in held {
+            let _ = self.give_back.send(b);
+        }
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), CopyError> {
+        self.failed.lock().take().map_or(Ok(()), |f| Err(CopyError::WriteBehind(f)))
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once the queued writes are done.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn pwrite_all(fd: &OwnedFd, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::pwrite(fd, data, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => {
+                data = &data[n..];
+                offset += n as u64;
+            }
+            Err(OsErrno::INTR) => continue,
+            Err(e) => return Err(os(e)),
+        }
     }
     Ok(())
 }

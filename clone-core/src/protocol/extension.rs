@@ -253,8 +253,8 @@ mod tests {
         let mut long = vec![0u8; 10_001];
         assert_eq!(d.expand(frame, &mut long), Err(BlockError::Frame));
         // Garbage and a cut frame.
-        assert_eq!(d.expand(b"not zstd at all", &mut vec![0u8; 15]), Err(BlockError::Frame));
-        assert_eq!(d.expand(&frame[..frame.len() - 1], &mut vec![0u8; 10_000]), Err(BlockError::Frame));
+        assert_eq!(d.expand(b"not zstd at all", &mut [0u8; 15]), Err(BlockError::Frame));
+        assert_eq!(d.expand(&frame[..frame.len() - 1], &mut [0u8; 10_000]), Err(BlockError::Frame));
         assert_eq!(decode_zstd_body(&[1, 2, 3]), Err(DecodeError::Truncated("compressed data")));
     }
 }
