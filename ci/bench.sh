@@ -1,113 +1,246 @@
 #!/usr/bin/env bash
 # Benchmark: the same generated data cloned with the stock plugin and with
-# ours, alternating, in the same run. For each mode it prints seconds,
-# MiB/s, the speed-up (stock time / our time: above 1 means ours is faster)
-# and the peak RSS of the mysqld doing the work (VmHWM of servers started
-# fresh for each clone; for remote clones, donor and recipient added).
+# ours, alternating in the same run, every figure the median of the rounds
+# with its ratio. Prints one table:
 #
-#   ci/bench.sh [--mb 2048] [--rounds 3] [--cold]
-#               [--modes "local remote remote-compressed remote-inplace"]
+#   local                CLONE LOCAL
+#   remote               CLONE INSTANCE ... DATA DIRECTORY on loopback, compression off
+#   remote-compressed    the same with clone_enable_compression=ON on the recipient
+#   remote-inplace       in place, timed until the restarted recipient answers
+#   link                 donor and recipient in a network namespace whose
+#                        loopback a tbf qdisc limits to each of --links Mbit/s:
+#                        stock in its best mode (compression on or off, both
+#                        are run) against ours with compression on
+#   sysbench             oltp_read_write on the donor: transactions per second
+#                        and 95th-percentile latency before and during a clone
 #
-# remote-inplace replaces the recipient's data and is timed until the
-# restarted recipient answers again; its RSS is the donor's only.
-# --cold drops the OS page cache before each clone.
+# Speed-up = stock's median time / ours (above 1: ours is faster). Peak RSS
+# is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
+# user+system seconds of both mysqld during the clone, per GB cloned.
+#
+#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold]
+#               [--links "200 400 1000"]
+#               [--modes "local remote remote-compressed remote-inplace link sysbench"]
 set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=2048 ROUNDS=3 PORT=13600 COLD=0 MODES="local remote remote-compressed remote-inplace"
+MB=512 LINK_MB=256 ROUNDS=3 COLD=0 LINKS="200 400 1000"
+MODES="local remote remote-compressed remote-inplace link sysbench"
+PORT=13600 RPORT=13601 NS=clone-rs-bench
 while [ $# -gt 0 ]; do
   case $1 in
     --mb) MB=$2; shift 2 ;;
+    --link-mb) LINK_MB=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
+    --links) LINKS=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
     --modes) MODES=$2; shift 2 ;;
     *) fail "unknown option $1" ;;
   esac
 done
-RPORT=$((PORT + 1))
 
 bash "$REPO/ci/setup-env.sh" >/dev/null
 build_plugin
 install_our_plugin
-trap 'server_stop bench; server_stop bench-rcpt' EXIT
+cleanup() {
+  server_stop bench; server_stop bench-rcpt
+  ip netns del "$NS" 2>/dev/null || true
+}
+trap cleanup EXIT
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
-hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$(cat "$ROOTFS$(server_dir "$1")/mysqld.pid")"/status; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+pid_of() { cat "$ROOTFS$(server_dir "$1")/mysqld.pid"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$(pid_of "$1")/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(pid_of "$1")/stat"; }
+TICKS=$(getconf CLK_TCK)
 
-log "generating ~$MB MB of data"
-server_init bench
-server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
-bash "$REPO/ci/gen-data.sh" "$PORT" "$MB"
-sql "$PORT" "CREATE USER bench IDENTIFIED BY 'Bench-1234'; GRANT BACKUP_ADMIN ON *.* TO bench"
-server_stop bench
-server_init bench-rcpt
-
-# one_clone MODE PLUGIN DEST: runs one clone, prints "seconds peak_kb".
-one_clone() {
-  local mode=$1 plugin=$2 dest=$3 t0 t1 hwm
-  server_start bench "$PORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
-  if [ "$mode" = remote-inplace ]; then
-    server_start_supervised bench-rcpt "$RPORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
-    sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT'"
-  elif [ "$mode" != local ]; then
-    server_start bench-rcpt "$RPORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
-    local compress=OFF; [ "$mode" = remote-compressed ] && compress=ON
-    sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT', clone_enable_compression=$compress"
-  fi
-  sync
-  [ "$COLD" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
-  t0=$(date +%s.%N)
-  if [ "$mode" = local ]; then
-    sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$dest'"
-  elif [ "$mode" = remote-inplace ]; then
-    sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
-    sleep 0.2
-    server_wait bench-rcpt "$RPORT"
-  else
-    sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'"
-  fi
-  t1=$(date +%s.%N)
-  hwm=$(hwm_kb bench)
-  if [ "$mode" = remote-inplace ]; then
-    # The bytes cloned, as the restarted recipient reports them.
-    sql "$RPORT" "SELECT SUM(data) FROM performance_schema.clone_progress" >"$ROOTFS$(server_dir bench)/inplace-bytes"
-    server_stop bench-rcpt
-  elif [ "$mode" != local ]; then
-    hwm=$((hwm + $(hwm_kb bench-rcpt))); server_stop bench-rcpt
-  fi
+# make_donor MB: the donor's data directory (schema bench, user bench).
+make_donor() {
+  log "generating ~$1 MB of data"
+  server_init bench
+  server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
+  bash "$REPO/ci/gen-data.sh" "$PORT" "$1"
+  sql "$PORT" "CREATE USER bench IDENTIFIED BY 'Bench-1234'; GRANT BACKUP_ADMIN ON *.* TO bench"
   server_stop bench
-  echo "$(calc "$t1 - $t0") $hwm"
 }
 
-summary=()
-for mode in $MODES; do
-  declare -A total_s=([stock]=0 [ours]=0) peak_kb=([stock]=0 [ours]=0)
-  bytes=0
-  echo "== $mode"
-  printf '%-6s %-5s %9s %10s %12s\n' round plugin seconds MiB/s peak_rss_MiB
+# one_clone MODE PLUGIN COMPRESS: one clone on fresh servers; prints
+# "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds".
+one_clone() {
+  local mode=$1 plugin=$2 compress=$3 t0 t1 dest bytes c0 c1 dh rh=0
+  local pdir; pdir=$(plugin_dir "$plugin")
+  server_start bench "$PORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
+  dest=$(server_dir bench-rcpt)/files/clone
+  if [ "$mode" = local ]; then
+    dest=$(server_dir bench)/files/clone
+  else
+    server_init bench-rcpt
+    if [ "$mode" = remote-inplace ]; then
+      server_start_supervised bench-rcpt "$RPORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
+    else
+      server_start bench-rcpt "$RPORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
+    fi
+    sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT', clone_enable_compression=$compress"
+  fi
+  rm -rf "$ROOTFS$dest"
+  sync
+  [ "$COLD" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
+  # The CPU of the servers doing the clone (a restarted recipient's is not).
+  local both=0; [ "$mode" = remote ] && both=1
+  c0=$(cpu_ticks bench); [ "$both" = 1 ] && c0=$((c0 + $(cpu_ticks bench-rcpt)))
+  t0=$(date +%s.%N)
+  case $mode in
+    local) sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$dest'" ;;
+    remote-inplace)
+      local before; before=$(pid_of bench-rcpt)
+      sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
+      # The old server exits, then the new one answers.
+      while kill -0 "$before" 2>/dev/null; do sleep 0.05; done
+      server_wait bench-rcpt "$RPORT" ;;
+    *) sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'" ;;
+  esac
+  t1=$(date +%s.%N)
+  c1=$(cpu_ticks bench)
+  dh=$(hwm_kb bench)
+  case $mode in
+    local) bytes=$(du -sb "$ROOTFS$dest" | cut -f1) ;;
+    remote-inplace)
+      # The restarted recipient's CPU and memory are not the clone's.
+      bytes=$(sql "$RPORT" "SELECT SUM(data) FROM performance_schema.clone_progress") ;;
+    *) bytes=$(du -sb "$ROOTFS$dest" | cut -f1); c1=$((c1 + $(cpu_ticks bench-rcpt))); rh=$(hwm_kb bench-rcpt) ;;
+  esac
+  [ "$mode" != local ] && server_stop bench-rcpt
+  server_stop bench
+  rm -rf "$ROOTFS$dest"
+  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS")"
+}
+
+rows=()
+# row NAME "stock figures" "our figures" RATIO
+row() { rows+=("$(printf '%-34s | %-38s | %-38s | %s' "$@")"); }
+
+# clone_series LABEL MODE STOCK_COMPRESS OUR_COMPRESS: ROUNDS alternating
+# pairs; adds a table row of medians. STOCK_COMPRESS "best" runs stock
+# with compression off and on and keeps the faster median.
+clone_series() {
+  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu
+  declare -A times=() rss_d=() rss_r=() cpus=()
+  local variants="stock:$scomp ours:$ocomp"
+  [ "$scomp" = best ] && variants="stock:OFF stock:ON ours:$ocomp"
   for round in $(seq 1 "$ROUNDS"); do
-    for plugin in stock ours; do
-      dest=$(server_dir bench)/files/clone
-      [ "$mode" != local ] && dest=$(server_dir bench-rcpt)/files/clone
-      rm -rf "$ROOTFS$dest"
-      read -r s hwm < <(one_clone "$mode" "$plugin" "$dest")
-      if [ "$mode" = remote-inplace ]; then
-        bytes=$(cat "$ROOTFS$(server_dir bench)/inplace-bytes")
-      else
-        bytes=$(du -sb "$ROOTFS$dest" | cut -f1)
-      fi
-      rm -rf "$ROOTFS$dest"
-      total_s[$plugin]=$(calc "${total_s[$plugin]} + $s")
-      [ "$hwm" -gt "${peak_kb[$plugin]}" ] && peak_kb[$plugin]=$hwm
-      printf '%-6s %-5s %9.2f %10.1f %12.1f\n' "$round" "$plugin" "$s" "$(calc "$bytes / 1048576 / $s")" "$(calc "$hwm / 1024")"
+    for v in $variants; do
+      plugin=${v%%:*} comp=${v#*:}
+      read -r s bytes dh rh cpu < <(one_clone "$mode" "$plugin" "$comp")
+      printf '  %-28s round %d %-5s compression %-3s %7.2f s %8.1f MiB/s\n' "$label" "$round" "$plugin" "$comp" "$s" "$(calc "$bytes / 1048576 / $s")" >&2
+      times[$v]+="$s "
+      cpus[$v]+="$(calc "$cpu / ($bytes / 1e9)") "
+      [ "$dh" -gt "${rss_d[$v]:-0}" ] && rss_d[$v]=$dh
+      [ "$rh" -gt "${rss_r[$v]:-0}" ] && rss_r[$v]=$rh
     done
   done
-  stock_s=$(calc "${total_s[stock]} / $ROUNDS"); ours_s=$(calc "${total_s[ours]} / $ROUNDS"); mib=$(calc "$bytes / 1048576")
-  summary+=("$(printf '%-18s %6.0f MiB  stock %6.2f s %7.1f MiB/s %7.1f MiB RSS | ours %6.2f s %7.1f MiB/s %7.1f MiB RSS | speed-up %.2f' \
-    "$mode" "$mib" "$stock_s" "$(calc "$mib / $stock_s")" "$(calc "${peak_kb[stock]} / 1024")" \
-    "$ours_s" "$(calc "$mib / $ours_s")" "$(calc "${peak_kb[ours]} / 1024")" "$(calc "$stock_s / $ours_s")")")
-  unset total_s peak_kb
+  local stock_v=stock:$scomp
+  if [ "$scomp" = best ]; then
+    stock_v=stock:OFF
+    [ "$(calc "$(tr ' ' '\n' <<<"${times[stock:ON]}" | median) < $(tr ' ' '\n' <<<"${times[stock:OFF]}" | median)")" = 1.000000 ] && stock_v=stock:ON
+  fi
+  local mib; mib=$(calc "$bytes / 1048576")
+  figures() {
+    local t; t=$(tr ' ' '\n' <<<"${times[$1]}" | grep . | median)
+    printf '%6.2f s %6.1f MiB/s %4.1f CPU-s/GB' "$t" "$(calc "$mib / $t")" "$(tr ' ' '\n' <<<"${cpus[$1]}" | grep . | median)"
+  }
+  local st ot; st=$(tr ' ' '\n' <<<"${times[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${times[ours:$ocomp]}" | grep . | median)
+  local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
+  row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")"
+  rss+=("$(printf '%-34s | donor %5.0f recipient %5.0f MiB     | donor %5.0f recipient %5.0f MiB     |' "$label" \
+    "$(calc "${rss_d[$stock_v]} / 1024")" "$(calc "${rss_r[$stock_v]:-0} / 1024")" "$(calc "${rss_d[ours:$ocomp]} / 1024")" "$(calc "${rss_r[ours:$ocomp]:-0} / 1024")")")
+}
+rss=()
+
+# A namespace whose loopback carries at most $1 Mbit/s; the servers and the
+# client run inside it (common.sh's in_root follows NETNS).
+link_up() {
+  ip netns del "$NS" 2>/dev/null || true
+  ip netns add "$NS"
+  ip netns exec "$NS" ip link set lo up
+  ip netns exec "$NS" tc qdisc add dev lo root tbf rate "$1mbit" burst 1mb latency 200ms
+}
+
+# sysbench_series: the donor's oltp_read_write throughput and latency
+# before and during a clone (remote, default settings), stock and ours.
+sysbench_series() {
+  local round plugin before during
+  declare -A tps=() p95=()
+  local sb=(sysbench oltp_read_write --mysql-host=127.0.0.1 --mysql-port="$PORT" --mysql-user=root --mysql-db=sbtest --tables=4 --table-size=100000 --threads=2)
+  for round in $(seq 1 "$ROUNDS"); do
+    for plugin in stock ours; do
+      server_start bench "$PORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
+      server_init bench-rcpt
+      server_start bench-rcpt "$RPORT" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so --disable-log-bin
+      sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT'"
+      local out=$ROOTFS$(server_dir bench)/files/sysbench.out dest; dest=$(server_dir bench-rcpt)/files/clone
+      in_root "${sb[@]}" --time=0 --report-interval=1 run >"$out" 2>&1 &
+      local sbpid=$! t0 t1 start
+      start=$(date +%s.%N)
+      sleep 8
+      t0=$(calc "$(date +%s.%N) - $start")
+      sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'"
+      t1=$(calc "$(date +%s.%N) - $start")
+      kill "$sbpid" 2>/dev/null; wait "$sbpid" 2>/dev/null || true
+      # "[ 5s ] thds: 2 tps: 123.45 ... lat (ms,95%): 12.34 ...": the
+      # seconds before the clone (after 2 s of warm-up), and those inside it.
+      before=$(awk -v a=2 -v b="$t0" '/^\[ [0-9]+s \]/ { t = $2 + 0; if (t > a && t <= b) { s += $7; l += $14; n++ } } END { if (n) printf "%.1f %.2f", s / n, l / n; else print "0 0" }' "$out")
+      during=$(awk -v a="$t0" -v b="$t1" '/^\[ [0-9]+s \]/ { t = $2 + 0; if (t > a + 1 && t <= b + 0.999) { s += $7; l += $14; n++ } } END { if (n) printf "%.1f %.2f", s / n, l / n; else print "0 0" }' "$out")
+      printf '  sysbench round %d %-5s before: %s tps/p95 ms, during the clone (%.1f s): %s\n' "$round" "$plugin" "$before" "$(calc "$t1 - $t0")" "$during" >&2
+      tps[$plugin-before]+="${before% *} "; p95[$plugin-before]+="${before#* } "
+      tps[$plugin-during]+="${during% *} "; p95[$plugin-during]+="${during#* } "
+      server_stop bench-rcpt; server_stop bench
+      rm -rf "$ROOTFS$dest"
+    done
+  done
+  m() { tr ' ' '\n' <<<"$1" | grep . | median; }
+  row "donor tps before the clone" "$(m "${tps[stock-before]}")" "$(m "${tps[ours-before]}")" ""
+  row "donor tps during the clone" "$(m "${tps[stock-during]}")" "$(m "${tps[ours-during]}")" \
+    "$(printf '%.2f' "$(calc "$(m "${tps[ours-during]}") / $(m "${tps[stock-during]}")")")"
+  row "donor p95 ms before the clone" "$(m "${p95[stock-before]}")" "$(m "${p95[ours-before]}")" ""
+  row "donor p95 ms during the clone" "$(m "${p95[stock-during]}")" "$(m "${p95[ours-during]}")" \
+    "$(printf '%.2f' "$(calc "$(m "${p95[stock-during]}") / $(m "${p95[ours-during]}")")")"
+}
+
+made=0
+for mode in $MODES; do
+  case $mode in
+    local|remote|remote-compressed|remote-inplace)
+      [ "$made" = "$MB" ] || { make_donor "$MB"; made=$MB; }
+      case $mode in
+        local) clone_series "local" local OFF OFF ;;
+        remote) clone_series "remote, compression off" remote OFF OFF ;;
+        remote-compressed) clone_series "remote, compression on" remote ON ON ;;
+        remote-inplace) clone_series "in place, until it answers" remote-inplace OFF OFF ;;
+      esac ;;
+    link)
+      [ "$made" = "$LINK_MB" ] || { make_donor "$LINK_MB"; made=$LINK_MB; }
+      for rate in $LINKS; do
+        link_up "$rate"
+        NETNS=$NS clone_series "link $rate Mbit/s" remote best ON
+        ip netns del "$NS"
+      done ;;
+    sysbench)
+      [ "$made" = "$MB" ] || { make_donor "$MB"; made=$MB; }
+      server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
+      sql "$PORT" "CREATE DATABASE IF NOT EXISTS sbtest"
+      in_root sysbench oltp_read_write --mysql-host=127.0.0.1 --mysql-port="$PORT" --mysql-user=root --mysql-db=sbtest \
+        --tables=4 --table-size=100000 prepare >/dev/null
+      server_stop bench
+      made=sysbench
+      sysbench_series ;;
+    *) fail "unknown mode $mode" ;;
+  esac
 done
-echo "--- mean of $ROUNDS rounds, $([ "$COLD" = 1 ] && echo cold || echo warm) cache; speed-up = stock time / our time"
-printf '%s\n' "${summary[@]}"
+
+echo "--- median of $ROUNDS rounds, $([ "$COLD" = 1 ] && echo cold || echo warm) page cache, $MB MB of data ($LINK_MB MB on the links); ratio = stock / ours (above 1: ours is better)"
+printf '%-34s | %-38s | %-38s | %s\n' "" "stock" "ours" "ratio"
+printf '%s\n' "${rows[@]}"
+echo "--- peak RSS (VmHWM) of each mysqld"
+printf '%s\n' "${rss[@]}"

@@ -18,7 +18,11 @@ scenario() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 log() { printf '[%s] %s\n' "${LOG_TAG:-ci}" "$*" >&2; }
 fail() { printf '[%s] FAILED: %s\n' "${LOG_TAG:-ci}" "$*" >&2; exit 1; }
 
-in_root() { chroot "$ROOTFS" "$@"; }
+# in_root CMD...: runs CMD in the root filesystem (in network namespace
+# $NETNS if set: the servers and clients of a rate-limited link).
+in_root() {
+  if [ -n "${NETNS:-}" ]; then ip netns exec "$NETNS" chroot "$ROOTFS" "$@"; else chroot "$ROOTFS" "$@"; fi
+}
 
 # Builds the plugin (release) unless SKIP_BUILD=1.
 build_plugin() {

@@ -3,6 +3,7 @@
 #   - host packages: mmdebstrap (sid root filesystem), clang/libclang (bindgen)
 #   - a Debian sid root filesystem with mysql-server-core, mysql-client-core and
 #     mysql-testsuite (MySQL 9.7.4 needs sid's libc, so it runs chrooted)
+#   - sysbench in that root filesystem, tc and ip (iproute2) on the host
 #   - the matching mysql-source tarball, unpacked, for bindgen and the C++ shim
 # All of it goes to one git-ignored folder ($CLONE_RS_CACHE, default <repo>/.cache);
 # a second run finds it there and only checks it.
@@ -23,6 +24,7 @@ mkdir -p "$cache"
 # Host packages.
 need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v tc >/dev/null || need+=(iproute2)
 [ -e /usr/lib/llvm-14/lib/libclang.so ] || [ -n "$(ls /usr/lib/llvm-*/lib/libclang.so 2>/dev/null)" ] || need+=(libclang-dev clang)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing host packages: ${need[*]}"
@@ -39,9 +41,16 @@ if [ ! -x "$rootfs/usr/sbin/mysqld" ]; then
   say "building a Debian sid root filesystem with MySQL in $rootfs (from $mirror)"
   rm -rf "$rootfs"
   mmdebstrap --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
-    --include=mysql-server-core,mysql-client-core,mysql-testsuite,libjson-perl,perl,procps,openssl \
+    --include=mysql-server-core,mysql-client-core,mysql-testsuite,libjson-perl,perl,procps,openssl,sysbench \
     sid "$rootfs" "$mirror" >"$cache/mmdebstrap.log" 2>&1 \
     || { tail -20 "$cache/mmdebstrap.log" >&2; die "mmdebstrap failed (log: $cache/mmdebstrap.log)"; }
+fi
+# sysbench drives the donor's workload in ci/bench.sh.
+if [ ! -x "$rootfs/usr/bin/sysbench" ]; then
+  say "installing sysbench into the root filesystem"
+  { chroot "$rootfs" apt-get -qq -o Acquire::Check-Valid-Until=false update &&
+    DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -qq sysbench; } >"$cache/sysbench.log" 2>&1 \
+    || die "cannot install sysbench in the root filesystem (log: $cache/sysbench.log)"
 fi
 # mysql-test-run needs localhost to resolve inside the chroot.
 grep -q '^127.0.0.1[[:space:]]*localhost' "$rootfs/etc/hosts" 2>/dev/null \

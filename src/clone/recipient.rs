@@ -629,8 +629,19 @@ impl<'r> Recipient<'r> {
         let Some(conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
         let (result, conn) = std::thread::scope(|scope| {
             let config = self.team.config;
-            if !config.autotune {
-                self.team.spawn_workers(scope, config.allowed_threads(config.max_threads), "clone_client", |i| self.worker(i));
+            // zstd makes each stream CPU-bound on the donor: with it, the
+            // clone starts with a stream per core here (auto-tuning goes on
+            // from there), not with one.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+            let start = if !config.autotune {
+                config.max_threads
+            } else if self.version.granted().contains(Caps::ZSTD) {
+                cores
+            } else {
+                1
+            };
+            if start > 1 {
+                self.team.spawn_workers(scope, config.allowed_threads(start), "clone_client", |i| self.worker(i));
             }
             let task = Task::new(self, 0, self.thd, conn, self.apply.clone(), Some(scope));
             let result = task.stream();
