@@ -7,7 +7,7 @@
 
 use super::meter::{Meter, Team};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, AlignedBuf, CopyError};
+use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -21,6 +21,9 @@ use std::thread::Scope;
 
 /// Per-thread copy buffers share this much memory at most.
 const BUFFER_BUDGET: u32 = 128 * 1024 * 1024;
+/// File data goes through the writer in pieces of at most this size: the
+/// next piece is read while the last one is written.
+const WRITE_PIECE: u64 = 1 << 20;
 
 /// Runs a local clone for the session `thd` into `data_dir` and records it in
 /// clone_status / clone_progress.
@@ -202,6 +205,9 @@ struct Task<'c, 's, 'e> {
     meter: Meter<'c>,
     /// Master only: the scope to spawn workers in.
     scope: Option<&'s Scope<'s, 'e>>,
+    /// Writes copied file data while the next piece is read (None: the
+    /// thread could not start, and writes are done in place).
+    writer: Option<WriteBehind>,
 }
 
 impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
@@ -215,6 +221,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             buffer: RefCell::new(None),
             meter: Meter::new(&clone.team, index),
             scope,
+            writer: WriteBehind::new().map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         }
     }
 
@@ -226,9 +233,20 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         let cbk = Callback::new(self)?;
         cbk.set_client_buffer_size(self.clone.buffer_size);
         for (engine, loc, task) in sources {
-            engine.copy(self.thd, loc, task, &cbk)?;
+            if let Err(e) = engine.copy(self.thd, loc, task, &cbk) {
+                let _ = self.settle();
+                return Err(e);
+            }
         }
-        Ok(())
+        self.settle()
+    }
+
+    /// Waits for the writes queued so far; a failed one fails the clone.
+    fn settle(&self) -> Result<(), Errno> {
+        match &self.writer {
+            Some(w) => w.drain().map_err(|e| self.report(e, &Default::default())),
+            None => Ok(()),
+        }
     }
 
     /// Hands the pending chunk to the apply side of the engine that offered it.
@@ -239,6 +257,11 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             session::raise_str(ER_INTERNAL_ERROR, "clone: storage engine index out of range");
             return Err(ER_INTERNAL_ERROR);
         };
+        // Not file data: a file or state change, or pages the engine may
+        // write itself; the writes before it come first.
+        if let Pending::Buffer(_) = pending {
+            self.settle()?;
+        }
         self.pending.set(pending);
         self.applying.set(true);
         let result = c.engine.apply(self.thd, c.apply, task, cbk);
@@ -249,6 +272,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
 
     /// The apply side announced a new state, or asks to acknowledge one.
     fn apply_side_notice(&self, cbk: Cbk) -> Result<(), Errno> {
+        self.settle()?;
         if let Some(estimate) = cbk.flags().state_change {
             TRACKER.next_stage(estimate, self.clone.team.threads());
             return Ok(());
@@ -317,8 +341,20 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
             Pending::File { fd, len } => {
                 let flags = cbk.flags();
                 let in_kernel = flags.os_buffer_cache && flags.zero_copy;
-                let mut buf = self.buffer(self.clone.buffer_size as usize)?;
-                copy::copy_file(fd, to, len as u64, in_kernel, &mut buf).map_err(|e| self.report(e, &names()))?;
+                match &self.writer {
+                    Some(writer) if !in_kernel => {
+                        let mut left = len as u64;
+                        while left > 0 {
+                            let piece = left.min(WRITE_PIECE) as usize;
+                            writer.write_with(to, piece, |buf| copy::read_exact(fd, buf), || cbk.dest_name()).map_err(|e| self.report(e, &names()))?;
+                            left -= piece as u64;
+                        }
+                    }
+                    _ => {
+                        let mut buf = self.buffer(self.clone.buffer_size as usize)?;
+                        copy::copy_file(fd, to, len as u64, in_kernel, &mut buf).map_err(|e| self.report(e, &names()))?;
+                    }
+                }
                 len
             }
             Pending::Buffer(b) => {
@@ -332,6 +368,8 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
     }
 
     fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno> {
+        // The engine writes what it gets here itself, after the queued writes.
+        self.settle()?;
         let out = match self.pending.get() {
             Pending::Buffer(b) => b,
             Pending::File { fd, len } => {

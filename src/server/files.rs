@@ -249,17 +249,33 @@ impl WriteBehind {
     /// Queues `data` for `fd` at its current offset, and moves the offset
     /// past it as a write would. Fails with an earlier write's failure.
     pub fn write(&self, fd: RawFd, data: &[u8], name: impl FnOnce() -> String) -> Result<(), CopyError> {
+        self.write_with(
+            fd,
+            data.len(),
+            |buf| {
+                buf.copy_from_slice(data);
+                Ok(())
+            },
+            name,
+        )
+    }
+
+    /// Queues `len` bytes that `fill` puts into the write buffer (reading
+    /// them from a file, say) for `fd`, as `write` does.
+    pub fn write_with(
+        &self,
+        fd: RawFd,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), CopyError>,
+        name: impl FnOnce() -> String,
+    ) -> Result<(), CopyError> {
         self.check()?;
-        let slot = self.free.recv().map_err(|_| CopyError::OutOfMemory(data.len()))?;
-        let mut slot = slot;
-        let buf = match reserve(&mut slot, data.len()) {
-            Ok(buf) => buf,
-            Err(e) => {
-                let _ = self.give_back.send(None);
-                return Err(e);
-            }
-        };
-        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        let mut slot = self.free.recv().map_err(|_| CopyError::OutOfMemory(len))?;
+        let filled = reserve(&mut slot, len).and_then(|buf| fill(&mut buf.as_mut_slice()[..len]));
+        if let Err(e) = filled {
+            let _ = self.give_back.send(slot);
+            return Err(e);
+        }
         let queued = (|| {
             let offset = rustix::fs::seek(borrowed(fd), SeekFrom::Current(0)).map_err(os)?;
             let fd = rustix::io::fcntl_dupfd_cloexec(borrowed(fd), 0).map_err(os)?;
@@ -272,13 +288,16 @@ impl WriteBehind {
                 return Err(CopyError::Write(e));
             }
         };
-        let Some(buf) = slot else { return Err(CopyError::OutOfMemory(data.len())) };
-        let Some(jobs) = &self.jobs else { return Err(CopyError::OutOfMemory(data.len())) };
-        if jobs.send(Job { fd: dup, offset, buf, len: data.len(), name: name() }).is_err() {
+        // Every path gives the pool its slot back (drain counts on it).
+        let (Some(buf), Some(jobs)) = (slot, &self.jobs) else {
+            let _ = self.give_back.send(None);
+            return Err(CopyError::OutOfMemory(len));
+        };
+        if jobs.send(Job { fd: dup, offset, buf, len, name: name() }).is_err() {
             let _ = self.give_back.send(None);
             return Err(CopyError::Write(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
-        rustix::fs::seek(borrowed(fd), SeekFrom::Current(data.len() as i64)).map_err(|e| CopyError::Write(os(e)))?;
+        rustix::fs::seek(borrowed(fd), SeekFrom::Current(len as i64)).map_err(|e| CopyError::Write(os(e)))?;
         Ok(())
     }
 
