@@ -27,6 +27,10 @@ MODE:
                       GTID set after them)
   data-short          the first data block of 32 KiB or more arrives 16 KiB
                       short of what its descriptor announces
+  zstd-length N       the first zstd data message (between our plugins,
+                      clone_enable_compression=ON) announces a block of N
+                      bytes
+  zstd-frame          the first zstd data message carries a damaged frame
   reconnect-window N  the donor announces N minutes for
                       clone_donor_timeout_after_network_failure
   stall-ack           the donor's answer to the first COM_ACK never arrives
@@ -65,6 +69,7 @@ import time
 listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
 COM_RES_LOCS, DATA_DESC, DATA, COLLATION, CONFIG_V3, COM_RES_COMPLETE, COM_RES_ERROR = 1, 2, 3, 6, 8, 99, 100
+DATA_ZSTD = 0xC1  # ours only: block length (4 bytes, little-endian), then a zstd frame
 COM_QUERY, COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 3, 0x20, 1, 2, 3, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
@@ -89,6 +94,7 @@ class Conn:
         self.skip_to_complete = False
         self.hijack_sent = None
         self.swallow = 0
+        self.zstd_done = False
 
 
 def locators(body):
@@ -165,6 +171,13 @@ def stateful_response(conn, payload):
         return None
     if mode == "data-short" and conn.cut_next_data and payload[0] == DATA:
         return [payload[:-16384]]
+    if mode == "zstd-length" and payload[:1] == bytes([DATA_ZSTD]) and not conn.zstd_done:
+        conn.zstd_done = True
+        return [payload[:1] + struct.pack("<I", int(args[0])) + payload[5:]]
+    if mode == "zstd-frame" and payload[:1] == bytes([DATA_ZSTD]) and len(payload) > 64 and not conn.zstd_done:
+        conn.zstd_done = True
+        middle = len(payload) // 2
+        return [payload[:middle] + bytes(b ^ 0x5A for b in payload[middle:middle + 32]) + payload[middle + 32:]]
     if mode == "reconnect-window" and conn.role == "master" and payload[:1] == bytes([CONFIG_V3]):
         key_len = struct.unpack_from("<I", payload, 1)[0]
         key = payload[5:5 + key_len]

@@ -53,7 +53,8 @@ server_init recipient
 ESCAPE=/tmp/clone-rs-escape.ibd
 # through VICTIM NAME TAMPERING...: runs the plugin under test on VICTIM
 # (donor or recipient), ours on the other side, and one clone through the
-# tampering proxy into $dest; sets CLONE_ERRNO to the clone's error number.
+# tampering proxy into $dest (after the statements in CLONE_PRE, if set);
+# sets CLONE_ERRNO to the clone's error number.
 # Checks that the proxy did rewrite a descriptor and that both servers
 # still answer.
 dest=$(server_dir recipient)/hostile
@@ -71,7 +72,7 @@ through() {
   proxy=$!
   proxy_listening "$PROXY"
   touch "$ROOTFS/clone-rs/before-clone"
-  CLONE_ERRNO=$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY
+  CLONE_ERRNO=$(errno_of "$RECIPIENT" "${CLONE_PRE:-} CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY
     IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")
   kill "$proxy"; wait "$proxy" 2>/dev/null
   check "$name: the proxy rewrote a descriptor" "tampered" "$(head -1 "$log")"
@@ -114,6 +115,13 @@ refused "chunk number out of range" 3863 "Invalid Chunk Number" chunk 4000000000
 refused "absurd file count" 3863 "Invalid State Descriptor" files 4000000000
 refused "worker's START with larger counts, then a chunk past the master's" 3863 "Invalid State Descriptor" worker-start
 refused "data block shorter than its descriptor" 3863 "data length differs" data-short
+if [ "$UNDER_TEST" = ours ]; then
+  # Between our plugins with clone_enable_compression=ON, data blocks are
+  # zstd frames: a block's announced length and its frame are checked.
+  CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd block announced at 2 GiB" 3863 "data length differs" zstd-length 2147483647
+  CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd frame damaged" 3863 "does not expand" zstd-frame
+  sql "$RECIPIENT" "SET GLOBAL clone_enable_compression=OFF"
+fi
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
 rss_before=$(rss_kib)
 refused "answer to INIT flooded with 256 MiB of collations" 3863 "too long" init-flood 4096

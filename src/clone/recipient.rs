@@ -231,6 +231,11 @@ impl<'r> Recipient<'r> {
         let fresh = Connection::open(Some(self.thd), &self.address)?;
         // Replaced as the session's clone socket: closed without the session.
         std::mem::replace(main, fresh).close(None, false, false);
+        let ack = self.open_watched(&self.address)?;
+        if let Some(mut old) = self.ack_link.lock().replace(ack) {
+            let left = exit(&mut old, self.thd, false).is_ok();
+            old.close(None, !left, false);
+        }
         self.init(main, Version::stock(protocol::VERSION_CURRENT), locators)
     }
 
@@ -261,11 +266,11 @@ impl<'r> Recipient<'r> {
 
     fn run(mut self) -> Result<(), Errno> {
         let thd = self.thd;
-        // Offering zstd, the first connection goes without the server's
+        // Offering zstd, the first connections go without the server's
         // compression; a stock donor makes the recipient start over with it.
         let first = DonorAddress { compress: self.address.compress && !self.wanted().contains(Caps::ZSTD), ..self.address.clone() };
         let mut main = Connection::open(Some(thd), &first)?;
-        let ack = match self.open_watched() {
+        let ack = match self.open_watched(&first) {
             Ok(c) => c,
             Err(e) => {
                 main.close(Some(thd), true, false);
@@ -335,8 +340,8 @@ impl<'r> Recipient<'r> {
     }
 
     /// A connection that the KILL watcher shuts down.
-    fn open_watched(&self) -> Result<Connection, Errno> {
-        let mut conn = Connection::open(None, &self.address)?;
+    fn open_watched(&self, to: &DonorAddress) -> Result<Connection, Errno> {
+        let mut conn = Connection::open(None, to)?;
         conn.watch(&self.interrupter);
         Ok(conn)
     }
@@ -487,7 +492,7 @@ impl<'r> Recipient<'r> {
             }
             tries += 1;
             match Connection::open(Some(thd), &self.address) {
-                Ok(mut m) => match self.open_watched() {
+                Ok(mut m) => match self.open_watched(&self.address) {
                     Ok(a) => break (m, a),
                     Err(_) => {
                         let _ = exit(&mut m, thd, true);

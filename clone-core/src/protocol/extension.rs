@@ -136,7 +136,12 @@ pub struct BlockCompressor(zstd::bulk::Compressor<'static>);
 
 impl BlockCompressor {
     pub fn new() -> std::io::Result<BlockCompressor> {
-        zstd::bulk::Compressor::new(ZSTD_LEVEL).map(BlockCompressor)
+        let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+        // Each frame carries a checksum of its block (XXH64, 4 bytes),
+        // which the recipient checks as it expands it: a damaged frame
+        // fails the clone instead of landing in a data file.
+        c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+        Ok(BlockCompressor(c))
     }
 
     /// Writes a DATA_ZSTD message for `block` into `out`; false when the
@@ -252,6 +257,13 @@ mod tests {
         // Announced longer.
         let mut long = vec![0u8; 10_001];
         assert_eq!(d.expand(frame, &mut long), Err(BlockError::Frame));
+        // One damaged byte in the middle: the frame's checksum catches it
+        // even where the damage still decodes to a block of the right size.
+        for at in (5..msg.len()).step_by(7) {
+            let mut damaged = msg[5..].to_vec();
+            damaged[at - 5] ^= 0x01;
+            assert_eq!(d.expand(&damaged, &mut [0u8; 10_000]), Err(BlockError::Frame), "damage at {at}");
+        }
         // Garbage and a cut frame.
         assert_eq!(d.expand(b"not zstd at all", &mut [0u8; 15]), Err(BlockError::Frame));
         assert_eq!(d.expand(&frame[..frame.len() - 1], &mut [0u8; 10_000]), Err(BlockError::Frame));
