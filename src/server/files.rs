@@ -396,6 +396,37 @@ mod tests {
     }
 
     #[test]
+    fn writes_behind_land_at_their_offsets_and_failures_surface() {
+        let writer = WriteBehind::new().unwrap();
+        let mut dst = temp("behind", b"");
+        let blocks: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i; 300_000 + i as usize]).collect();
+        for b in &blocks {
+            writer.write(dst.as_raw_fd(), b, || "dst".into()).unwrap();
+        }
+        let total: usize = blocks.iter().map(Vec::len).sum();
+        // The offset moves as a write would, before the write is done.
+        assert_eq!(dst.stream_position().unwrap(), total as u64);
+        writer.drain().unwrap();
+        let mut out = vec![];
+        dst.seek(SeekFrom::Start(0)).unwrap();
+        dst.read_to_end(&mut out).unwrap();
+        assert!(out == blocks.concat(), "the file differs from the blocks in order");
+
+        // A descriptor open for reading only: the write fails behind the
+        // caller, and the next call reports it with the file's name.
+        let path = std::env::temp_dir().join(format!("clone-rs-copy-{}-readonly", std::process::id()));
+        std::fs::write(&path, b"x").unwrap();
+        let ro = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        writer.write(ro.as_raw_fd(), b"data", || "read-only".into()).unwrap();
+        match writer.drain() {
+            Err(CopyError::WriteBehind(f)) => assert_eq!(f.name, "read-only"),
+            other => panic!("expected the failed write, got {other:?}"),
+        }
+        writer.drain().unwrap();
+    }
+
+    #[test]
     fn aligned_buffers_are_aligned() {
         let mut b = AlignedBuf::new(10).unwrap();
         assert_eq!(b.as_mut_ptr() as usize % ALIGN, 0);
