@@ -41,16 +41,18 @@ if [ ! -x "$rootfs/usr/sbin/mysqld" ]; then
   say "building a Debian sid root filesystem with MySQL in $rootfs (from $mirror)"
   rm -rf "$rootfs"
   mmdebstrap --variant=apt --aptopt='Acquire::Check-Valid-Until "false"' \
-    --include=mysql-server-core,mysql-client-core,mysql-testsuite,libjson-perl,perl,procps,openssl,sysbench \
+    --include=mysql-server-core,mysql-client-core,mysql-testsuite,libjson-perl,perl,procps,openssl \
     sid "$rootfs" "$mirror" >"$cache/mmdebstrap.log" 2>&1 \
     || { tail -20 "$cache/mmdebstrap.log" >&2; die "mmdebstrap failed (log: $cache/mmdebstrap.log)"; }
 fi
-# sysbench drives the donor's workload in ci/bench.sh.
+# sysbench drives the donor's workload in ci/bench.sh (only there: the
+# tests do without it). A step of its own: installed in the same mmdebstrap
+# call as the server, sid's solver gives up on its libmariadb3.
 if [ ! -x "$rootfs/usr/bin/sysbench" ]; then
   say "installing sysbench into the root filesystem"
   { chroot "$rootfs" apt-get -qq -o Acquire::Check-Valid-Until=false update &&
     DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -qq sysbench; } >"$cache/sysbench.log" 2>&1 \
-    || die "cannot install sysbench in the root filesystem (log: $cache/sysbench.log)"
+    || say "WARNING: cannot install sysbench (log: $cache/sysbench.log): ci/bench.sh --modes sysbench will not run"
 fi
 # mysql-test-run needs localhost to resolve inside the chroot.
 grep -q '^127.0.0.1[[:space:]]*localhost' "$rootfs/etc/hosts" 2>/dev/null \
