@@ -46,13 +46,23 @@ if [ ! -x "$rootfs/usr/sbin/mysqld" ]; then
     || { tail -20 "$cache/mmdebstrap.log" >&2; die "mmdebstrap failed (log: $cache/mmdebstrap.log)"; }
 fi
 # sysbench drives the donor's workload in ci/bench.sh (only there: the
-# tests do without it). A step of its own: installed in the same mmdebstrap
-# call as the server, sid's solver gives up on its libmariadb3.
+# tests do without it). Installing it with apt would remove mysql-testsuite
+# and mysql-server (its libmariadb3 needs mariadb-common, which conflicts
+# with them), so its packages are unpacked into the root filesystem
+# without dpkg, mariadb-common (configuration files only) left out.
 if [ ! -x "$rootfs/usr/bin/sysbench" ]; then
-  say "installing sysbench into the root filesystem"
-  { chroot "$rootfs" apt-get -qq -o Acquire::Check-Valid-Until=false update &&
-    DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -qq sysbench; } >"$cache/sysbench.log" 2>&1 \
-    || say "WARNING: cannot install sysbench (log: $cache/sysbench.log): ci/bench.sh --modes sysbench will not run"
+  say "unpacking sysbench into the root filesystem"
+  debs=$rootfs/tmp/sysbench-debs
+  rm -rf "$debs"; mkdir -p "$debs"
+  {
+    chroot "$rootfs" apt-get -qq -o Acquire::Check-Valid-Until=false update &&
+    pkgs=$(chroot "$rootfs" apt-get -s -qq install sysbench | awk '/^Inst / {print $2}' | grep -vx mariadb-common) &&
+    chroot "$rootfs" sh -c "cd /tmp/sysbench-debs && apt-get -qq -o Acquire::Check-Valid-Until=false download $(echo $pkgs)" &&
+    for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$rootfs"; done &&
+    chroot "$rootfs" ldconfig && chroot "$rootfs" sysbench --version
+  } >"$cache/sysbench.log" 2>&1 \
+    || say "WARNING: cannot unpack sysbench (log: $cache/sysbench.log): ci/bench.sh --modes sysbench will not run"
+  rm -rf "$debs"
 fi
 # mysql-test-run needs localhost to resolve inside the chroot.
 grep -q '^127.0.0.1[[:space:]]*localhost' "$rootfs/etc/hosts" 2>/dev/null \
