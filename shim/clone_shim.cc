@@ -23,6 +23,8 @@
 #include "mysql_com_server.h"
 #include "mysql/components/services/bits/mysql_socket_bits.h"
 #include "sql/handler.h"
+#include "sql/sql_error.h"
+#include "sql/sql_restart_server.h"
 #include "sql/sql_plugin.h"
 
 // Defined by the plugin, as the server's log helpers expect; filled in by
@@ -326,6 +328,15 @@ unsigned cs_thd_error(THD *thd, const char **message) {
   }
   return err;
 }
+
+void cs_push_note(THD *thd, unsigned code, const char *text) {
+  try {
+    push_warning(thd, Sql_condition::SL_NOTE, code, text);
+  } catch (...) {
+  }
+}
+
+bool cs_server_is_supervised(void) { return is_mysqld_managed(); }
 
 size_t cs_thd_account(THD *thd, char *buf, size_t len) {
   try {

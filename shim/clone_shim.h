@@ -120,6 +120,11 @@ unsigned cs_thd_error(THD *thd, const char **message);
    (at most `len` bytes, not NUL-terminated); returns its full length, or 0
    if it cannot be read. */
 size_t cs_thd_account(THD *thd, char *buf, size_t len);
+/* Adds a note (SHOW WARNINGS) to the statement. */
+void cs_push_note(THD *thd, unsigned code, const char *text);
+/* Whether a supervisor (mysqld_safe, systemd) restarts this server: the
+   server restarts itself after an in-place clone only then. */
+bool cs_server_is_supervised(void);
 
 /* ---- clone_protocol: the donor's side of a clone connection ---- */
 

@@ -7,7 +7,7 @@
 //! core (codec, checks, transfer, status) is the `clone-core` crate.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-use clone_core::{checks, doublewrite, ownership, protocol, status, transfer};
+use clone_core::{checks, doublewrite, ownership, protocol, space, status, transfer};
 
 mod clone;
 mod server;

@@ -10,7 +10,7 @@ use super::meter::{Meter, Team};
 use super::{breaks_connection, check_packet_size, is_restartable};
 use crate::doublewrite;
 use crate::protocol::extension::{self, BlockDecompressor, Caps, Version};
-use crate::protocol::innodb::{Checked, DescriptorGuard, Places, Refusal, TaskView};
+use crate::protocol::innodb::{self, Checked, CopyEstimate, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
 use crate::server::errors::*;
@@ -19,6 +19,7 @@ use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
+use crate::space::{self, format_bytes, Space};
 use crate::status::{Busy, TRACKER};
 use crate::transfer::stats::Config;
 use parking_lot::Mutex;
@@ -26,7 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
@@ -56,6 +57,12 @@ const MAX_RECONNECT_MINUTES: u32 = 30;
 /// A donor that sends far more is refused before it bloats this server.
 const MAX_INIT_MESSAGES: usize = 8192;
 const MAX_INIT_BYTES: usize = 4 << 20;
+/// Before it announces the file copy's START, a donor sends its task's
+/// descriptor and, after DDL, a few file descriptors; far more is refused.
+const LOOK_MESSAGES: usize = 1024;
+/// The classic protocol's COM_PING: answered once a donor's session is
+/// back in command mode.
+const COM_PING: u8 = 0x0e;
 
 /// What CLONE INSTANCE asked for.
 pub struct Request<'a> {
@@ -72,18 +79,21 @@ pub struct Request<'a> {
 /// Runs a remote clone and records it in clone_status / clone_progress.
 pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
     thd.refine_statement(Statement::Client);
+    let dry_run = sysvars::dry_run(thd);
     let source = format!("{}:{}", req.host, req.port);
     let dest = req.data_dir.map(|d| d.to_string_lossy().into_owned());
-    if let Err(Busy) = TRACKER.begin(thd.thread_id(), &source, dest.as_deref()) {
+    // A dry run leaves clone_status to the last real clone.
+    if !dry_run && TRACKER.begin(thd.thread_id(), &source, dest.as_deref()) == Err(Busy) {
         session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
         return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
     }
     let settings = sysvars::settings();
-    let recipient = Recipient::new(thd, req, settings);
+    let recipient = Recipient::new(thd, req, settings, dry_run);
     let result = recipient.execute();
     // A finished in-place clone stays "In Progress" until the restart, when
     // the storage engine's recovery report completes it (as stock does).
-    if !(result.is_ok() && req.data_dir.is_none()) {
+    let restarts = result.is_ok() && req.data_dir.is_none();
+    if !dry_run && !restarts {
         let (code, message) = thd.error();
         TRACKER.end(code, &message);
     }
@@ -108,6 +118,11 @@ struct Recipient<'r> {
     address: DonorAddress,
     data_dir: Option<&'r CStr>,
     settings: Settings,
+    /// clone_dry_run: check everything up to the first byte of data, stop.
+    dry_run: bool,
+    /// The extensions to ask a donor for: what the settings want, until a
+    /// donor has answered without them.
+    offer: Caps,
     team: Team,
     engines: Vec<Engine>,
     /// The locators the donor sent, kept alive: an engine may hand them
@@ -126,6 +141,8 @@ struct Recipient<'r> {
     innodb_guard: Mutex<DescriptorGuard>,
     /// The first descriptor the guard refused, on any connection.
     refusal: Mutex<Option<Refusal>>,
+    /// What a dry run checked, for SHOW WARNINGS.
+    notes: Mutex<Vec<String>>,
 }
 
 fn raise_protocol(what: &str) -> Errno {
@@ -160,7 +177,7 @@ fn exit(conn: &mut Connection, thd: Thd, active: bool) -> Result<(), Errno> {
 }
 
 impl<'r> Recipient<'r> {
-    fn new(thd: Thd, req: &Request<'r>, settings: Settings) -> Recipient<'r> {
+    fn new(thd: Thd, req: &Request<'r>, settings: Settings, dry_run: bool) -> Recipient<'r> {
         let (key, cert, ca) = sysvars::ssl_files();
         let cstring = |s: &str| CString::new(s).unwrap_or_default();
         let address = DonorAddress {
@@ -180,11 +197,14 @@ impl<'r> Recipient<'r> {
             max_data_mib: settings.max_data_bandwidth as u64,
             max_network_mib: settings.max_network_bandwidth as u64,
         };
+        let offer = if settings.enable_compression { Caps::ZSTD } else { Caps::NONE };
         Recipient {
             thd,
             address,
             data_dir: req.data_dir,
             settings,
+            dry_run,
+            offer,
             team: Team::new(config),
             engines: Vec::new(),
             donor_locators: Vec::new(),
@@ -195,6 +215,7 @@ impl<'r> Recipient<'r> {
             interrupter: Arc::default(),
             innodb_guard: Mutex::new(DescriptorGuard::new(clone_places(thd, req.data_dir))),
             refusal: Mutex::new(None),
+            notes: Mutex::default(),
         }
     }
 
@@ -204,15 +225,6 @@ impl<'r> Recipient<'r> {
 
     fn ddl_word(&self) -> u32 {
         protocol::ddl_word(self.settings.block_ddl, self.settings.ddl_timeout)
-    }
-
-    /// What this recipient asks of a donor that is ours.
-    fn wanted(&self) -> Caps {
-        if self.settings.enable_compression {
-            Caps::ZSTD
-        } else {
-            Caps::NONE
-        }
     }
 
     /// INIT with `version`, and the donor's answer.
@@ -241,7 +253,7 @@ impl<'r> Recipient<'r> {
 
     /// Runs the clone while a watcher shuts its connections down as soon as
     /// the statement is killed: the server wakes only the main connection.
-    fn execute(self) -> Result<(), Errno> {
+    fn execute(mut self) -> Result<(), Errno> {
         let thd = self.thd;
         let interrupter = Arc::clone(&self.interrupter);
         let done = AtomicBool::new(false);
@@ -260,27 +272,31 @@ impl<'r> Recipient<'r> {
             }
             let result = self.run();
             done.store(true, SeqCst);
+            // After the connections are closed: closing one clears the
+            // statement's diagnostics.
+            for note in self.notes.lock().drain(..) {
+                thd.note(&note);
+            }
             result
         })
     }
 
-    fn run(mut self) -> Result<(), Errno> {
+    fn run(&mut self) -> Result<(), Errno> {
         let thd = self.thd;
-        // Offering zstd, the first connections go without the server's
-        // compression; a stock donor makes the recipient start over with it.
-        let first = DonorAddress { compress: self.address.compress && !self.wanted().contains(Caps::ZSTD), ..self.address.clone() };
-        let mut main = Connection::open(Some(thd), &first)?;
-        let ack = match self.open_watched(&first) {
-            Ok(c) => c,
-            Err(e) => {
-                main.close(Some(thd), true, false);
-                return Err(e);
-            }
-        };
-        *self.ack_link.lock() = Some(ack);
+        let mut main = Some(self.connect()?);
         let mut locked = false;
-        let mut result = self.start(&mut main, &mut locked);
-        let mut main = Some(main);
+        let mut result = self.introduce(&mut main);
+        // In place the apply drops this server's data first: how much the
+        // clone will write is known, and checked, before that.
+        if result.is_ok() && (self.in_place() || self.dry_run) {
+            result = self.look(&mut main).and_then(|()| if self.dry_run { self.conclude_dry_run() } else { self.introduce(&mut main) });
+            if self.dry_run {
+                return result;
+            }
+        }
+        if result.is_ok() {
+            result = self.begin_apply(&mut locked);
+        }
         let mut attempt = 1;
         while result.is_ok() {
             result = self.transfer(&mut main);
@@ -365,9 +381,32 @@ impl<'r> Recipient<'r> {
         link.close(None, false, false);
     }
 
-    /// INIT: version negotiation, the donor's description, the checks, and
-    /// the start of the apply side (which, in place, drops our data).
-    fn start(&mut self, main: &mut Connection, locked: &mut bool) -> Result<(), Errno> {
+    /// Opens the main and the auxiliary connection. Offering zstd, they go
+    /// without the server's compression; a stock donor makes the recipient
+    /// start over with it.
+    fn connect(&self) -> Result<Connection, Errno> {
+        let thd = self.thd;
+        let first = DonorAddress { compress: self.address.compress && !self.offer.contains(Caps::ZSTD), ..self.address.clone() };
+        let main = Connection::open(Some(thd), &first)?;
+        match self.open_watched(&first) {
+            Ok(ack) => {
+                *self.ack_link.lock() = Some(ack);
+                Ok(main)
+            }
+            Err(e) => {
+                main.close(Some(thd), true, false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Connects if `main` is not open, and INIT: version negotiation, the
+    /// donor's description, and the checks.
+    fn introduce(&mut self, main: &mut Option<Connection>) -> Result<(), Errno> {
+        let conn = match main {
+            Some(conn) => conn,
+            None => main.insert(self.connect()?),
+        };
         let thd = self.thd;
         self.engines = storage::apply_engines(thd);
         let mut version_locators = Vec::new();
@@ -384,32 +423,43 @@ impl<'r> Recipient<'r> {
         }
         let locators: Vec<_> =
             self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
-        let wanted = self.wanted();
-        let mut info = self.init(main, Version::ours(protocol::VERSION_CURRENT, wanted), &locators);
+        let wanted = self.offer;
+        let mut info = self.init(conn, Version::ours(protocol::VERSION_CURRENT, wanted), &locators);
         if info.as_ref().is_ok_and(|i| !i.version.granted().contains(wanted)) && self.address.compress {
-            info = self.init_compressed(main, &locators);
+            info = self.init_compressed(conn, &locators);
         }
         for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
             let _ = engine.apply_end(thd, loc, task, 0);
         }
         let mut info = info?;
         self.version = info.version;
-        match info.version.ours {
+        let peer = match info.version.ours {
             Some(granted) => {
-                log::info!("The donor is this plugin; agreed: {granted}");
                 if granted.contains(Caps::ZSTD) {
                     // zstd replaces the server's compression on every connection to come.
                     self.address.compress = false;
                 }
+                format!("The donor is this plugin; agreed: {granted}")
             }
-            None => log::info!("The donor speaks the stock protocol {:#06x}", info.version.stock),
-        }
+            None => format!("The donor speaks the stock protocol {:#06x}", info.version.stock),
+        };
+        log::info!("{peer}");
+        // Connections to come ask for what this donor grants.
+        self.offer = info.version.granted();
+        self.tell(&format!("Connected to {}:{} and authenticated. {peer}", self.address.host.to_string_lossy(), self.address.port));
         self.reconnect_minutes = info.reconnect_minutes.unwrap_or(DEFAULT_RECONNECT_MINUTES).min(MAX_RECONNECT_MINUTES);
         self.validate(&info)?;
+        self.tell("The donor's version, platform, plugins, character sets and collations, configuration and max_allowed_packet suit this server");
         self.donor_locators = std::mem::take(&mut info.locators);
         if self.donor_locators.len() != self.engines.len() {
             return Err(raise_protocol("Wrong Clone RPC response: locator count"));
         }
+        Ok(())
+    }
+
+    /// The start of the apply side, which in place drops our data.
+    fn begin_apply(&mut self, locked: &mut bool) -> Result<(), Errno> {
+        let thd = self.thd;
         if self.in_place() {
             if !services::backup_lock(thd, self.settings.ddl_timeout) {
                 if thd.error().0 == 0 {
@@ -439,6 +489,137 @@ impl<'r> Recipient<'r> {
             self.delay_after_drop()?;
         }
         Ok(())
+    }
+
+    /// Before anything is dropped or written: how much the donor's snapshot
+    /// will write here, from the START of its file copy, and whether this
+    /// server has room for it. The donor's clone that told us is stopped
+    /// there, as the stock recipient stops a clone it cannot take (an
+    /// acknowledgement with an error), and ended; the real clone starts
+    /// anew with another INIT. That costs the donor one snapshot begun and
+    /// ended, and the recipient one more connection pair.
+    fn look(&mut self, main: &mut Option<Connection>) -> Result<(), Errno> {
+        let Some(mut conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
+        let estimate = self.read_estimate(&mut conn);
+        self.end_look(conn, estimate.is_ok());
+        let needed = estimate?.disk_bytes;
+        let (dir, free, released) = self.room()?;
+        let space = Space { needed, available: free.saturating_add(released) };
+        let mut text = format!("The clone will write {}; {} has {} free", format_bytes(space.needed), dir.display(), format_bytes(free));
+        if self.in_place() {
+            text += &format!(" and the drop of this server's user data releases {}", format_bytes(released));
+        }
+        log::info!("{text}");
+        self.tell(&text);
+        if !space.is_enough() {
+            session::raise_two_strs(ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
+            return Err(ER_CLONE_DISK_SPACE);
+        }
+        Ok(())
+    }
+
+    /// EXECUTE, and the descriptors up to the START of the file copy.
+    fn read_estimate(&self, conn: &mut Connection) -> Result<CopyEstimate, Errno> {
+        send(conn, self.thd, true, &Command::Execute)?;
+        for _ in 0..LOOK_MESSAGES {
+            let (packet, _) = conn.receive(Some(self.thd), true, 0)?;
+            match Response::decode(packet) {
+                Ok(Response::DataDesc { db_type, descriptor, .. }) if self.engines.iter().any(|e| e.is_innodb() && e.db_type() == db_type) => {
+                    if let Some(estimate) = innodb::file_copy_estimate(descriptor) {
+                        return Ok(estimate);
+                    }
+                    if let Some(ack) = innodb::init_acknowledgement(descriptor) {
+                        self.acknowledge_for_donor(0, 0, &ack)?;
+                    }
+                }
+                Ok(Response::DataDesc { .. }) => {}
+                Ok(Response::Data(_)) => {}
+                Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
+                _ => return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor")),
+            }
+        }
+        Err(raise_protocol("Wrong Clone RPC: no estimate at the start of the file copy"))
+    }
+
+    /// Stops the donor's stream (if it runs) and leaves the donor once its
+    /// clone has ended: a COM_PING answered on the main connection means
+    /// the donor's session is back from the clone, which it ends first.
+    fn end_look(&self, mut conn: Connection, streaming: bool) {
+        let thd = self.thd;
+        let mut stopped = !streaming;
+        if streaming {
+            stopped = self.acknowledge_for_donor(0, ER_QUERY_INTERRUPTED, &[]).is_ok();
+            let deadline = Instant::now() + DRAIN_LIMIT;
+            while stopped && Instant::now() < deadline {
+                match conn.receive(Some(thd), true, 0) {
+                    Ok((packet, _)) if matches!(packet.first(), Some(&protocol::response::DATA_DESC | &protocol::response::DATA)) => continue,
+                    Ok(_) => break,
+                    Err(_) => stopped = false,
+                }
+            }
+        }
+        if let Some(mut ack) = self.ack_link.lock().take() {
+            let left = exit(&mut ack, thd, false).is_ok();
+            ack.close(None, !left, false);
+        }
+        // The stock donor has left the clone after its error (an EXIT gets
+        // "unknown command"); this donor leaves it on EXIT.
+        let ended = stopped
+            && send(&mut conn, thd, true, &Command::Exit).is_ok()
+            && conn.receive(Some(thd), true, 0).is_ok()
+            && conn.send(Some(thd), true, COM_PING, &[]).is_ok()
+            && conn.receive(Some(thd), true, 0).is_ok();
+        // What the donor answered is not this statement's error.
+        conn.close(Some(thd), !ended, true);
+    }
+
+    /// The directory the clone writes into, its free bytes, and (in place)
+    /// the bytes the drop of user data releases there.
+    fn room(&self) -> Result<(PathBuf, u64, u64), Errno> {
+        let (dir, released) = match self.data_dir {
+            Some(target) => {
+                let target = Path::new(OsStr::from_bytes(target.to_bytes()));
+                (space::existing_ancestor(target).unwrap_or(Path::new("/")).to_path_buf(), 0)
+            }
+            None => {
+                let datadir = clone_protocol::configs(self.thd, &["datadir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_else(|| ".".into());
+                let datadir = PathBuf::from(datadir);
+                let released = space::releasable_user_data(&datadir);
+                (datadir, released)
+            }
+        };
+        let free = copy::free_space(&dir).map_err(|e| {
+            session::raise_file(ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
+            ER_CANT_GET_STAT
+        })?;
+        Ok((dir, free, released))
+    }
+
+    /// Every check passed. In place the server restarts after any CLONE
+    /// that returns success (sql_admin.cc), so there a dry run ends with an
+    /// error that says so; into a new directory it returns OK.
+    fn conclude_dry_run(&self) -> Result<(), Errno> {
+        if self.in_place() {
+            if !session::server_is_supervised() {
+                // What the real clone ends with, after it has replaced the data.
+                session::raise_str(ER_RESTART_SERVER_FAILED, "mysqld is not managed by supervisor process");
+                return Err(ER_RESTART_SERVER_FAILED);
+            }
+            self.tell("A supervisor restarts this server after the clone");
+            session::raise_str(ER_CLONE_DISALLOWED, "clone_dry_run is ON: every check passed and nothing was changed; the clone in place would start");
+            return Err(ER_CLONE_DISALLOWED);
+        }
+        self.tell("Every check passed and nothing was written: the clone would start");
+        Ok(())
+    }
+
+    /// In a dry run, what was checked: a note for the statement and a line
+    /// in the error log.
+    fn tell(&self, text: &str) {
+        if self.dry_run {
+            log::info!("Clone dry run: {text}");
+            self.notes.lock().push(text.to_owned());
+        }
     }
 
     /// Ends the apply side of the engines begun so far.
@@ -715,10 +896,20 @@ impl<'r> Recipient<'r> {
         let (Some(engine), Some((loc, _))) = (self.engines.get(index), self.apply.get(index)) else {
             return Err(ER_INTERNAL_ERROR);
         };
-        let ack = Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor };
+        self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor })
+    }
+
+    /// COM_ACK of a state before the apply side has begun (a look at the
+    /// snapshot): it names the donor's own locator.
+    fn acknowledge_for_donor(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
+        let Some((db_type, loc)) = self.donor_locators.get(index) else { return Err(ER_INTERNAL_ERROR) };
+        self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: *db_type, bytes: loc }, descriptor })
+    }
+
+    fn send_ack(&self, ack: &Command<'_>) -> Result<(), Errno> {
         let mut link = self.ack_link.lock();
         let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
-        send(conn, self.thd, false, &ack)?;
+        send(conn, self.thd, false, ack)?;
         let (packet, _) = conn.receive(Some(self.thd), false, 0)?;
         match Response::decode(packet) {
             Ok(Response::Complete) => Ok(()),

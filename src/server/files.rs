@@ -122,6 +122,13 @@ fn os(e: OsErrno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
 }
 
+/// The bytes free to the server on the file system of `path`, counted as
+/// InnoDB counts them for its space check (block size times available blocks).
+pub fn free_space(path: &std::path::Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(os)?;
+    Ok(st.f_bsize.saturating_mul(st.f_bavail))
+}
+
 /// Writes all of `data` to `fd` at its current offset.
 pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), CopyError> {
     while !data.is_empty() {

@@ -82,6 +82,14 @@ impl Thd {
         unsafe { ffi::cs_statement_refine(self.as_ptr(), ffi::cs_psi_key(statement as c_int)) }
     }
 
+    /// Adds a note to the statement's warnings (SHOW WARNINGS), with
+    /// ER_UNKNOWN_ERROR's number as the server's own free-text notes have.
+    pub fn note(self, text: &str) {
+        let text = cstring(text);
+        // SAFETY: valid THD; the server copies the text.
+        unsafe { ffi::cs_push_note(self.as_ptr(), super::errors::ER_UNKNOWN_ERROR as u32, text.as_ptr()) }
+    }
+
     /// The error in the session's diagnostics area (0 and "" if none).
     pub fn error(self) -> (u32, String) {
         let mut msg: *const c_char = std::ptr::null();
@@ -95,6 +103,13 @@ impl Thd {
 
 fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+/// Whether a supervisor restarts this server when it asks to be
+/// restarted (after an in-place clone); without one it shuts down.
+pub fn server_is_supervised() -> bool {
+    // SAFETY: reads the server's process state.
+    unsafe { ffi::cs_server_is_supervised() }
 }
 
 /// `my_error(code)` for messages without arguments.

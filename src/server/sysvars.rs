@@ -1,15 +1,15 @@
 //! The 14 `clone_*` system variables, with the stock plugin's names, types,
-//! defaults, ranges and checks. The server owns the values: it writes into
+//! defaults, ranges and checks, and ours (`clone_dry_run`). The server owns the values: it writes into
 //! the storage cells below (and into the descriptors themselves), so both
 //! live in mutable statics; the plugin reads them through atomics.
 
 use super::errors::ER_CLONE_SYS_CONFIG;
 use super::ffi::{self, st_mysql_value, SYS_VAR, THD};
-use super::session;
+use super::session::{self, Thd};
 use crate::checks::parse_donor_list;
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::ptr::{addr_of_mut, null, null_mut};
+use std::ptr::{addr_of, addr_of_mut, null, null_mut};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering::Relaxed};
 
 type CheckFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *mut st_mysql_value) -> c_int;
@@ -17,6 +17,7 @@ type UpdateFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *const
 
 const UINT: c_int = (ffi::PLUGIN_VAR_INT | ffi::PLUGIN_VAR_UNSIGNED | ffi::PLUGIN_VAR_RQCMDARG) as c_int;
 const BOOL: c_int = (ffi::PLUGIN_VAR_BOOL | ffi::PLUGIN_VAR_NOCMDARG) as c_int;
+const SESSION_BOOL: c_int = (ffi::PLUGIN_VAR_BOOL | ffi::PLUGIN_VAR_THDLOCAL | ffi::PLUGIN_VAR_NOCMDARG) as c_int;
 const STR: c_int = (ffi::PLUGIN_VAR_STR | ffi::PLUGIN_VAR_OPCMDARG | ffi::PLUGIN_VAR_MEMALLOC) as c_int;
 
 /// Layout of MYSQL_SYSVAR_UINT's descriptor (include/mysql/plugin.h).
@@ -44,6 +45,20 @@ pub struct BoolVar {
     update: Option<UpdateFn>,
     value: *const AtomicBool,
     def_val: bool,
+}
+
+/// Layout of MYSQL_THDVAR_BOOL's descriptor: the server fills in `offset`
+/// and `resolve` when it loads the plugin.
+#[repr(C)]
+pub struct SessionBoolVar {
+    flags: c_int,
+    name: *const c_char,
+    comment: *const c_char,
+    check: Option<CheckFn>,
+    update: Option<UpdateFn>,
+    offset: c_int,
+    def_val: bool,
+    resolve: Option<unsafe extern "C" fn(*mut THD, c_int) -> *mut bool>,
 }
 
 /// Layout of MYSQL_SYSVAR_STR's descriptor.
@@ -142,8 +157,37 @@ uint_var!(
 );
 uint_var!(DELAY_AFTER_DATA_DROP, DELAY_AFTER_DATA_DROP_VAL, "delay_after_data_drop", "Time in seconds to wait after removing data.", 0, 0, 60 * 60, 1);
 
+/// Ours: SET SESSION clone_dry_run = ON makes the session's CLONE
+/// statements check everything up to the first byte of data, and stop.
+static mut DRY_RUN: SessionBoolVar = SessionBoolVar {
+    flags: SESSION_BOOL,
+    name: c"dry_run".as_ptr(),
+    comment: c"If CLONE only checks that the clone would start, writing nothing".as_ptr(),
+    check: None,
+    update: None,
+    offset: 0,
+    def_val: false,
+    resolve: None,
+};
+
+/// The session's clone_dry_run.
+pub fn dry_run(thd: Thd) -> bool {
+    // SAFETY: the server wrote offset and resolve when it loaded the plugin,
+    // before any statement; resolve returns the session's own cell.
+    unsafe {
+        let var = &*addr_of!(DRY_RUN);
+        match var.resolve {
+            Some(resolve) => {
+                let cell = resolve(thd.as_ptr(), var.offset);
+                !cell.is_null() && *cell
+            }
+            None => false,
+        }
+    }
+}
+
 /// The NULL-terminated array the plugin descriptor points to, in the stock order.
-pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 15] = [
+pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 16] = [
     addr_of_mut!(BUFFER_SIZE).cast(),
     addr_of_mut!(BLOCK_DDL).cast(),
     addr_of_mut!(DDL_TIMEOUT).cast(),
@@ -158,6 +202,7 @@ pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 15] = [
     addr_of_mut!(SSL_CA).cast(),
     addr_of_mut!(DONOR_TIMEOUT).cast(),
     addr_of_mut!(DELAY_AFTER_DATA_DROP).cast(),
+    addr_of_mut!(DRY_RUN).cast(),
     null_mut(),
 ];
 

@@ -31,6 +31,7 @@ const DESC_FILE_METADATA: u32 = 4;
 const DESC_DATA: u32 = 5;
 
 /// Snapshot_State values.
+const STATE_INIT: u32 = 1;
 const STATE_FILE_COPY: u32 = 2;
 const STATE_PAGE_COPY: u32 = 3;
 const STATE_REDO_COPY: u32 = 4;
@@ -44,6 +45,8 @@ const TYPE_OFFSET: usize = 8;
 const STATE_STATE_OFFSET: usize = 12;
 const STATE_CHUNKS_OFFSET: usize = 20;
 const STATE_FILES_OFFSET: usize = 24;
+const STATE_ESTIMATE_OFFSET: usize = 28;
+const STATE_DISK_ESTIMATE_OFFSET: usize = 36;
 const STATE_FLAGS_OFFSET: usize = 44;
 const STATE_LEN: usize = 46;
 const STATE_FLAG_START: u16 = 1 << 0;
@@ -169,6 +172,41 @@ pub fn check_acknowledgement(desc: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// What the master's START of the file copy announces: the bytes the
+/// clone will copy and the bytes its files will take on disk (InnoDB's own
+/// free-space check compares the latter with the target's free space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyEstimate {
+    pub bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// The estimate in `desc` when it is the START of the file copy; None for
+/// any other descriptor.
+pub fn file_copy_estimate(desc: &[u8]) -> Option<CopyEstimate> {
+    let is_start = desc.len() >= STATE_LEN
+        && be32(desc, TYPE_OFFSET) == DESC_STATE
+        && be32(desc, STATE_STATE_OFFSET) == STATE_FILE_COPY
+        && be16(desc, STATE_FLAGS_OFFSET) & (STATE_FLAG_START | STATE_FLAG_ACK) == STATE_FLAG_START;
+    is_start.then(|| CopyEstimate { bytes: be64(desc, STATE_ESTIMATE_OFFSET), disk_bytes: be64(desc, STATE_DISK_ESTIMATE_OFFSET) })
+}
+
+/// The acknowledgement InnoDB's apply side sends for `desc` when it is
+/// the end of the snapshot's first state (INIT, which has no data): the
+/// same descriptor, flagged as an acknowledgement. The donor announces the
+/// file copy only after it. None for any other descriptor.
+pub fn init_acknowledgement(desc: &[u8]) -> Option<Vec<u8>> {
+    let is_init_end = desc.len() >= STATE_LEN
+        && be32(desc, TYPE_OFFSET) == DESC_STATE
+        && be32(desc, STATE_STATE_OFFSET) == STATE_INIT
+        && be16(desc, STATE_FLAGS_OFFSET) & (STATE_FLAG_START | STATE_FLAG_ACK) == 0;
+    is_init_end.then(|| {
+        let mut ack = desc[..STATE_LEN].to_vec();
+        ack[STATE_FLAGS_OFFSET + 1] |= STATE_FLAG_ACK as u8;
+        ack
+    })
+}
+
 /// The counts a state's START announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counts {
@@ -230,6 +268,10 @@ pub struct DescriptorGuard {
 
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from(be32(b, at)) << 32 | u64::from(be32(b, at + 4))
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -458,6 +500,33 @@ mod tests {
 
     fn is_path_refusal<T>(r: Result<T, Refusal>) -> bool {
         matches!(r, Err(Refusal::FilePath(_)))
+    }
+
+    #[test]
+    fn the_file_copy_start_carries_the_estimate() {
+        let mut start = state(STATE_FILE_COPY, 10, 3, STATE_FLAG_START);
+        start[STATE_ESTIMATE_OFFSET..][..8].copy_from_slice(&(5u64 << 32 | 7).to_be_bytes());
+        start[STATE_DISK_ESTIMATE_OFFSET..][..8].copy_from_slice(&486_789_120u64.to_be_bytes());
+        assert_eq!(file_copy_estimate(&start), Some(CopyEstimate { bytes: 5 << 32 | 7, disk_bytes: 486_789_120 }));
+        // Its end, its acknowledgement, another state, a short one, a file.
+        assert_eq!(file_copy_estimate(&state(STATE_FILE_COPY, 10, 3, 0)), None);
+        assert_eq!(file_copy_estimate(&state(STATE_FILE_COPY, 10, 3, STATE_FLAG_START | STATE_FLAG_ACK)), None);
+        assert_eq!(file_copy_estimate(&state(STATE_PAGE_COPY, 10, 3, STATE_FLAG_START)), None);
+        assert_eq!(file_copy_estimate(&start[..STATE_LEN - 1]), None);
+        assert_eq!(file_copy_estimate(&file(STATE_FILE_COPY, 0, b"ibdata1")), None);
+    }
+
+    #[test]
+    fn only_the_end_of_init_is_acknowledged_before_the_file_copy() {
+        let end = state(STATE_INIT, 0, 0, 0);
+        let ack = init_acknowledgement(&end).unwrap();
+        assert_eq!(check_acknowledgement(&ack), Ok(()));
+        assert_eq!(ack[..STATE_FLAGS_OFFSET], end[..STATE_FLAGS_OFFSET]);
+        // A keep-alive (START and ACK), a start, another state's end.
+        assert_eq!(init_acknowledgement(&state(STATE_INIT, 0, 0, STATE_FLAG_START | STATE_FLAG_ACK)), None);
+        assert_eq!(init_acknowledgement(&state(STATE_INIT, 0, 0, STATE_FLAG_START)), None);
+        assert_eq!(init_acknowledgement(&state(STATE_FILE_COPY, 0, 0, 0)), None);
+        assert_eq!(init_acknowledgement(&end[..STATE_LEN - 1]), None);
     }
 
     #[test]
