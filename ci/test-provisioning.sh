@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Integration tests of safe provisioning on real mysqld 9.7.4 servers on
+# 127.0.0.1: the dry run (clone_dry_run) from our donor and from a stock
+# one, into a new directory and in place, and the free-space check that
+# refuses an in-place clone before it drops anything, on a small file
+# system of its own (a loop device this script creates and removes). The
+# stock recipient is run on the same small file system to show what it
+# does there. Closes with "N passed, N failed".
+set -uo pipefail
+LOG_TAG=test-provisioning
+. "$(dirname "$0")/common.sh"
+
+PORT=${PORT_BASE:-14000}
+DONOR=$PORT RECIPIENT=$((PORT + 1)) SMALL=$((PORT + 2)) CLONED=$((PORT + 3))
+SMALL_FS=$CACHE/provisioning-small.img
+SMALL_MNT=$ROOTFS/clone-rs/small
+cleanup() {
+  server_stop donor; server_stop recipient; server_stop small/srv; server_stop cloned
+  mountpoint -q "$SMALL_MNT" && umount "$SMALL_MNT"
+  rm -f "$SMALL_FS"
+}
+trap cleanup EXIT
+
+build_plugin
+install_our_plugin
+
+log "donor with data"
+server_init donor
+server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+bash "$REPO/ci/gen-data.sh" "$DONOR" "${TEST_DATA_MB:-100}" || fail "data generation"
+sql "$DONOR" "CREATE USER donor_user IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO donor_user"
+server_stop donor
+
+CLONE_FROM="CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'"
+
+# dry PORT STATEMENT: runs STATEMENT with clone_dry_run=ON; prints its
+# error number (0 on success), then SHOW WARNINGS.
+dry() {
+  printf "SET SESSION clone_dry_run=ON;\n%s;\nSHOW WARNINGS;\n" "$2" |
+    in_root mysql -uroot -h127.0.0.1 -P"$1" -N -B --force 2>&1 |
+    sed 's/^ERROR \([0-9]*\) .*/errno \1/'
+}
+errno_in() { sed -n 's/^errno \([0-9]*\)$/\1/p' <<<"$1" | head -1 | grep . || echo 0; }
+notes_in() { grep -c '^Note	1105	' <<<"$1"; }
+
+# A recipient with data of its own; the same rows must be there after
+# whatever a clone refused.
+recipient_with_data() {
+  sql "$1" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR';
+    CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY, v VARCHAR(64));
+    INSERT INTO mine.t VALUES (1, 'kept'), (2, 'also kept')"
+}
+mine() { sql "$1" "CHECKSUM TABLE mine.t" 2>&1; }
+
+# dry_runs DONOR_PLUGIN: the dry run from that donor, into a new directory
+# and in place; then a real clone from the same donor, which it can serve
+# only if the dry run left no clone running there.
+dry_runs() {
+  local dp=$1 out dest status_before pid before
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
+  server_init recipient
+  server_start_supervised recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  recipient_with_data "$RECIPIENT"
+  before=$(mine "$RECIPIENT")
+  sql "$RECIPIENT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir recipient)/earlier'"
+  status_before=$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")
+  dest=$(server_dir recipient)/dry
+  out=$(dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")
+  check "dry run <- $dp donor, new directory: succeeds" "0" "$(errno_in "$out")"
+  check "dry run <- $dp: says the clone would start" "1" "$(grep -c 'the clone would start' <<<"$out")"
+  check "dry run <- $dp: notes what it checked (connection, compatibility, space, outcome)" "4" "$(notes_in "$out")"
+  check "dry run <- $dp: the directory was not created" "absent" "$([ -e "$ROOTFS$dest" ] && echo present || echo absent)"
+  check "dry run <- $dp: clone_status still shows the last real clone" "$status_before" "$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")"
+  check "dry run <- $dp: the error log says what it checked" "1" \
+    "$(grep -c 'Clone dry run: Every check passed' "$ROOTFS$(server_dir recipient)/error.log")"
+
+  pid=$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")
+  out=$(dry "$RECIPIENT" "$CLONE_FROM")
+  check "dry run <- $dp in place: ends with the error that says every check passed" "3875" "$(errno_in "$out")"
+  check "dry run <- $dp in place: checks the supervisor and the space the drop releases" "2" \
+    "$(grep -c 'A supervisor restarts this server\|the drop of this server.s user data releases' <<<"$out")"
+  check "dry run <- $dp in place: user data untouched" "$before" "$(mine "$RECIPIENT")"
+  check "dry run <- $dp in place: the server did not restart" "$pid" "$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")"
+
+  # A failing check fails the dry run as it fails the clone.
+  sql "$RECIPIENT" "SET GLOBAL max_allowed_packet = 1048576"
+  out=$(dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")
+  check "dry run <- $dp: a failing check gives the clone's own error" \
+    "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")" "$(errno_in "$out")"
+  sql "$RECIPIENT" "SET GLOBAL max_allowed_packet = 67108864"
+  rm -rf "$ROOTFS$dest"
+
+  # The donor ended the dry run's clone: a real one starts at once.
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'" >/dev/null
+  check "after a dry run <- $dp: the real clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
+  server_start cloned "$CLONED" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  check "after a dry run <- $dp: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  server_stop cloned; server_stop recipient
+
+  # Without a supervisor the in-place clone would end with the server shut down.
+  server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+  out=$(dry "$RECIPIENT" "$CLONE_FROM")
+  check "dry run <- $dp in place without a supervisor: the error the clone would end with" "3707" "$(errno_in "$out")"
+  server_stop recipient; server_stop donor
+}
+
+scenario dry_run && dry_runs ours
+scenario dry_run && dry_runs stock
+
+# The small file system: room for an initialised server and its own data,
+# not for the donor's.
+small_fs() {
+  mountpoint -q "$SMALL_MNT" && umount "$SMALL_MNT"
+  mkdir -p "$SMALL_MNT"
+  truncate -s 0 "$SMALL_FS" && truncate -s "${SMALL_FS_MB:-320}M" "$SMALL_FS"
+  mkfs.ext4 -q -F -m 0 "$SMALL_FS" || fail "mkfs.ext4"
+  mount -o loop "$SMALL_FS" "$SMALL_MNT" || fail "mount the small file system"
+  server_init small/srv
+}
+
+# space_first DONOR_PLUGIN RECIPIENT_PLUGIN: an in-place clone onto the
+# small file system.
+space_first() {
+  local dp=$1 rp=$2 out before elog
+  small_fs
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
+  server_start_supervised small/srv "$SMALL" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so
+  recipient_with_data "$SMALL"
+  before=$(mine "$SMALL")
+  elog=$ROOTFS$(server_dir small/srv)/error.log
+  out=$(sql "$SMALL" "$CLONE_FROM" 2>&1)
+  log "$rp recipient <- $dp donor on $(df -h --output=avail "$SMALL_MNT" | tail -1) free: $out"
+  check "$rp <- $dp in place on a small disk: ER_CLONE_DISK_SPACE" "3873" "$(sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out")"
+  check "$rp <- $dp in place on a small disk: the server keeps running" "1" "$(sql "$SMALL" "SELECT 1")"
+  if [ "$rp" = ours ]; then
+    check "$rp <- $dp: refused before the drop, user data still there" "$before" "$(mine "$SMALL")"
+    check "$rp <- $dp: nothing was dropped" "0" "$(grep -c 'Clone removing all user data' "$elog")"
+  else
+    # What the stock plugin does (issue 11): it drops first, then checks.
+    check "$rp <- $dp: the stock recipient dropped the user data before its check" "dropped gone" \
+      "$(grep -q 'Clone removing all user data' "$elog" && echo dropped) $(sql "$SMALL" "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'mine'" | sed 's/^0$/gone/')"
+  fi
+  out=$(dry "$SMALL" "$CLONE_FROM DATA DIRECTORY = '$(server_dir small/srv)/new'")
+  [ "$rp" = ours ] && check "$rp <- $dp: a dry run into the small disk says the same" "3873" "$(errno_in "$out")"
+  server_stop small/srv; server_stop donor
+}
+
+scenario space_first && space_first ours ours
+scenario space_first && space_first stock ours
+scenario space_first && space_first stock stock
+
+report test-provisioning
