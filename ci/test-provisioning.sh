@@ -3,7 +3,8 @@
 # 127.0.0.1: the dry run (clone_dry_run) from our donor and from a stock
 # one, into a new directory and in place, and the free-space check that
 # refuses an in-place clone before it drops anything, on a small file
-# system of its own (a loop device this script creates and removes). The
+# system of its own (a loop device this script creates and removes), and
+# the dry run of CLONE LOCAL. The
 # stock recipient is run on the same small file system to show what it
 # does there. Closes with "N passed, N failed".
 set -uo pipefail
@@ -73,6 +74,12 @@ dry_runs() {
   check "dry run <- $dp: clone_status still shows the last real clone" "$status_before" "$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")"
   check "dry run <- $dp: the error log says what it checked" "1" \
     "$(grep -c 'Clone dry run: Every check passed' "$ROOTFS$(server_dir recipient)/error.log")"
+  if [ "$dp" = ours ]; then
+    out=$(dry "$RECIPIENT" "CLONE LOCAL DATA DIRECTORY = '$dest'")
+    check "dry run of CLONE LOCAL: succeeds, says so, creates nothing, clone_status kept" "0 1 absent" \
+      "$(errno_in "$out") $(grep -c 'the clone would start' <<<"$out") $([ -e "$ROOTFS$dest" ] && echo present || echo absent)"
+    check "dry run of CLONE LOCAL: clone_status kept" "$status_before" "$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")"
+  fi
 
   pid=$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")
   out=$(dry "$RECIPIENT" "$CLONE_FROM")
@@ -143,8 +150,12 @@ space_first() {
     check "$rp <- $dp: the stock recipient dropped the user data before its check" "dropped gone" \
       "$(grep -q 'Clone removing all user data' "$elog" && echo dropped) $(sql "$SMALL" "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'mine'" | sed 's/^0$/gone/')"
   fi
-  out=$(dry "$SMALL" "$CLONE_FROM DATA DIRECTORY = '$(server_dir small/srv)/new'")
-  [ "$rp" = ours ] && check "$rp <- $dp: a dry run into the small disk says the same" "3873" "$(errno_in "$out")"
+  if [ "$rp" = ours ]; then
+    out=$(dry "$SMALL" "$CLONE_FROM DATA DIRECTORY = '$(server_dir small/srv)/new'")
+    check "$rp <- $dp: a dry run into the small disk says the same" "3873" "$(errno_in "$out")"
+    out=$(dry "$SMALL" "CLONE LOCAL DATA DIRECTORY = '$(server_dir small/srv)/new'")
+    check "$rp: a dry run of CLONE LOCAL into the small disk too" "3873" "$(errno_in "$out")"
+  fi
   server_stop small/srv; server_stop donor
 }
 

@@ -4,7 +4,8 @@
 #      cargo clippy        lints, every warning an error
 #      cargo test          unit tests of the pure Rust core
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
-#      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-crash.sh,
+#      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-provisioning.sh,
+#      ci/test-crash.sh,
 #      ci/test-group-replication.sh
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
 #                           this release build, and our own suite, with our
@@ -48,6 +49,7 @@ run unit bash -c "cd '$REPO' && cargo test --release --workspace 2>&1"
 run integration-local bash "$REPO/ci/test-local.sh"
 run integration-remote bash "$REPO/ci/test-remote.sh"
 run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"
+run provisioning bash "$REPO/ci/test-provisioning.sh"
 run crash bash "$REPO/ci/test-crash.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
 run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL $UPSTREAM_REMOTE

@@ -6,17 +6,21 @@
 //! side advance the progress stages and are acknowledged to the source side.
 
 use super::meter::{Meter, Team};
+use crate::protocol::innodb::{self, CopyEstimate};
 use crate::server::errors::*;
 use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
+use crate::space::{self, format_bytes, Space};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::stats::Config;
 use std::cell::{Cell, RefCell, RefMut};
-use std::ffi::CStr;
+use std::ffi::{CStr, OsStr};
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::thread::Scope;
 
 /// Per-thread copy buffers share this much memory at most.
@@ -29,6 +33,9 @@ const WRITE_PIECE: u64 = 1 << 20;
 /// clone_status / clone_progress.
 pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
     thd.refine_statement(Statement::Local);
+    if sysvars::dry_run(thd) {
+        return dry_run(thd, data_dir);
+    }
     let dir_text = data_dir.to_string_lossy();
     if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
         session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
@@ -39,6 +46,116 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
     let (code, message) = thd.error();
     TRACKER.end(code, &message);
     result
+}
+
+/// clone_dry_run: the checks of a local clone up to the first byte of
+/// data. The source side begins (InnoDB's snapshot) and announces the file
+/// copy; its estimate is checked against the space where the new directory
+/// would be; the source's clone then ends, and nothing is created. The
+/// server has checked the path before the plugin is called; clone_status
+/// keeps the last real clone.
+fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
+    let settings = sysvars::settings();
+    if settings.block_ddl {
+        if !services::backup_lock(thd, settings.ddl_timeout) {
+            return Err(ER_LOCK_WAIT_TIMEOUT);
+        }
+        services::backup_unlock(thd);
+        thd.note("The backup lock (clone_block_ddl) was granted");
+    }
+    let estimate = look(thd)?;
+    let target = Path::new(OsStr::from_bytes(data_dir.to_bytes()));
+    let dir = space::existing_ancestor(target).unwrap_or(Path::new("/"));
+    let free = copy::free_space(dir).map_err(|e| {
+        session::raise_file(ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
+        ER_CANT_GET_STAT
+    })?;
+    let space = Space { needed: estimate.disk_bytes, available: free };
+    let text = format!("The clone will write {}; {} has {} free", format_bytes(space.needed), dir.display(), format_bytes(free));
+    log::info!("Clone dry run: {text}");
+    thd.note(&text);
+    if !space.is_enough() {
+        session::raise_two_strs(ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
+        return Err(ER_CLONE_DISK_SPACE);
+    }
+    log::info!("Clone dry run: every check passed and nothing was written");
+    thd.note("Every check passed and nothing was written: the clone would start");
+    Ok(())
+}
+
+/// Begins the source side of every engine and reads InnoDB's estimate from
+/// the START of its file copy, then ends them all.
+fn look(thd: Thd) -> Result<CopyEstimate, Errno> {
+    let mut begun = Vec::new();
+    let mut result = Err(ER_INTERNAL_ERROR);
+    for engine in storage::source_engines(thd) {
+        match engine.begin(thd, None, Mode::Start) {
+            Ok((loc, task)) => begun.push((engine, loc, task)),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if let Some(&(engine, loc, task)) = begun.iter().find(|(e, _, _)| e.is_innodb()) {
+        let look = Look { thd, engine, loc, estimate: Cell::new(None), ack: RefCell::new(Vec::new()) };
+        let copied = Callback::new(&look).and_then(|cbk| engine.copy(thd, loc, task, &cbk));
+        result = match (look.estimate.get(), copied) {
+            (Some(estimate), _) => Ok(estimate),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => {
+                session::raise_str(ER_INTERNAL_ERROR, "clone: the file copy announced no estimate");
+                Err(ER_INTERNAL_ERROR)
+            }
+        };
+    }
+    let err = if result.is_ok() { LOOK_ENDED } else { result.err().unwrap_or(ER_INTERNAL_ERROR) };
+    for (engine, loc, task) in begun {
+        let _ = engine.end(thd, loc, task, err);
+    }
+    result
+}
+
+/// The error that stops the source's copy once the estimate is known.
+const LOOK_ENDED: Errno = ER_QUERY_INTERRUPTED;
+
+/// The source side's callbacks while a dry run looks at the snapshot.
+struct Look {
+    thd: Thd,
+    engine: Engine,
+    loc: Locator,
+    estimate: Cell<Option<CopyEstimate>>,
+    /// The acknowledgement of the INIT state, alive while the engine reads it.
+    ack: RefCell<Vec<u8>>,
+}
+
+impl Handler for Look {
+    fn file(&self, _cbk: Cbk, _from: RawFd, _len: u32) -> Result<(), Errno> {
+        Err(LOOK_ENDED)
+    }
+
+    fn buffer(&self, cbk: Cbk, _buf: EngineBuf) -> Result<(), Errno> {
+        let desc = cbk.data_desc();
+        if let Some(estimate) = innodb::file_copy_estimate(desc) {
+            self.estimate.set(Some(estimate));
+            return Err(LOOK_ENDED);
+        }
+        if let Some(ack) = innodb::init_acknowledgement(desc) {
+            let mut held = self.ack.borrow_mut();
+            *held = ack;
+            cbk.set_data_desc(&held);
+            return self.engine.ack(self.thd, self.loc, 0, 0, cbk);
+        }
+        Ok(())
+    }
+
+    fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {
+        Err(ER_INTERNAL_ERROR)
+    }
+
+    fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+        Err(ER_INTERNAL_ERROR)
+    }
 }
 
 /// One engine's clone: its source and apply locators.
