@@ -74,6 +74,7 @@ server_start() {
   local name=$1 port=$2 plugdir=$3; shift 3
   local d; d=$(server_dir "$name")
   [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
+  port_free "$port"
   local defaults=--no-defaults
   [ -n "${MYSQLD_CNF:-}" ] && defaults=--defaults-file=$MYSQLD_CNF
   in_root /usr/sbin/mysqld "$defaults" --user=root --datadir="$d/data" \
@@ -93,6 +94,7 @@ server_start_supervised() {
   local name=$1 port=$2 plugdir=$3; shift 3
   local d; d=$(server_dir "$name")
   [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
+  port_free "$port"
   (
     set +e # mysqld's status is the point here, not an error
     while :; do
@@ -108,6 +110,14 @@ server_start_supervised() {
   ) &
   echo $! >"$ROOTFS$d/supervisor.pid"
   server_wait "$name" "$port"
+}
+
+# port_free PORT: fails if a server already answers there (a test would
+# otherwise talk to it, not to the server it starts).
+port_free() {
+  if in_root mysqladmin -uroot -h127.0.0.1 -P"$1" --connect-timeout=2 ping >/dev/null 2>&1; then
+    fail "a server already answers on port $1"
+  fi
 }
 
 # server_wait NAME PORT: waits up to 60 s for the server to answer; fails

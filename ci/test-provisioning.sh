@@ -4,7 +4,7 @@
 # one, into a new directory and in place, and the free-space check that
 # refuses an in-place clone before it drops anything, on a small file
 # system of its own (a loop device this script creates and removes), and
-# the dry run of CLONE LOCAL. The
+# the dry run of CLONE LOCAL, and clone_exclude_plugins_list. The
 # stock recipient is run on the same small file system to show what it
 # does there. Closes with "N passed, N failed".
 set -uo pipefail
@@ -162,5 +162,38 @@ space_first() {
 scenario space_first && space_first ours ours
 scenario space_first && space_first stock ours
 scenario space_first && space_first stock stock
+
+# exclude_plugins DONOR_PLUGIN: the donor runs the EXAMPLE storage engine
+# plugin, which the recipient's plugin directory lacks: the stock check
+# refuses the clone (ER_CLONE_PLUGIN_MATCH) unless clone_exclude_plugins_list
+# names the plugin.
+exclude_plugins() {
+  local dp=$1 lean=/opt/clone-rs/plugin-lean f dest out
+  rm -rf "$ROOTFS$lean"; mkdir -p "$ROOTFS$lean"
+  for f in "$ROOTFS$OUR_PLUGIN_DIR"/*; do
+    [ "$(basename "$f")" = ha_example.so ] || cp -P "$f" "$ROOTFS$lean/"
+  done
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
+  sql "$DONOR" "INSTALL PLUGIN EXAMPLE SONAME 'ha_example.so'"
+  server_init recipient
+  server_start recipient "$RECIPIENT" "$lean" --plugin-load-add=mysql_clone.so
+  sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  check "exclusions <- $dp: a plugin missing here refuses the clone" "3870" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
+  sql "$RECIPIENT" "SET GLOBAL clone_exclude_plugins_list = 'example'"
+  out=$(dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")
+  check "exclusions <- $dp: the dry run passes and names the plugin it did not check" "0 1" \
+    "$(errno_in "$out") $(grep -c 'plugin EXAMPLE is not active here and not needed' <<<"$out")"
+  check "exclusions <- $dp: the clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
+  server_start cloned "$CLONED" "$lean" --plugin-load-add=mysql_clone.so
+  check "exclusions <- $dp: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  sql "$DONOR" "UNINSTALL PLUGIN EXAMPLE"
+  server_stop cloned; server_stop recipient; server_stop donor
+  rm -rf "$ROOTFS$lean"
+}
+
+scenario exclude_plugins && exclude_plugins ours
+scenario exclude_plugins && exclude_plugins stock
 
 report test-provisioning

@@ -1,5 +1,6 @@
 //! Checks made before a clone starts that need no server: the format of
-//! `clone_valid_donor_list` and whether a donor is on it.
+//! `clone_valid_donor_list` and whether a donor is on it, and the plugins
+//! `clone_exclude_plugins_list` lets a recipient do without.
 
 /// One `host:port` entry of `clone_valid_donor_list`.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,9 +41,69 @@ pub fn donor_is_listed(list: Option<&str>, host: &str, port: u32) -> bool {
     donors.iter().any(|d| d.host == host && d.port == port)
 }
 
+/// Plugins a clone cannot work without, which `clone_exclude_plugins_list`
+/// may not name (Percona Server's list, as far as 9.7.4 has these plugins):
+/// the storage engines and logs the cloned data is made of (InnoDB, MEMORY,
+/// binlog, performance_schema), the keyring bridge that decrypts encrypted
+/// tablespaces (daemon_keyring_proxy_plugin), group_replication (a member
+/// provisioned by clone must rejoin its group), and clone itself. Percona's
+/// keyring_file and keyring_vault are not plugins in 9.7.4 (the keyring is
+/// a component there), so they cannot be active on a donor.
+pub const REQUIRED_PLUGINS: [&str; 7] = ["daemon_keyring_proxy_plugin", "binlog", "performance_schema", "memory", "innodb", "group_replication", "clone"];
+
+/// Why a `clone_exclude_plugins_list` value is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExcludeListError {
+    /// An empty name (a leading, trailing or doubled comma).
+    Malformed,
+    /// A plugin the clone needs.
+    Required(String),
+}
+
+/// Parses `clone_exclude_plugins_list`: plugin names separated by commas,
+/// spaces around a name ignored, compared without regard to case (as the
+/// server names plugins). Empty text is an empty list.
+pub fn parse_exclude_list(list: &str) -> Result<Vec<String>, ExcludeListError> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|name| {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(ExcludeListError::Malformed);
+            }
+            if REQUIRED_PLUGINS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+                return Err(ExcludeListError::Required(name.to_owned()));
+            }
+            Ok(name.to_ascii_lowercase())
+        })
+        .collect()
+}
+
+/// Whether the donor's plugin `name` is on the (already checked) list.
+pub fn is_excluded(list: &[String], name: &str) -> bool {
+    list.iter().any(|l| l.eq_ignore_ascii_case(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exclusions_are_names_and_never_a_required_plugin() {
+        assert_eq!(parse_exclude_list(""), Ok(vec![]));
+        assert_eq!(parse_exclude_list(" audit_log , EXAMPLE"), Ok(vec!["audit_log".into(), "example".into()]));
+        assert!(is_excluded(&parse_exclude_list("EXAMPLE").unwrap(), "example"));
+        assert!(!is_excluded(&parse_exclude_list("EXAMPLE").unwrap(), "example2"));
+        for bad in ["a,", ",a", "a,,b", " , "] {
+            assert_eq!(parse_exclude_list(bad), Err(ExcludeListError::Malformed), "{bad:?}");
+        }
+        assert_eq!(parse_exclude_list("example,InnoDB"), Err(ExcludeListError::Required("InnoDB".into())));
+        for required in REQUIRED_PLUGINS {
+            assert_eq!(parse_exclude_list(required), Err(ExcludeListError::Required(required.into())));
+        }
+    }
 
     #[test]
     fn accepts_well_formed_lists() {

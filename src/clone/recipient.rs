@@ -8,7 +8,7 @@
 
 use super::meter::{Meter, Team};
 use super::{breaks_connection, check_packet_size, is_restartable};
-use crate::doublewrite;
+use crate::{checks, doublewrite};
 use crate::protocol::extension::{self, BlockDecompressor, Caps, Version};
 use crate::protocol::innodb::{self, Checked, CopyEstimate, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
@@ -760,10 +760,19 @@ impl<'r> Recipient<'r> {
         };
         let plugin_dir = clone_protocol::configs(thd, &["plugin_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
+        let excluded = sysvars::excluded_plugins();
         // One check (and one dlopen) per plugin, however often it is named.
         for (name, soname) in info.plugins.iter().filter(|(name, _)| seen.insert(name)) {
+            let text = String::from_utf8_lossy(name);
+            if checks::is_excluded(&excluded, &text) {
+                if !clone_protocol::plugin_installed(thd, name) {
+                    log::info!("The donor's plugin {text} is not checked: clone_exclude_plugins_list names it");
+                    self.tell(&format!("The donor's plugin {text} is not active here and not needed: clone_exclude_plugins_list names it"));
+                }
+                continue;
+            }
             if !plugin_is_available(thd, name, soname.as_deref(), &plugin_dir) {
-                session::raise_str(ER_CLONE_PLUGIN_MATCH, &String::from_utf8_lossy(name));
+                session::raise_str(ER_CLONE_PLUGIN_MATCH, &text);
                 note(ER_CLONE_PLUGIN_MATCH);
             }
         }

@@ -1,12 +1,13 @@
 //! The 14 `clone_*` system variables, with the stock plugin's names, types,
-//! defaults, ranges and checks, and ours (`clone_dry_run`). The server owns the values: it writes into
+//! defaults, ranges and checks, and ours (`clone_dry_run`, and Percona
+//! Server's `clone_exclude_plugins_list`). The server owns the values: it writes into
 //! the storage cells below (and into the descriptors themselves), so both
 //! live in mutable statics; the plugin reads them through atomics.
 
 use super::errors::ER_CLONE_SYS_CONFIG;
 use super::ffi::{self, st_mysql_value, SYS_VAR, THD};
 use super::session::{self, Thd};
-use crate::checks::parse_donor_list;
+use crate::checks::{parse_donor_list, parse_exclude_list, ExcludeListError};
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::{addr_of, addr_of_mut, null, null_mut};
@@ -156,6 +157,14 @@ uint_var!(
     1
 );
 uint_var!(DELAY_AFTER_DATA_DROP, DELAY_AFTER_DATA_DROP_VAL, "delay_after_data_drop", "Time in seconds to wait after removing data.", 0, 0, 60 * 60, 1);
+// Percona Server's name and meaning.
+str_var!(
+    EXCLUDE_PLUGINS_LIST,
+    EXCLUDE_PLUGINS_LIST_VAL,
+    "exclude_plugins_list",
+    "Plugins active on the donor that this recipient does without: PLUGIN1,PLUGIN2,...",
+    Some(check_exclude_list)
+);
 
 /// Ours: SET SESSION clone_dry_run = ON makes the session's CLONE
 /// statements check everything up to the first byte of data, and stop.
@@ -187,7 +196,7 @@ pub fn dry_run(thd: Thd) -> bool {
 }
 
 /// The NULL-terminated array the plugin descriptor points to, in the stock order.
-pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 16] = [
+pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 17] = [
     addr_of_mut!(BUFFER_SIZE).cast(),
     addr_of_mut!(BLOCK_DDL).cast(),
     addr_of_mut!(DDL_TIMEOUT).cast(),
@@ -203,6 +212,7 @@ pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 16] = [
     addr_of_mut!(DONOR_TIMEOUT).cast(),
     addr_of_mut!(DELAY_AFTER_DATA_DROP).cast(),
     addr_of_mut!(DRY_RUN).cast(),
+    addr_of_mut!(EXCLUDE_PLUGINS_LIST).cast(),
     null_mut(),
 ];
 
@@ -235,9 +245,38 @@ pub fn settings() -> Settings {
 }
 
 /// `SET GLOBAL clone_valid_donor_list`: NULL is fine, anything else must be
-/// a well-formed list. The accepted text is copied into the session's memory
-/// before it is handed back (the value buffer is the caller's stack).
+/// a well-formed list.
 unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int {
+    // SAFETY: the server's arguments, passed on.
+    unsafe {
+        check_text(thd, save, value, |text| match parse_donor_list(text) {
+            Some(_) => Ok(()),
+            None => Err("Invalid Format. Please enter \"<hostname1>:<port1>,...\"' with no extra space".into()),
+        })
+    }
+}
+
+/// `SET GLOBAL clone_exclude_plugins_list`: plugin names, none of them one
+/// a clone needs.
+unsafe extern "C" fn check_exclude_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int {
+    // SAFETY: the server's arguments, passed on.
+    unsafe {
+        check_text(thd, save, value, |text| match parse_exclude_list(text) {
+            Ok(_) => Ok(()),
+            Err(ExcludeListError::Malformed) => Err("clone_exclude_plugins_list: plugin names separated by commas".into()),
+            Err(ExcludeListError::Required(name)) => Err(format!("clone_exclude_plugins_list cannot exclude {name}: clone needs it")),
+        })
+    }
+}
+
+/// A string variable's check: NULL is fine, other text must pass `valid`
+/// (else ER_CLONE_SYS_CONFIG with its message). The accepted text is copied
+/// into the session's memory before it is handed back (the value buffer is
+/// the caller's stack).
+///
+/// # Safety
+/// The server's arguments to a check function.
+unsafe fn check_text(thd: *mut THD, save: *mut c_void, value: *mut st_mysql_value, valid: impl Fn(&str) -> Result<(), String>) -> c_int {
     session::guard(1, || {
         let save = save.cast::<*const c_char>();
         let mut buf = [0 as c_char; 80];
@@ -251,11 +290,11 @@ unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *
         }
         // SAFETY: val_str returns a NUL-terminated string of `len` bytes.
         let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.max(0) as usize) };
-        let valid = std::str::from_utf8(bytes).ok().and_then(parse_donor_list).is_some();
-        if !valid {
+        let verdict = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()).and_then(&valid);
+        if let Err(message) = verdict {
             // SAFETY: the server's out-pointer for the checked value.
             unsafe { *save = null() };
-            session::raise_str(ER_CLONE_SYS_CONFIG, "Invalid Format. Please enter \"<hostname1>:<port1>,...\"' with no extra space");
+            session::raise_str(ER_CLONE_SYS_CONFIG, &message);
             return ER_CLONE_SYS_CONFIG;
         }
         // SAFETY: as above; the copy lives in the session's memory.
@@ -273,6 +312,11 @@ fn read_str(cell: &AtomicPtr<c_char>) -> Option<String> {
 
 pub fn valid_donor_list() -> Option<String> {
     read_str(&VALID_DONOR_LIST_VAL)
+}
+
+/// clone_exclude_plugins_list, as checked when it was set.
+pub fn excluded_plugins() -> Vec<String> {
+    read_str(&EXCLUDE_PLUGINS_LIST_VAL).and_then(|l| parse_exclude_list(&l).ok()).unwrap_or_default()
 }
 
 /// clone_ssl_key, clone_ssl_cert, clone_ssl_ca.
