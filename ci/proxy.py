@@ -31,6 +31,9 @@ MODE:
                       clone_enable_compression=ON) announces a block of N
                       bytes
   zstd-frame          the first zstd data message carries a damaged frame
+  flip                one bit flipped in the middle of the first data block
+                      of 16 KiB or more (DATA, or DATA_CHECKED between our
+                      plugins)
   reconnect-window N  the donor announces N minutes for
                       clone_donor_timeout_after_network_failure
   stall-ack           the donor's answer to the first COM_ACK never arrives
@@ -70,6 +73,7 @@ listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
 mode, args = (sys.argv[3], sys.argv[4:]) if len(sys.argv) > 3 else (None, [])
 COM_RES_LOCS, DATA_DESC, DATA, COLLATION, CONFIG_V3, COM_RES_COMPLETE, COM_RES_ERROR = 1, 2, 3, 6, 8, 99, 100
 DATA_ZSTD = 0xC1  # ours only: block length (4 bytes, little-endian), then a zstd frame
+DATA_CHECKED = 0xC2  # ours only: CRC-32C of the block (4 bytes), then the block
 COM_QUERY, COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 3, 0x20, 1, 2, 3, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
 STATE_FILE_COPY, STATE_FLAG_START = 2, 1
@@ -94,7 +98,7 @@ class Conn:
         self.skip_to_complete = False
         self.hijack_sent = None
         self.swallow = 0
-        self.zstd_done = False
+        self.data_tampered = False  # the one data message of zstd-* and flip is done
 
 
 def locators(body):
@@ -171,13 +175,19 @@ def stateful_response(conn, payload):
         return None
     if mode == "data-short" and conn.cut_next_data and payload[0] == DATA:
         return [payload[:-16384]]
-    if mode == "zstd-length" and payload[:1] == bytes([DATA_ZSTD]) and not conn.zstd_done:
-        conn.zstd_done = True
+    if mode == "zstd-length" and payload[:1] == bytes([DATA_ZSTD]) and not conn.data_tampered:
+        conn.data_tampered = True
         return [payload[:1] + struct.pack("<I", int(args[0])) + payload[5:]]
-    if mode == "zstd-frame" and payload[:1] == bytes([DATA_ZSTD]) and len(payload) > 64 and not conn.zstd_done:
-        conn.zstd_done = True
+    if mode == "zstd-frame" and payload[:1] == bytes([DATA_ZSTD]) and len(payload) > 64 and not conn.data_tampered:
+        conn.data_tampered = True
         middle = len(payload) // 2
         return [payload[:middle] + bytes(b ^ 0x5A for b in payload[middle:middle + 32]) + payload[middle + 32:]]
+    if mode == "flip" and payload[:1] in (bytes([DATA]), bytes([DATA_CHECKED])) and not conn.data_tampered:
+        head = 1 if payload[0] == DATA else 5
+        if len(payload) - head >= 16384:
+            conn.data_tampered = True
+            at = head + (len(payload) - head) // 2
+            return [payload[:at] + bytes([payload[at] ^ 0x01]) + payload[at + 1:]]
     if mode == "reconnect-window" and conn.role == "master" and payload[:1] == bytes([CONFIG_V3]):
         key_len = struct.unpack_from("<I", payload, 1)[0]
         key = payload[5:5 + key_len]

@@ -121,6 +121,14 @@ if [ "$UNDER_TEST" = ours ]; then
   CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd block announced at 2 GiB" 3863 "data length differs" zstd-length 2147483647
   CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd frame damaged" 3863 "does not expand" zstd-frame
   sql "$RECIPIENT" "SET GLOBAL clone_enable_compression=OFF"
+  refused "one bit flipped in a data block" 3863 "fails its checksum" flip
+  check "bit flip: the error names the file and the offset" 1 \
+    "$(sql "$RECIPIENT" "SELECT error_message REGEXP 'Data of .+ at offset [0-9]+ fails its checksum' FROM performance_schema.clone_status" 2>&1)"
+else
+  # What the stock recipient does with the same bit flip: it applies it.
+  through recipient "one bit flipped in a data block" flip
+  check "bit flip: the stock recipient reports success over the damaged block" 0 "$CLONE_ERRNO"
+  rm -rf "${ROOTFS:?}$dest"
 fi
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
 rss_before=$(rss_kib)

@@ -6,7 +6,7 @@
 //! state acknowledgements to the engines.
 
 use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
-use crate::protocol::extension::{BlockCompressor, Caps, Version};
+use crate::protocol::extension::{self, BlockCompressor, Caps, Version};
 use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, DonorLink};
 use crate::server::errors::*;
@@ -348,17 +348,22 @@ impl Donor {
     }
 }
 
+/// Room before a block for the head of its message (code and checksum).
+const HEAD_ROOM: usize = extension::CHECKED_HEAD;
+
 /// Streams what the engine offers to the recipient: a descriptor, then the
 /// data it describes.
 struct Sender {
     link: DonorLink,
     thd: Thd,
-    /// For file data: the response code sits right before a 4 KiB-aligned
+    /// For file data: the message's head sits right before a 4 KiB-aligned
     /// data area, so O_DIRECT reads land in place and one write sends both.
     buffer: RefCell<Option<AlignedBuf>>,
     message: RefCell<Vec<u8>>,
     /// With zstd granted: the task's compressor and its output message.
     zstd: Option<RefCell<(BlockCompressor, Vec<u8>)>>,
+    /// Checksums granted: blocks sent as they are go as DATA_CHECKED.
+    checksums: bool,
 }
 
 impl Sender {
@@ -368,19 +373,37 @@ impl Sender {
         } else {
             None
         };
-        Sender { link, thd, buffer: RefCell::new(None), message: RefCell::new(Vec::new()), zstd: zstd.map(|c| RefCell::new((c, Vec::new()))) }
+        Sender {
+            link,
+            thd,
+            buffer: RefCell::new(None),
+            message: RefCell::new(Vec::new()),
+            zstd: zstd.map(|c| RefCell::new((c, Vec::new()))),
+            checksums: granted.contains(Caps::CHECKSUM),
+        }
     }
 
-    /// Sends a data block: as a zstd frame when granted and smaller, else
-    /// as DATA. `plain` is the DATA message (its code byte, then the block).
-    fn send_data(&self, secure: bool, plain: &mut [u8]) -> Result<(), Errno> {
+    /// Sends the data block `area[head..]`: as a zstd frame when granted and
+    /// smaller, else as DATA_CHECKED when checksums are granted, else as
+    /// DATA. The message's head goes into the room before the block
+    /// ([`HEAD_ROOM`] bytes), so the block is not copied.
+    fn send_data(&self, secure: bool, area: &mut [u8], head: usize) -> Result<(), Errno> {
         if let Some(zstd) = &self.zstd {
             let (compressor, packed) = &mut *zstd.borrow_mut();
-            if compressor.message(&plain[1..], packed).unwrap_or(false) {
+            if compressor.message(&area[head..], packed).unwrap_or(false) {
                 return self.link.send(secure, packed);
             }
         }
-        self.link.send(secure, plain)
+        let start = if self.checksums {
+            let start = head - extension::CHECKED_HEAD;
+            let checked = extension::checked_head(&area[head..]);
+            area[start..head].copy_from_slice(&checked);
+            start
+        } else {
+            area[head - 1] = response::DATA;
+            head - 1
+        };
+        self.link.send(secure, &mut area[start..])
     }
 
     fn interrupted(&self) -> Result<(), Errno> {
@@ -419,9 +442,8 @@ impl Handler for Sender {
             }
             ER_ERROR_ON_READ
         })?;
-        area[ALIGN - 1] = response::DATA;
         let secure = self.send_descriptor(cbk)?;
-        self.send_data(secure, &mut area[ALIGN - 1..ALIGN + len])
+        self.send_data(secure, &mut area[..ALIGN + len], ALIGN)
     }
 
     fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
@@ -432,9 +454,9 @@ impl Handler for Sender {
         }
         let mut message = self.message.borrow_mut();
         message.clear();
-        message.push(response::DATA);
+        message.resize(HEAD_ROOM, 0);
         message.extend_from_slice(buf.as_slice());
-        self.send_data(secure, &mut message)
+        self.send_data(secure, &mut message, HEAD_ROOM)
     }
 
     fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {

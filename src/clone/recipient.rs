@@ -8,7 +8,6 @@
 
 use super::meter::{Meter, Team};
 use super::{breaks_connection, check_packet_size, is_restartable};
-use crate::{checks, doublewrite};
 use crate::protocol::extension::{self, BlockDecompressor, Caps, Version};
 use crate::protocol::innodb::{self, Checked, CopyEstimate, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
@@ -22,6 +21,7 @@ use crate::server::sysvars::{self, Settings};
 use crate::space::{self, format_bytes, Space};
 use crate::status::{Busy, TRACKER};
 use crate::transfer::stats::Config;
+use crate::{checks, doublewrite};
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, OsStr};
@@ -197,7 +197,7 @@ impl<'r> Recipient<'r> {
             max_data_mib: settings.max_data_bandwidth as u64,
             max_network_mib: settings.max_network_bandwidth as u64,
         };
-        let offer = if settings.enable_compression { Caps::ZSTD } else { Caps::NONE };
+        let offer = if settings.enable_compression { Caps::ZSTD.union(Caps::CHECKSUM) } else { Caps::CHECKSUM };
         Recipient {
             thd,
             address,
@@ -523,6 +523,9 @@ impl<'r> Recipient<'r> {
         send(conn, self.thd, true, &Command::Execute)?;
         for _ in 0..LOOK_MESSAGES {
             let (packet, _) = conn.receive(Some(self.thd), true, 0)?;
+            if is_stream_message(packet) && packet[0] != protocol::response::DATA_DESC {
+                continue;
+            }
             match Response::decode(packet) {
                 Ok(Response::DataDesc { db_type, descriptor, .. }) if self.engines.iter().any(|e| e.is_innodb() && e.db_type() == db_type) => {
                     if let Some(estimate) = innodb::file_copy_estimate(descriptor) {
@@ -533,7 +536,6 @@ impl<'r> Recipient<'r> {
                     }
                 }
                 Ok(Response::DataDesc { .. }) => {}
-                Ok(Response::Data(_)) => {}
                 Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
                 _ => return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor")),
             }
@@ -552,7 +554,7 @@ impl<'r> Recipient<'r> {
             let deadline = Instant::now() + DRAIN_LIMIT;
             while stopped && Instant::now() < deadline {
                 match conn.receive(Some(thd), true, 0) {
-                    Ok((packet, _)) if matches!(packet.first(), Some(&protocol::response::DATA_DESC | &protocol::response::DATA)) => continue,
+                    Ok((packet, _)) if is_stream_message(packet) => continue,
                     Ok(_) => break,
                     Err(_) => stopped = false,
                 }
@@ -928,6 +930,12 @@ impl<'r> Recipient<'r> {
     }
 }
 
+/// A message of a data stream: a descriptor or a data block, of any kind.
+fn is_stream_message(packet: &[u8]) -> bool {
+    use protocol::response::{DATA, DATA_CHECKED, DATA_DESC, DATA_ZSTD};
+    matches!(packet.first(), Some(&(DATA_DESC | DATA | DATA_ZSTD | DATA_CHECKED)))
+}
+
 /// The answer to ATTACH: the donor's locators, then COMPLETE.
 fn read_locators(conn: &mut Connection, thd: Thd) -> Result<Vec<(u8, Vec<u8>)>, Errno> {
     let mut locators = None;
@@ -1024,8 +1032,11 @@ struct Task<'r, 's, 'e> {
     buffer: RefCell<Option<AlignedBuf>>,
     /// This connection's place in InnoDB's snapshot, for the guard.
     view: RefCell<TaskView>,
-    /// The length the last data descriptor announced for its block.
-    data_len: Cell<Option<u32>>,
+    /// The length and file offset the last data descriptor announced for
+    /// its block.
+    announced: Cell<Option<(u32, u64)>>,
+    /// Checksums granted: blocks sent as they are come as DATA_CHECKED.
+    checksums: bool,
     /// With zstd granted: expands DATA_ZSTD blocks.
     zstd: Option<RefCell<BlockDecompressor>>,
     /// Writes file data while the next block arrives (None: the thread
@@ -1052,7 +1063,8 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             scope,
             buffer: RefCell::new(None),
             view: RefCell::new(view),
-            data_len: Cell::new(None),
+            announced: Cell::new(None),
+            checksums: clone.version.granted().contains(Caps::CHECKSUM),
             zstd: clone.version.granted().contains(Caps::ZSTD).then(|| BlockDecompressor::new().ok().map(RefCell::new)).flatten(),
             writer: WriteBehind::new().map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         }
@@ -1105,8 +1117,8 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 Ok(Checked::Pass)
             };
             let applied = checked.and_then(|checked| {
-                self.data_len.set(match checked {
-                    Checked::Data { len } => Some(len),
+                self.announced.set(match checked {
+                    Checked::Data { len, offset } => Some((len, offset)),
                     // A file or state change: the engine may extend, sync,
                     // rename or delete files, after the writes before it.
                     Checked::Pass => {
@@ -1143,35 +1155,51 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         let deadline = Instant::now() + DRAIN_LIMIT;
         let mut conn = self.conn.borrow_mut();
         while Instant::now() < deadline {
-            let Ok((packet, _)) = conn.receive(Some(self.thd), true, 0) else { return };
-            match packet.first() {
-                Some(&protocol::response::DATA_DESC | &protocol::response::DATA | &protocol::response::DATA_ZSTD) => continue,
+            match conn.receive(Some(self.thd), true, 0) {
+                Ok((packet, _)) if is_stream_message(packet) => continue,
                 _ => return,
             }
         }
     }
 
     /// Reads the data message that must follow a descriptor; calls
-    /// `use_data` with its block while it is valid.
-    fn with_data<T>(&self, use_data: impl FnOnce(Block<'_>) -> Result<T, Errno>) -> Result<T, Errno> {
+    /// `use_data` with its block while it is valid. A block that fails its
+    /// checksum (DATA_CHECKED, or a zstd frame's) fails the clone, naming
+    /// the file the engine would write it to and its offset there.
+    fn with_data<T>(&self, cbk: Cbk, use_data: impl FnOnce(Block<'_>) -> Result<T, Errno>) -> Result<T, Errno> {
         self.check_killed()?;
         let mut conn = self.conn.borrow_mut();
         let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
         // InnoDB takes the block's length from the descriptor.
-        let announced = self.data_len.take();
+        let announced = self.announced.take();
         let differs = || raise_protocol("Wrong Clone RPC: data length differs from its descriptor");
+        let place = || {
+            let name = cbk.dest_name();
+            let offset = announced.map_or(0, |(_, offset)| offset);
+            format!("{} at offset {offset}", if name.is_empty() { "a data block" } else { &name })
+        };
         let (block, len) = match (packet.split_first(), &self.zstd) {
             (Some((&protocol::response::DATA, data)), _) => (Block::Wire(data), data.len()),
+            (Some((&protocol::response::DATA_CHECKED, body)), _) if self.checksums => {
+                let (sent, data) = extension::decode_checked_body(body).map_err(|_| raise_protocol("Wrong Clone RPC: checked data"))?;
+                let received = extension::block_checksum(data);
+                if received != sent {
+                    log::error!("Data from the donor failed its checksum: {}", place());
+                    let what = format!("Data of {} fails its checksum (CRC-32C {sent:#010x} sent, {received:#010x} received)", place());
+                    return Err(raise_protocol(&what));
+                }
+                (Block::Wire(data), data.len())
+            }
             (Some((&protocol::response::DATA_ZSTD, body)), Some(zstd)) => {
                 let (len, frame) = extension::decode_zstd_body(body).map_err(|_| raise_protocol("Wrong Clone RPC: compressed data"))?;
-                if announced.is_some_and(|a| a as usize != len) || len > extension::MAX_BLOCK {
+                if announced.is_some_and(|(a, _)| a as usize != len) || len > extension::MAX_BLOCK {
                     return Err(differs());
                 }
-                (Block::Staged(self.expand(&mut zstd.borrow_mut(), frame, len)?), len)
+                (Block::Staged(self.expand(&mut zstd.borrow_mut(), frame, len, place)?), len)
             }
             _ => return Err(raise_protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA")),
         };
-        if announced.is_some_and(|a| a as usize != len) {
+        if announced.is_some_and(|(a, _)| a as usize != len) {
             return Err(differs());
         }
         let result = use_data(block)?;
@@ -1193,13 +1221,16 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     }
 
     /// Expands a zstd frame of `len` bytes into this thread's aligned buffer.
-    fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize) -> Result<EngineBuf, Errno> {
+    fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize, place: impl Fn() -> String) -> Result<EngineBuf, Errno> {
         let mut slot = self.buffer.borrow_mut();
         let buf = copy::reserve(&mut slot, len).map_err(|_| {
             session::raise_int(ER_OUTOFMEMORY, len as i64);
             ER_OUTOFMEMORY
         })?;
-        zstd.expand(frame, &mut buf.as_mut_slice()[..len]).map_err(|_| raise_protocol("Wrong Clone RPC: compressed data does not expand to its length"))?;
+        zstd.expand(frame, &mut buf.as_mut_slice()[..len]).map_err(|_| {
+            log::error!("Data from the donor failed its checksum: {}", place());
+            raise_protocol(&format!("Compressed data of {} does not expand to its length or fails its checksum", place()))
+        })?;
         Ok(EngineBuf { ptr: buf.as_mut_ptr(), len: len as u32 })
     }
 
@@ -1240,7 +1271,7 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
 
     fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
         let direct = !cbk.flags().os_buffer_cache;
-        self.with_data(|block| {
+        self.with_data(cbk, |block| {
             let written = match (&self.writer, block) {
                 (Some(writer), Block::Staged(staged)) => writer.write(to, staged.as_slice(), || cbk.dest_name()),
                 (Some(writer), Block::Wire(data)) => writer.write(to, data, || cbk.dest_name()),
@@ -1252,10 +1283,10 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
         })
     }
 
-    fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno> {
         // The engine writes this block itself, after the queued ones.
         self.settle()?;
-        self.with_data(|block| match block {
+        self.with_data(cbk, |block| match block {
             Block::Staged(staged) => Ok(staged),
             Block::Wire(data) => self.stage(data),
         })

