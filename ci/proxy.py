@@ -173,7 +173,7 @@ def stateful_response(conn, payload):
         if struct.unpack_from(">I", parsed[0], DATA_BLOCK_LEN)[0] >= 32768:
             conn.cut_next_data = True
         return None
-    if mode == "data-short" and conn.cut_next_data and payload[0] == DATA:
+    if mode == "data-short" and conn.cut_next_data and payload[0] in (DATA, DATA_CHECKED):
         return [payload[:-16384]]
     if mode == "zstd-length" and payload[:1] == bytes([DATA_ZSTD]) and not conn.data_tampered:
         conn.data_tampered = True
@@ -194,7 +194,7 @@ def stateful_response(conn, payload):
         if key == b"clone_donor_timeout_after_network_failure":
             value = args[0].encode()
             return [payload[:5 + key_len] + struct.pack("<I", len(value)) + value]
-    if mode == "stall-worker" and conn.role == "worker" and payload[:1] == bytes([DATA]):
+    if mode == "stall-worker" and conn.role == "worker" and payload[:1] in (bytes([DATA]), bytes([DATA_CHECKED])):
         conn.stalled = True
         return [payload]
     if mode == "stall-ack" and conn.role == "aux" and conn.last_command == COM_ACK:

@@ -880,16 +880,21 @@ impl<'r> Recipient<'r> {
                 Ok(())
             });
             let mut conn = Some(conn);
+            let mut streamed = false;
             if result.is_ok() && apply.len() == self.engines.len() {
                 if let Some(c) = conn.take() {
                     let task = Task::new(self, index, thd, c, apply.clone(), None);
                     result = task.stream();
+                    streamed = true;
                     conn = Some(task.conn.into_inner());
                 }
             }
             let err = result.err().unwrap_or(0);
             if let Some(mut c) = conn {
-                let fatal = breaks_connection(err) || exit(&mut c, thd, true).is_err();
+                // A worker that could not join (the clone failed meanwhile)
+                // leaves with EXIT: a dropped connection would reach the
+                // donor as a network failure, which it holds the clone for.
+                let fatal = (streamed && breaks_connection(err)) || exit(&mut c, thd, true).is_err();
                 c.close(Some(thd), fatal, true);
             }
             for (engine, (loc, task)) in self.engines.iter().zip(apply) {
@@ -1182,6 +1187,9 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             (Some((&protocol::response::DATA, data)), _) => (Block::Wire(data), data.len()),
             (Some((&protocol::response::DATA_CHECKED, body)), _) if self.checksums => {
                 let (sent, data) = extension::decode_checked_body(body).map_err(|_| raise_protocol("Wrong Clone RPC: checked data"))?;
+                if announced.is_some_and(|(a, _)| a as usize != data.len()) {
+                    return Err(differs());
+                }
                 let received = extension::block_checksum(data);
                 if received != sent {
                     log::error!("Data from the donor failed its checksum: {}", place());
