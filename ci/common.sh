@@ -28,7 +28,7 @@ in_root() {
 build_plugin() {
   [ "${SKIP_BUILD:-0}" = 1 ] && return 0
   log "building the plugin (cargo build --release)"
-  (cd "$REPO" && cargo build --release --quiet) || fail "cargo build"
+  (cd "$REPO" && cargo build --release --workspace --quiet) || fail "cargo build"
 }
 
 # Lays out $OUR_PLUGIN_DIR with our mysql_clone.so.
