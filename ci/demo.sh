@@ -3,8 +3,8 @@
 # starts a donor MySQL 9.7.4 with demo data and a recipient on 127.0.0.1,
 # provisions the recipient from the donor with CLONE INSTANCE (in place: the
 # recipient's data is replaced and it restarts under a small supervisor),
-# verifies every table by CHECKSUM TABLE, and prints the clone_status row
-# and the throughput.
+# shows it moving with clone-watch, verifies every table by CHECKSUM TABLE,
+# and prints the clone_status row and the throughput.
 set -euo pipefail
 LOG_TAG=demo
 . "$(dirname "$0")/common.sh"
@@ -28,11 +28,14 @@ log "starting the recipient on 127.0.0.1:$RECIPIENT_PORT (supervised, so it can 
 server_init demo-recipient
 server_start_supervised demo-recipient "$RECIPIENT_PORT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
 
-log "CLONE INSTANCE FROM clone_donor@127.0.0.1:$DONOR_PORT (in place)"
-sql "$RECIPIENT_PORT" "SET GLOBAL clone_valid_donor_list = '127.0.0.1:$DONOR_PORT';
-  CLONE INSTANCE FROM clone_donor@127.0.0.1:$DONOR_PORT IDENTIFIED BY 'Donor-Pass-1'"
-log "the recipient restarts on the cloned data"
-sleep 2
+log "CLONE INSTANCE FROM clone_donor@127.0.0.1:$DONOR_PORT (in place), followed by clone-watch"
+sql "$RECIPIENT_PORT" "SET GLOBAL clone_valid_donor_list = '127.0.0.1:$DONOR_PORT'"
+# The live view a DBA points at the recipient: it waits for the clone,
+# follows it through the restart and prints the summary.
+"$REPO/target/release/clone-watch" --mysql "chroot $ROOTFS mysql" -h 127.0.0.1 -P "$RECIPIENT_PORT" -u root --interval 0.5 &
+watch=$!
+sql "$RECIPIENT_PORT" "CLONE INSTANCE FROM clone_donor@127.0.0.1:$DONOR_PORT IDENTIFIED BY 'Donor-Pass-1'"
+wait "$watch" || fail "clone-watch did not see the clone complete"
 server_wait demo-recipient "$RECIPIENT_PORT"
 
 donor_sums=$(checksums "$DONOR_PORT")

@@ -4,7 +4,8 @@
 # one, into a new directory and in place, and the free-space check that
 # refuses an in-place clone before it drops anything, on a small file
 # system of its own (a loop device this script creates and removes), and
-# the dry run of CLONE LOCAL, and clone_exclude_plugins_list. The
+# the dry run of CLONE LOCAL, clone_exclude_plugins_list, and clone-watch
+# following an in-place clone. The
 # stock recipient is run on the same small file system to show what it
 # does there. Closes with "N passed, N failed".
 set -uo pipefail
@@ -195,5 +196,33 @@ exclude_plugins() {
 
 scenario exclude_plugins && exclude_plugins ours
 scenario exclude_plugins && exclude_plugins stock
+
+# watch: clone-watch follows an in-place clone (slowed down so that it has
+# something to show) through the recipient's restart to its summary.
+watch_clone() {
+  local out=$ROOTFS/tmp/clone-watch.out watch rc
+  server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  server_init recipient
+  server_start_supervised recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR', clone_max_data_bandwidth=48"
+  "$REPO/target/release/clone-watch" --mysql "chroot $ROOTFS mysql" -h 127.0.0.1 -P "$RECIPIENT" -u root --interval 0.3 >"$out" 2>&1 &
+  watch=$!
+  check "clone-watch: the in-place clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM")"
+  for _ in $(seq 240); do kill -0 "$watch" 2>/dev/null || break; sleep 0.5; done
+  kill "$watch" 2>/dev/null
+  wait "$watch"; rc=$?
+  log "clone-watch printed:"; sed 's/^/    /' "$out" >&2
+  check "clone-watch: ends with the clone, exit status 0" "0" "$rc"
+  check "clone-watch: showed the file copy moving (percent, MiB/s, ETA)" "1" \
+    "$(grep -cE '^  FILE COPY +In Progress +[0-9.]+%.* MiB/s +ETA [0-9:]+' "$out" | awk '{print ($1 > 0)}')"
+  check "clone-watch: waited through the restart" "1" "$(grep -c 'waiting for the server to answer again' "$out" | awk '{print ($1 > 0)}')"
+  check "clone-watch: the summary, with the donor's binary log position" "2" \
+    "$(grep -cE "^Completed in [0-9:]+$|^  donor's binary log position: binlog[.][0-9]+:[0-9]+$" "$out")"
+  server_wait recipient "$RECIPIENT"
+  check "clone-watch: the clone's checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$RECIPIENT" "CHECKSUM TABLE $STATIC_TABLES")"
+  server_stop recipient; server_stop donor
+}
+
+scenario watch && watch_clone
 
 report test-provisioning

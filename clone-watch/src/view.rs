@@ -193,7 +193,18 @@ pub fn summary(s: &Snapshot) -> Vec<String> {
     } else {
         lines.push(format!("{} in {}", st.state, clock(took)));
     }
-    lines.push(format!("  {} of data at {:.1} MiB/s; {} over the network", mib(data), data as f64 / MIB / took.max(0.001), mib(network)));
+    // The copy stages' span: the rest is dropping, syncing and restarting.
+    let copy: Vec<&Stage> = s.stages.iter().filter(|x| x.name.ends_with(" COPY")).collect();
+    let copy_begin = copy.iter().filter_map(|x| x.begin).fold(f64::INFINITY, f64::min);
+    let copy_end = copy.iter().filter_map(|x| x.end).fold(f64::NEG_INFINITY, f64::max);
+    let copying = if copy_end > copy_begin { copy_end - copy_begin } else { took };
+    lines.push(format!(
+        "  {} of data copied in {:.1} s ({:.1} MiB/s); {} over the network",
+        mib(data),
+        copying,
+        data as f64 / MIB / copying.max(0.001),
+        mib(network)
+    ));
     if !st.binlog_file.is_empty() {
         lines.push(format!("  donor's binary log position: {}:{}", st.binlog_file, st.binlog_position.unwrap_or(0)));
     }
@@ -239,7 +250,7 @@ mod tests {
             summary(&s),
             vec![
                 "Completed in 0:20",
-                "  1000.0 MiB of data at 50.0 MiB/s; 1000.0 MiB over the network",
+                "  1000.0 MiB of data copied in 18.0 s (55.6 MiB/s); 1000.0 MiB over the network",
                 "  donor's binary log position: binlog.000002:4711",
                 "  donor's GTID set: uuid:1-100, uuid2:1-5",
             ]
