@@ -8,7 +8,7 @@ CACHE=${CLONE_RS_CACHE:-$REPO/.cache}
 ROOTFS=$CACHE/rootfs
 # Plugin directories inside the chroot: the stock one, and a copy in which
 # mysql_clone.so is ours (every other plugin linked from the stock one).
-STOCK_PLUGIN_DIR=/usr/lib/mysql/plugin
+STOCK_PLUGIN_DIR=${STOCK_PLUGIN_DIR:-/usr/lib/mysql/plugin}
 OUR_PLUGIN_DIR=/opt/clone-rs/plugin
 PLUGIN_SO=$REPO/target/release/libmysql_clone.so
 
