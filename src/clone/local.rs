@@ -5,6 +5,7 @@
 //! which calls back to have it written. State changes announced by the apply
 //! side advance the progress stages and are acknowledged to the source side.
 
+use super::check_space;
 use super::meter::{Meter, Team};
 use crate::protocol::innodb::{self, CopyEstimate};
 use crate::server::errors::*;
@@ -13,14 +14,11 @@ use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
-use crate::space::{self, format_bytes, Space};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::stats::Config;
 use std::cell::{Cell, RefCell, RefMut};
-use std::ffi::{CStr, OsStr};
+use std::ffi::CStr;
 use std::os::fd::RawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::thread::Scope;
 
 /// Per-thread copy buffers share this much memory at most.
@@ -64,20 +62,7 @@ fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
         thd.note("The backup lock (clone_block_ddl) was granted");
     }
     let estimate = look(thd)?;
-    let target = Path::new(OsStr::from_bytes(data_dir.to_bytes()));
-    let dir = space::existing_ancestor(target).unwrap_or(Path::new("/"));
-    let free = copy::free_space(dir).map_err(|e| {
-        session::raise_file(ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
-        ER_CANT_GET_STAT
-    })?;
-    let space = Space { needed: estimate.disk_bytes, available: free };
-    let text = format!("The clone will write {}; {} has {} free", format_bytes(space.needed), dir.display(), format_bytes(free));
-    log::info!("Clone dry run: {text}");
-    thd.note(&text);
-    if !space.is_enough() {
-        session::raise_two_strs(ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
-        return Err(ER_CLONE_DISK_SPACE);
-    }
+    check_space(thd, Some(data_dir), estimate.disk_bytes, |text| thd.note(text))?;
     log::info!("Clone dry run: every check passed and nothing was written");
     thd.note("Every check passed and nothing was written: the clone would start");
     Ok(())

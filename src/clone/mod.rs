@@ -8,8 +8,13 @@ pub mod recipient;
 
 use crate::server::clone_protocol;
 use crate::server::errors::*;
+use crate::server::files;
 use crate::server::session::{self, Thd};
 use crate::server::storage::Errno;
+use crate::space::{self, format_bytes, Space};
+use std::ffi::{CStr, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// Both ends need room for 1 MiB data messages and then some.
 const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
@@ -49,4 +54,41 @@ fn breaks_connection(e: Errno) -> bool {
 /// donor's InnoDB keeps the clone for a while after them).
 fn is_restartable(e: Errno) -> bool {
     [ER_NET_ERROR_ON_WRITE, ER_NET_READ_ERROR, ER_NET_WRITE_INTERRUPTED, ER_NET_READ_INTERRUPTED, ER_NET_WAIT_ERROR].contains(&e)
+}
+
+/// The space check made before anything is written, InnoDB's own made
+/// early: the file copy's estimate of the bytes it writes (`needed`) against
+/// the free space where the clone writes, plus, in place (`data_dir` None),
+/// what the drop of this server's user data releases. `tell` gets what was
+/// checked (for a dry run's notes), also when it fails; ER_CLONE_DISK_SPACE
+/// (raised, with InnoDB's text) when there is not enough.
+fn check_space(thd: Thd, data_dir: Option<&CStr>, needed: u64, tell: impl FnOnce(&str)) -> Result<(), Errno> {
+    let (dir, released) = match data_dir {
+        Some(target) => {
+            let target = Path::new(OsStr::from_bytes(target.to_bytes()));
+            (space::existing_ancestor(target).unwrap_or(Path::new("/")).to_path_buf(), None)
+        }
+        None => {
+            let datadir = clone_protocol::configs(thd, &["datadir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_else(|| ".".into());
+            let datadir = PathBuf::from(datadir);
+            let released = space::releasable_user_data(&datadir);
+            (datadir, Some(released))
+        }
+    };
+    let free = files::free_space(&dir).map_err(|e| {
+        session::raise_file(ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
+        ER_CANT_GET_STAT
+    })?;
+    let space = Space { needed, available: free.saturating_add(released.unwrap_or(0)) };
+    let mut text = format!("The clone will write {}; {} has {} free", format_bytes(needed), dir.display(), format_bytes(free));
+    if let Some(released) = released {
+        text += &format!(" and the drop of this server's user data releases {}", format_bytes(released));
+    }
+    log::info!("{text}");
+    tell(&text);
+    if !space.is_enough() {
+        session::raise_two_strs(ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
+        return Err(ER_CLONE_DISK_SPACE);
+    }
+    Ok(())
 }

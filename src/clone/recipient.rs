@@ -7,7 +7,7 @@
 //! restarts on the clone when the statement returns.
 
 use super::meter::{Meter, Team};
-use super::{breaks_connection, check_packet_size, is_restartable};
+use super::{breaks_connection, check_packet_size, check_space, is_restartable};
 use crate::protocol::extension::{self, BlockDecompressor, Caps, Version};
 use crate::protocol::innodb::{self, Checked, CopyEstimate, DescriptorGuard, Places, Refusal, TaskView};
 use crate::protocol::{self, Command, InitPayload, Response};
@@ -18,7 +18,6 @@ use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
-use crate::space::{self, format_bytes, Space};
 use crate::status::{Busy, TRACKER};
 use crate::transfer::stats::Config;
 use crate::{checks, doublewrite};
@@ -27,7 +26,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
@@ -502,20 +501,7 @@ impl<'r> Recipient<'r> {
         let Some(mut conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
         let estimate = self.read_estimate(&mut conn);
         self.end_look(conn, estimate.is_ok());
-        let needed = estimate?.disk_bytes;
-        let (dir, free, released) = self.room()?;
-        let space = Space { needed, available: free.saturating_add(released) };
-        let mut text = format!("The clone will write {}; {} has {} free", format_bytes(space.needed), dir.display(), format_bytes(free));
-        if self.in_place() {
-            text += &format!(" and the drop of this server's user data releases {}", format_bytes(released));
-        }
-        log::info!("{text}");
-        self.tell(&text);
-        if !space.is_enough() {
-            session::raise_two_strs(ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
-            return Err(ER_CLONE_DISK_SPACE);
-        }
-        Ok(())
+        check_space(self.thd, self.data_dir, estimate?.disk_bytes, |text| self.tell(text))
     }
 
     /// EXECUTE, and the descriptors up to the START of the file copy.
@@ -573,28 +559,6 @@ impl<'r> Recipient<'r> {
             && conn.receive(Some(thd), true, 0).is_ok();
         // What the donor answered is not this statement's error.
         conn.close(Some(thd), !ended, true);
-    }
-
-    /// The directory the clone writes into, its free bytes, and (in place)
-    /// the bytes the drop of user data releases there.
-    fn room(&self) -> Result<(PathBuf, u64, u64), Errno> {
-        let (dir, released) = match self.data_dir {
-            Some(target) => {
-                let target = Path::new(OsStr::from_bytes(target.to_bytes()));
-                (space::existing_ancestor(target).unwrap_or(Path::new("/")).to_path_buf(), 0)
-            }
-            None => {
-                let datadir = clone_protocol::configs(self.thd, &["datadir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_else(|| ".".into());
-                let datadir = PathBuf::from(datadir);
-                let released = space::releasable_user_data(&datadir);
-                (datadir, released)
-            }
-        };
-        let free = copy::free_space(&dir).map_err(|e| {
-            session::raise_file(ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
-            ER_CANT_GET_STAT
-        })?;
-        Ok((dir, free, released))
     }
 
     /// Every check passed. In place the server restarts after any CLONE
