@@ -12,12 +12,12 @@ set -uo pipefail
 LOG_TAG=test-provisioning
 . "$(dirname "$0")/common.sh"
 
-PORT=${PORT_BASE:-14000}
+PORT=${PORT_BASE:-14100}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) SMALL=$((PORT + 2)) CLONED=$((PORT + 3))
 SMALL_FS=$CACHE/provisioning-small.img
-SMALL_MNT=$ROOTFS/clone-rs/small
+SMALL_MNT=$ROOTFS/clone-rs/prov-small
 cleanup() {
-  server_stop donor; server_stop recipient; server_stop small/srv; server_stop cloned
+  server_stop prov-donor; server_stop prov-recipient; server_stop prov-small/srv; server_stop prov-cloned
   mountpoint -q "$SMALL_MNT" && umount "$SMALL_MNT"
   rm -f "$SMALL_FS"
 }
@@ -27,11 +27,11 @@ build_plugin
 install_our_plugin
 
 log "donor with data"
-server_init donor
-server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+server_init prov-donor
+server_start prov-donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
 bash "$REPO/ci/gen-data.sh" "$DONOR" "${TEST_DATA_MB:-100}" || fail "data generation"
 sql "$DONOR" "CREATE USER donor_user IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO donor_user"
-server_stop donor
+server_stop prov-donor
 
 CLONE_FROM="CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'"
 
@@ -59,14 +59,14 @@ mine() { sql "$1" "CHECKSUM TABLE mine.t" 2>&1; }
 # only if the dry run left no clone running there.
 dry_runs() {
   local dp=$1 out dest status_before pid before
-  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
-  server_init recipient
-  server_start_supervised recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  server_start prov-donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
+  server_init prov-recipient
+  server_start_supervised prov-recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
   recipient_with_data "$RECIPIENT"
   before=$(mine "$RECIPIENT")
-  sql "$RECIPIENT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir recipient)/earlier'"
+  sql "$RECIPIENT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir prov-recipient)/earlier'"
   status_before=$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")
-  dest=$(server_dir recipient)/dry
+  dest=$(server_dir prov-recipient)/dry
   out=$(dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")
   check "dry run <- $dp donor, new directory: succeeds" "0" "$(errno_in "$out")"
   check "dry run <- $dp: says the clone would start" "1" "$(grep -c 'the clone would start' <<<"$out")"
@@ -74,7 +74,7 @@ dry_runs() {
   check "dry run <- $dp: the directory was not created" "absent" "$([ -e "$ROOTFS$dest" ] && echo present || echo absent)"
   check "dry run <- $dp: clone_status still shows the last real clone" "$status_before" "$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")"
   check "dry run <- $dp: the error log says what it checked" "1" \
-    "$(grep -c 'Clone dry run: Every check passed' "$ROOTFS$(server_dir recipient)/error.log")"
+    "$(grep -c 'Clone dry run: Every check passed' "$ROOTFS$(server_dir prov-recipient)/error.log")"
   if [ "$dp" = ours ]; then
     out=$(dry "$RECIPIENT" "CLONE LOCAL DATA DIRECTORY = '$dest'")
     check "dry run of CLONE LOCAL: succeeds, says so, creates nothing, clone_status kept" "0 1 absent" \
@@ -82,13 +82,13 @@ dry_runs() {
     check "dry run of CLONE LOCAL: clone_status kept" "$status_before" "$(sql "$RECIPIENT" "SELECT * FROM performance_schema.clone_status")"
   fi
 
-  pid=$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")
+  pid=$(cat "$ROOTFS$(server_dir prov-recipient)/mysqld.pid")
   out=$(dry "$RECIPIENT" "$CLONE_FROM")
   check "dry run <- $dp in place: ends with the error that says every check passed" "3875" "$(errno_in "$out")"
   check "dry run <- $dp in place: checks the supervisor and the space the drop releases" "2" \
     "$(grep -c 'A supervisor restarts this server\|the drop of this server.s user data releases' <<<"$out")"
   check "dry run <- $dp in place: user data untouched" "$before" "$(mine "$RECIPIENT")"
-  check "dry run <- $dp in place: the server did not restart" "$pid" "$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")"
+  check "dry run <- $dp in place: the server did not restart" "$pid" "$(cat "$ROOTFS$(server_dir prov-recipient)/mysqld.pid")"
 
   # A failing check fails the dry run as it fails the clone.
   sql "$RECIPIENT" "SET GLOBAL max_allowed_packet = 1048576"
@@ -99,20 +99,20 @@ dry_runs() {
   rm -rf "$ROOTFS$dest"
 
   # The donor ended the dry run's clone: a real one starts at once.
-  dest=$(server_dir cloned)/data
-  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  dest=$(server_dir prov-cloned)/data
+  rm -rf "$ROOTFS$(server_dir prov-cloned)"; mkdir -p "$ROOTFS$(server_dir prov-cloned)"/{files,tmp}
   dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'" >/dev/null
   check "after a dry run <- $dp: the real clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
-  server_start cloned "$CLONED" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  server_start prov-cloned "$CLONED" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
   check "after a dry run <- $dp: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
-  server_stop cloned; server_stop recipient
+  server_stop prov-cloned; server_stop prov-recipient
 
   # Without a supervisor the in-place clone would end with the server shut down.
-  server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  server_start prov-recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
   sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
   out=$(dry "$RECIPIENT" "$CLONE_FROM")
   check "dry run <- $dp in place without a supervisor: the error the clone would end with" "3707" "$(errno_in "$out")"
-  server_stop recipient; server_stop donor
+  server_stop prov-recipient; server_stop prov-donor
 }
 
 scenario dry_run && dry_runs ours
@@ -126,7 +126,7 @@ small_fs() {
   truncate -s 0 "$SMALL_FS" && truncate -s "${SMALL_FS_MB:-320}M" "$SMALL_FS"
   mkfs.ext4 -q -F -m 0 "$SMALL_FS" || fail "mkfs.ext4"
   mount -o loop "$SMALL_FS" "$SMALL_MNT" || fail "mount the small file system"
-  server_init small/srv
+  server_init prov-small/srv
 }
 
 # space_first DONOR_PLUGIN RECIPIENT_PLUGIN: an in-place clone onto the
@@ -134,11 +134,11 @@ small_fs() {
 space_first() {
   local dp=$1 rp=$2 out before elog
   small_fs
-  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
-  server_start_supervised small/srv "$SMALL" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so
+  server_start prov-donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
+  server_start_supervised prov-small/srv "$SMALL" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so
   recipient_with_data "$SMALL"
   before=$(mine "$SMALL")
-  elog=$ROOTFS$(server_dir small/srv)/error.log
+  elog=$ROOTFS$(server_dir prov-small/srv)/error.log
   out=$(sql "$SMALL" "$CLONE_FROM" 2>&1)
   log "$rp recipient <- $dp donor on $(df -h --output=avail "$SMALL_MNT" | tail -1) free: $out"
   check "$rp <- $dp in place on a small disk: ER_CLONE_DISK_SPACE" "3873" "$(sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out")"
@@ -152,12 +152,12 @@ space_first() {
       "$(grep -q 'Clone removing all user data' "$elog" && echo dropped) $(sql "$SMALL" "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'mine'" | sed 's/^0$/gone/')"
   fi
   if [ "$rp" = ours ]; then
-    out=$(dry "$SMALL" "$CLONE_FROM DATA DIRECTORY = '$(server_dir small/srv)/new'")
+    out=$(dry "$SMALL" "$CLONE_FROM DATA DIRECTORY = '$(server_dir prov-small/srv)/new'")
     check "$rp <- $dp: a dry run into the small disk says the same" "3873" "$(errno_in "$out")"
-    out=$(dry "$SMALL" "CLONE LOCAL DATA DIRECTORY = '$(server_dir small/srv)/new'")
+    out=$(dry "$SMALL" "CLONE LOCAL DATA DIRECTORY = '$(server_dir prov-small/srv)/new'")
     check "$rp: a dry run of CLONE LOCAL into the small disk too" "3873" "$(errno_in "$out")"
   fi
-  server_stop small/srv; server_stop donor
+  server_stop prov-small/srv; server_stop prov-donor
 }
 
 scenario space_first && space_first ours ours
@@ -174,23 +174,23 @@ exclude_plugins() {
   for f in "$ROOTFS$OUR_PLUGIN_DIR"/*; do
     [ "$(basename "$f")" = ha_example.so ] || cp -P "$f" "$ROOTFS$lean/"
   done
-  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
+  server_start prov-donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so
   sql "$DONOR" "INSTALL PLUGIN EXAMPLE SONAME 'ha_example.so'"
-  server_init recipient
-  server_start recipient "$RECIPIENT" "$lean" --plugin-load-add=mysql_clone.so
+  server_init prov-recipient
+  server_start prov-recipient "$RECIPIENT" "$lean" --plugin-load-add=mysql_clone.so
   sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
-  dest=$(server_dir cloned)/data
-  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  dest=$(server_dir prov-cloned)/data
+  rm -rf "$ROOTFS$(server_dir prov-cloned)"; mkdir -p "$ROOTFS$(server_dir prov-cloned)"/{files,tmp}
   check "exclusions <- $dp: a plugin missing here refuses the clone" "3870" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
   sql "$RECIPIENT" "SET GLOBAL clone_exclude_plugins_list = 'example'"
   out=$(dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")
   check "exclusions <- $dp: the dry run passes and names the plugin it did not check" "0 1" \
     "$(errno_in "$out") $(grep -c 'plugin EXAMPLE is not active here and not needed' <<<"$out")"
   check "exclusions <- $dp: the clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
-  server_start cloned "$CLONED" "$lean" --plugin-load-add=mysql_clone.so
+  server_start prov-cloned "$CLONED" "$lean" --plugin-load-add=mysql_clone.so
   check "exclusions <- $dp: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
   sql "$DONOR" "UNINSTALL PLUGIN EXAMPLE"
-  server_stop cloned; server_stop recipient; server_stop donor
+  server_stop prov-cloned; server_stop prov-recipient; server_stop prov-donor
   rm -rf "$ROOTFS$lean"
 }
 
@@ -201,9 +201,9 @@ scenario exclude_plugins && exclude_plugins stock
 # something to show) through the recipient's restart to its summary.
 watch_clone() {
   local out=$ROOTFS/tmp/clone-watch.out watch rc
-  server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
-  server_init recipient
-  server_start_supervised recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  server_start prov-donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  server_init prov-recipient
+  server_start_supervised prov-recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
   sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR', clone_max_data_bandwidth=48"
   "$REPO/target/release/clone-watch" --mysql "chroot $ROOTFS mysql" -h 127.0.0.1 -P "$RECIPIENT" -u root --interval 0.3 >"$out" 2>&1 &
   watch=$!
@@ -218,9 +218,9 @@ watch_clone() {
   check "clone-watch: waited through the restart" "1" "$(grep -c 'waiting for the server to answer again' "$out" | awk '{print ($1 > 0)}')"
   check "clone-watch: the summary, with the donor's binary log position" "2" \
     "$(grep -cE "^Completed in [0-9:]+$|^  donor's binary log position: binlog[.][0-9]+:[0-9]+$" "$out")"
-  server_wait recipient "$RECIPIENT"
+  server_wait prov-recipient "$RECIPIENT"
   check "clone-watch: the clone's checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$RECIPIENT" "CHECKSUM TABLE $STATIC_TABLES")"
-  server_stop recipient; server_stop donor
+  server_stop prov-recipient; server_stop prov-donor
 }
 
 scenario watch && watch_clone
