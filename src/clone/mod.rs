@@ -69,7 +69,7 @@ fn check_space(thd: Thd, data_dir: Option<&CStr>, needed: u64, tell: impl FnOnce
             (space::existing_ancestor(target).unwrap_or(Path::new("/")).to_path_buf(), None)
         }
         None => {
-            let datadir = clone_protocol::configs(thd, &["datadir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_else(|| ".".into());
+            let datadir = clone_protocol::config(thd, "datadir").unwrap_or_else(|| ".".into());
             let datadir = PathBuf::from(datadir);
             let released = space::releasable_user_data(&datadir);
             (datadir, Some(released))

@@ -513,12 +513,14 @@ impl<'r> Recipient<'r> {
                 continue;
             }
             match Response::decode(packet) {
-                Ok(Response::DataDesc { db_type, descriptor, .. }) if self.engines.iter().any(|e| e.is_innodb() && e.db_type() == db_type) => {
+                Ok(Response::DataDesc { db_type, loc_index, descriptor })
+                    if self.engines.get(loc_index as usize).is_some_and(|e| e.is_innodb() && e.db_type() == db_type) =>
+                {
                     if let Some(estimate) = innodb::file_copy_estimate(descriptor) {
                         return Ok(estimate);
                     }
                     if let Some(ack) = innodb::init_acknowledgement(descriptor) {
-                        self.acknowledge_for_donor(0, 0, &ack)?;
+                        self.acknowledge_for_donor(loc_index as usize, 0, &ack)?;
                     }
                 }
                 Ok(Response::DataDesc { .. }) => {}
@@ -534,18 +536,7 @@ impl<'r> Recipient<'r> {
     /// the donor's session is back from the clone, which it ends first.
     fn end_look(&self, mut conn: Connection, streaming: bool) {
         let thd = self.thd;
-        let mut stopped = !streaming;
-        if streaming {
-            stopped = self.acknowledge_for_donor(0, ER_QUERY_INTERRUPTED, &[]).is_ok();
-            let deadline = Instant::now() + DRAIN_LIMIT;
-            while stopped && Instant::now() < deadline {
-                match conn.receive(Some(thd), true, 0) {
-                    Ok((packet, _)) if is_stream_message(packet) => continue,
-                    Ok(_) => break,
-                    Err(_) => stopped = false,
-                }
-            }
-        }
+        let stopped = !streaming || (self.acknowledge_for_donor(self.innodb_index(), ER_QUERY_INTERRUPTED, &[]).is_ok() && drain_stream(&mut conn, thd));
         if let Some(mut ack) = self.ack_link.lock().take() {
             let left = exit(&mut ack, thd, false).is_ok();
             ack.close(None, !left, false);
@@ -724,7 +715,7 @@ impl<'r> Recipient<'r> {
                 first = e;
             }
         };
-        let plugin_dir = clone_protocol::configs(thd, &["plugin_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        let plugin_dir = clone_protocol::config(thd, "plugin_dir").unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         let excluded = sysvars::excluded_plugins();
         // One check (and one dlopen) per plugin, however often it is named.
@@ -744,7 +735,7 @@ impl<'r> Recipient<'r> {
         }
         note(clone_protocol::validate_collations(thd, &info.collations));
         note(clone_protocol::validate_configs(thd, &info.configs));
-        let own_version = clone_protocol::configs(thd, &["version"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+        let own_version = clone_protocol::config(thd, "version").unwrap_or_default();
         let recipient_lts = info.version.stock >= protocol::VERSION_V4 && crate::server::MYSQL_VERSION_MATURITY == "LTS";
         let (donor_version, donor_lts) = match &info.json {
             Some(json) => {
@@ -879,6 +870,11 @@ impl<'r> Recipient<'r> {
         self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor })
     }
 
+    /// Where InnoDB is among the engines (and the donor's locators).
+    fn innodb_index(&self) -> usize {
+        self.engines.iter().position(|e| e.is_innodb()).unwrap_or(0)
+    }
+
     /// COM_ACK of a state before the apply side has begun (a look at the
     /// snapshot): it names the donor's own locator.
     fn acknowledge_for_donor(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
@@ -897,6 +893,20 @@ impl<'r> Recipient<'r> {
             _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
         }
     }
+}
+
+/// Reads what the donor still streams on `conn` until its answer that ends
+/// the stream, for at most DRAIN_LIMIT; true when that answer came.
+fn drain_stream(conn: &mut Connection, thd: Thd) -> bool {
+    let deadline = Instant::now() + DRAIN_LIMIT;
+    while Instant::now() < deadline {
+        match conn.receive(Some(thd), true, 0) {
+            Ok((packet, _)) if is_stream_message(packet) => continue,
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// A message of a data stream: a descriptor or a data block, of any kind.
@@ -941,7 +951,7 @@ fn plugin_is_available(thd: Thd, name: &[u8], soname: Option<&[u8]>, plugin_dir:
 /// restart (see [`doublewrite`]). A failure here does not fail a clone whose
 /// data is already dropped; the error log says what remains.
 fn replace_doublewrite_files(thd: Thd) {
-    let setting = clone_protocol::configs(thd, &["innodb_doublewrite_dir"]).ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+    let setting = clone_protocol::config(thd, "innodb_doublewrite_dir").unwrap_or_default();
     let files = doublewrite::files_in(&doublewrite::directory(&setting));
     match files.and_then(|files| doublewrite::replace_with_zeroes(Path::new("."), &files).map(|()| files)) {
         Ok(files) => {
@@ -1121,14 +1131,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         // worker that hung up would reach the donor as a network failure
         // before the master's acknowledgement, and hold the donor's clone
         // for a reconnection. (A killed task's socket is shut: it stops at once.)
-        let deadline = Instant::now() + DRAIN_LIMIT;
-        let mut conn = self.conn.borrow_mut();
-        while Instant::now() < deadline {
-            match conn.receive(Some(self.thd), true, 0) {
-                Ok((packet, _)) if is_stream_message(packet) => continue,
-                _ => return,
-            }
-        }
+        drain_stream(&mut self.conn.borrow_mut(), self.thd);
     }
 
     /// Reads the data message that must follow a descriptor; calls

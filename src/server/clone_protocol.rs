@@ -212,6 +212,11 @@ pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Errno> {
     Ok(values)
 }
 
+/// One global variable as text; None if the server cannot read it.
+pub fn config(thd: Thd, key: &str) -> Option<String> {
+    configs(thd, &[key]).ok().and_then(|v| v.into_iter().next())
+}
+
 /// Whether the shared library at `path` loads here: it is loaded and
 /// unloaded, as the stock plugin checks a donor's plugins.
 pub fn library_loads(path: &Path) -> bool {
