@@ -3,13 +3,15 @@
 //! (the engine positions them). In-kernel copies are preferred:
 //! `copy_file_range` (which can share extents on filesystems that support
 //! it), then `sendfile`, then read/write through an aligned buffer; a method
-//! that fails once is not tried again in this process.
+//! that fails once is not tried again in this process. Writes behind the
+//! engine leave long runs of zeros to the file system as zero ranges.
 
 use crossbeam_channel::{Receiver, Sender};
 use memmap2::{Advice, MmapMut, MmapOptions};
 use parking_lot::Mutex;
 use rustix::fd::{BorrowedFd, OwnedFd, RawFd};
-use rustix::fs::SeekFrom;
+use crate::transfer::zeros::{self, Piece};
+use rustix::fs::{FallocateFlags, SeekFrom};
 use rustix::io::Errno as OsErrno;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -243,7 +245,7 @@ impl WriteBehind {
             for mut job in queue {
                 // After a failure the rest is not written: the clone fails.
                 if failures.lock().is_none() {
-                    if let Err(error) = pwrite_all(&job.fd, &job.buf.as_mut_slice()[..job.len], job.offset) {
+                    if let Err(error) = write_allocating_zeros(&job.fd, &job.buf.as_mut_slice()[..job.len], job.offset) {
                         *failures.lock() = Some(WriteFailure { name: job.name, error });
                     }
                 }
@@ -335,6 +337,43 @@ impl Drop for WriteBehind {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Writes `data` at `offset`, its long runs of zeros as zero ranges the file
+/// system allocates without writing (`clone_core::transfer::zeros`); where
+/// the file system has no zero ranges, they are written.
+fn write_allocating_zeros(fd: &OwnedFd, data: &[u8], offset: u64) -> io::Result<()> {
+    for piece in zeros::pieces(data, offset) {
+        match piece {
+            Piece::Data(r) => pwrite_all(fd, &data[r.clone()], offset + r.start as u64)?,
+            Piece::Zeros(r) => {
+                let at = offset + r.start as u64;
+                if !ZERO_RANGE_OK.load(Relaxed) || !zero_range(fd, at, r.len() as u64)? {
+                    ZERO_RANGE_OK.store(false, Relaxed);
+                    pwrite_all(fd, &data[r], at)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the file system took the last zero range (cleared for good once
+/// it did not).
+static ZERO_RANGE_OK: AtomicBool = AtomicBool::new(true);
+
+/// Allocates `len` zero bytes at `offset`, as a write of zeros would leave
+/// them (the file grows if they end past it). False: the file system has no
+/// zero ranges.
+fn zero_range(fd: &OwnedFd, offset: u64, len: u64) -> io::Result<bool> {
+    loop {
+        return match rustix::fs::fallocate(fd, FallocateFlags::ZERO_RANGE, offset, len) {
+            Ok(()) => Ok(true),
+            Err(OsErrno::INTR) => continue,
+            Err(OsErrno::OPNOTSUPP | OsErrno::NOSYS | OsErrno::INVAL) => Ok(false),
+            Err(e) => Err(os(e)),
+        };
     }
 }
 
