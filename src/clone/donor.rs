@@ -8,9 +8,9 @@
 use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
 use crate::protocol::extension::{self, BlockCompressor, Caps, Version};
 use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
-use crate::server::clone_protocol::{self, DonorLink};
+use crate::server::clone_protocol::{self, DonorLink, Outgoing, SendBehind};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, AlignedBuf, ALIGN};
+use crate::server::files::{self as copy, ALIGN};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -294,12 +294,12 @@ impl Donor {
             return Err(ER_CLONE_PROTOCOL);
         }
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
-        let sender = Sender::new(self.link, self.thd, self.version.granted());
+        let sender = Sender::new(self.link, self.thd, self.version.granted(), true);
         let cbk = Callback::new(&sender)?;
-        for a in &self.active {
-            a.engine.copy(self.thd, a.locator, a.task, &cbk)?;
-        }
-        Ok(())
+        let copied = self.active.iter().try_for_each(|a| a.engine.copy(self.thd, a.locator, a.task, &cbk));
+        // Every queued message goes out before the session answers or reads.
+        let sent = sender.behind.drain();
+        copied.and(sent)
     }
 
     /// A state acknowledgement from the recipient, arriving on its auxiliary
@@ -321,7 +321,7 @@ impl Donor {
         }
         let locator = locator.to_vec();
         let descriptor = descriptor.to_vec();
-        let idle = Sender::new(self.link, self.thd, Caps::NONE);
+        let idle = Sender::new(self.link, self.thd, Caps::NONE, false);
         let cbk = Callback::new(&idle)?;
         cbk.cbk().set_data_desc(&descriptor);
         engine.ack(self.thd, Locator::from_bytes(&locator), 0, error, cbk.cbk())
@@ -352,46 +352,47 @@ impl Donor {
 const HEAD_ROOM: usize = extension::CHECKED_HEAD;
 
 /// Streams what the engine offers to the recipient: a descriptor, then the
-/// data it describes.
+/// data it describes, sent behind the session (`SendBehind`) so that the
+/// engine reads the next block while the last one is on its way.
 struct Sender {
-    link: DonorLink,
     thd: Thd,
-    /// For file data: the message's head sits right before a 4 KiB-aligned
-    /// data area, so O_DIRECT reads land in place and one write sends both.
-    buffer: RefCell<Option<AlignedBuf>>,
-    message: RefCell<Vec<u8>>,
-    /// With zstd granted: the task's compressor and its output message.
-    zstd: Option<RefCell<(BlockCompressor, Vec<u8>)>>,
+    behind: SendBehind,
+    /// With zstd granted: the task's compressor.
+    zstd: Option<RefCell<BlockCompressor>>,
     /// Checksums granted: blocks sent as they are go as DATA_CHECKED.
     checksums: bool,
 }
 
 impl Sender {
-    fn new(link: DonorLink, thd: Thd, granted: Caps) -> Sender {
+    /// `streaming`: the sender of EXECUTE (with a thread to send behind);
+    /// otherwise one that only answers the engine's acknowledgements.
+    fn new(link: DonorLink, thd: Thd, granted: Caps, streaming: bool) -> Sender {
         let zstd = if granted.contains(Caps::ZSTD) {
             BlockCompressor::new().map_err(|e| log::error!(target: "donor", "No zstd compressor, sending data uncompressed: {e}")).ok()
         } else {
             None
         };
-        Sender {
-            link,
-            thd,
-            buffer: RefCell::new(None),
-            message: RefCell::new(Vec::new()),
-            zstd: zstd.map(|c| RefCell::new((c, Vec::new()))),
-            checksums: granted.contains(Caps::CHECKSUM),
-        }
+        Sender { thd, behind: SendBehind::new(link, streaming), zstd: zstd.map(RefCell::new), checksums: granted.contains(Caps::CHECKSUM) }
     }
 
-    /// Sends the data block `area[head..]`: as a zstd frame when granted and
-    /// smaller, else as DATA_CHECKED when checksums are granted, else as
-    /// DATA. The message's head goes into the room before the block
-    /// ([`HEAD_ROOM`] bytes), so the block is not copied.
-    fn send_data(&self, secure: bool, area: &mut [u8], head: usize) -> Result<(), Errno> {
+    /// Sends the data block after the head room of `block`: as a zstd frame
+    /// when granted and smaller, else as DATA_CHECKED when checksums are
+    /// granted, else as DATA. The message's head goes into the room before
+    /// the block, so the block is not copied.
+    fn send_data(&self, secure: bool, mut block: Outgoing) -> Result<(), Errno> {
+        let (area, head) = match &mut block {
+            Outgoing::Aligned(buf, range) => (buf.as_mut_slice().get_mut(..range.end), range.start),
+            Outgoing::Bytes(bytes, start) => (Some(&mut bytes[..]), *start),
+        };
+        let Some(area) = area.filter(|a| head >= HEAD_ROOM && head <= a.len()) else {
+            self.behind.recycle(block);
+            return Err(ER_INTERNAL_ERROR);
+        };
         if let Some(zstd) = &self.zstd {
-            let (compressor, packed) = &mut *zstd.borrow_mut();
-            if compressor.message(&area[head..], packed).unwrap_or(false) {
-                return self.link.send(secure, packed);
+            let mut packed = self.behind.bytes();
+            if zstd.borrow_mut().message(&area[head..], &mut packed).unwrap_or(false) {
+                self.behind.recycle(block);
+                return self.behind.send(secure, Outgoing::Bytes(packed, 0));
             }
         }
         let start = if self.checksums {
@@ -403,7 +404,11 @@ impl Sender {
             area[head - 1] = response::DATA;
             head - 1
         };
-        self.link.send(secure, &mut area[start..])
+        let message = match block {
+            Outgoing::Aligned(buf, range) => Outgoing::Aligned(buf, start..range.end),
+            Outgoing::Bytes(bytes, _) => Outgoing::Bytes(bytes, start),
+        };
+        self.behind.send(secure, message)
     }
 
     fn interrupted(&self) -> Result<(), Errno> {
@@ -417,11 +422,10 @@ impl Sender {
     fn send_descriptor(&self, cbk: Cbk) -> Result<bool, Errno> {
         let engine = cbk.engine().ok_or(ER_INTERNAL_ERROR)?;
         let flags = cbk.flags();
-        let mut message = self.message.borrow_mut();
-        message.clear();
+        let mut message = self.behind.bytes();
         message.extend_from_slice(&[response::DATA_DESC, engine.db_type(), cbk.loc_index() as u8]);
         message.extend_from_slice(cbk.data_desc());
-        self.link.send(flags.secure, &mut message)?;
+        self.behind.send(flags.secure, Outgoing::Bytes(message, 0))?;
         Ok(flags.secure)
     }
 }
@@ -430,20 +434,22 @@ impl Handler for Sender {
     fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno> {
         self.interrupted()?;
         let len = len as usize;
-        let mut slot = self.buffer.borrow_mut();
-        let buf = copy::reserve(&mut slot, len + ALIGN).map_err(|_| {
-            session::raise_int(ER_OUTOFMEMORY, len as i64);
-            ER_OUTOFMEMORY
-        })?;
-        let area = buf.as_mut_slice();
-        copy::read_exact(from, &mut area[ALIGN..ALIGN + len]).map_err(|e| {
+        let mut buf = self.behind.aligned(len + ALIGN)?;
+        if let Err(e) = copy::read_exact(from, &mut buf.as_mut_slice()[ALIGN..ALIGN + len]) {
+            self.behind.recycle(Outgoing::Aligned(buf, 0..0));
             if let copy::CopyError::Read(err) = e {
                 session::raise_file(ER_ERROR_ON_READ, &cbk.source_name(), &err);
             }
-            ER_ERROR_ON_READ
-        })?;
-        let secure = self.send_descriptor(cbk)?;
-        self.send_data(secure, &mut area[..ALIGN + len], ALIGN)
+            return Err(ER_ERROR_ON_READ);
+        }
+        let secure = match self.send_descriptor(cbk) {
+            Ok(secure) => secure,
+            Err(e) => {
+                self.behind.recycle(Outgoing::Aligned(buf, 0..0));
+                return Err(e);
+            }
+        };
+        self.send_data(secure, Outgoing::Aligned(buf, ALIGN..ALIGN + len))
     }
 
     fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
@@ -452,11 +458,10 @@ impl Handler for Sender {
         if buf.len == 0 {
             return Ok(());
         }
-        let mut message = self.message.borrow_mut();
-        message.clear();
+        let mut message = self.behind.bytes();
         message.resize(HEAD_ROOM, 0);
         message.extend_from_slice(buf.as_slice());
-        self.send_data(secure, &mut message, HEAD_ROOM)
+        self.send_data(secure, Outgoing::Bytes(message, HEAD_ROOM))
     }
 
     fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {

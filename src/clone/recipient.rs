@@ -781,17 +781,17 @@ impl<'r> Recipient<'r> {
         let Some(conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
         let (result, conn) = std::thread::scope(|scope| {
             let config = self.team.config;
-            // Auto-tuning goes on from two streams, not one: a stream's
-            // donor thread alternates disk reads and network sends, and a
-            // second stream overlaps them. zstd makes each stream CPU-bound
-            // on the donor: with it, a stream per core.
+            // zstd makes each stream CPU-bound on the donor: with it, the
+            // clone starts with a stream per core here (auto-tuning goes on
+            // from there), not with one. Without it one stream keeps the
+            // donor's disk busy, as its sends go behind its reads.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
             let start = if !config.autotune {
                 config.max_threads
             } else if self.version.granted().contains(Caps::ZSTD) {
-                cores.max(2)
+                cores
             } else {
-                2
+                1
             };
             if start > 1 {
                 self.team.spawn_workers(scope, config.allowed_threads(start), "clone_client", |i| self.worker(i));

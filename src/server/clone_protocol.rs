@@ -3,12 +3,15 @@
 //! packet framing, timeouts, KILL): the donor's side of one clone connection,
 //! the recipient's connections to a donor, and the metadata checks.
 
-use super::errors::ER_INTERNAL_ERROR;
+use super::errors::*;
 use super::ffi::{self, cs_conn};
-use super::session::Thd;
+use super::files::{self, AlignedBuf};
+use super::session::{self, Thd};
 use super::storage::Errno;
 use parking_lot::Mutex;
+use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::NonNull;
@@ -47,6 +50,191 @@ impl DonorLink {
     pub fn send_error(&self, fatal: bool) -> Result<(), Errno> {
         // SAFETY: valid THD.
         check(unsafe { ffi::cs_send_error(self.0.as_ptr(), crate::protocol::response::ERROR, fatal) })
+    }
+}
+
+/// A message for the recipient, owned until it is sent.
+pub enum Outgoing {
+    /// `buf[range]`: file data read in place, its head written before it.
+    Aligned(AlignedBuf, Range<usize>),
+    /// `bytes[start..]`.
+    Bytes(Vec<u8>, usize),
+}
+
+enum Job {
+    Send(bool, Outgoing),
+    /// Answered once every message queued before it is sent.
+    Drain(crossbeam_channel::Sender<()>),
+}
+
+/// Sends messages on a donor's connection and hands their buffers back.
+#[derive(Clone)]
+struct Courier {
+    link: DonorLink,
+    failed: Arc<Mutex<Option<Errno>>>,
+    give_back: crossbeam_channel::Sender<Option<AlignedBuf>>,
+    keep: crossbeam_channel::Sender<Vec<u8>>,
+}
+
+impl Courier {
+    /// Sends `message` unless an earlier send failed, and recycles its buffer.
+    fn deliver(&self, secure: bool, mut message: Outgoing) {
+        if self.failed.lock().is_none() {
+            let bytes = match &mut message {
+                Outgoing::Aligned(buf, range) => buf.as_mut_slice().get_mut(range.clone()),
+                Outgoing::Bytes(bytes, start) => bytes.get_mut(*start..),
+            };
+            let sent = bytes.map_or(Err(ER_INTERNAL_ERROR), |b| self.link.send(secure, b));
+            if let Err(e) = sent {
+                *self.failed.lock() = Some(e);
+            }
+        }
+        self.recycle(message);
+    }
+
+    fn recycle(&self, message: Outgoing) {
+        match message {
+            Outgoing::Aligned(buf, _) => drop(self.give_back.send(Some(buf))),
+            Outgoing::Bytes(bytes, _) => drop(self.keep.try_send(bytes)),
+        }
+    }
+}
+
+/// A donor's messages, sent in order from a thread of their own while the
+/// session goes on: the engine reads the next block from disk while the
+/// last one crosses the network. At most [`SEND_BEHIND_DEPTH`] messages
+/// wait, and two aligned buffers circulate. A failed send fails every
+/// later call; what was queued after it is not sent. Without a thread
+/// (`threaded` false, or none could start) each message is sent in place.
+pub struct SendBehind {
+    courier: Courier,
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    free: crossbeam_channel::Receiver<Option<AlignedBuf>>,
+    spare: crossbeam_channel::Receiver<Vec<u8>>,
+    /// The failure is in the session's diagnostics area.
+    reported: Cell<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Messages queued at most (a block's descriptor and its data, twice).
+const SEND_BEHIND_DEPTH: usize = 4;
+/// Aligned buffers: one being sent, one being filled.
+const ALIGNED_BUFFERS: usize = 2;
+
+impl SendBehind {
+    pub fn new(link: DonorLink, threaded: bool) -> SendBehind {
+        let (give_back, free) = crossbeam_channel::bounded(ALIGNED_BUFFERS);
+        for _ in 0..ALIGNED_BUFFERS {
+            let _ = give_back.send(None);
+        }
+        let (keep, spare) = crossbeam_channel::bounded(SEND_BEHIND_DEPTH);
+        let courier = Courier { link, failed: Arc::new(Mutex::new(None)), give_back, keep };
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(SEND_BEHIND_DEPTH);
+        let mut behind = SendBehind { courier, jobs: None, free, spare, reported: Cell::new(false), thread: None };
+        if !threaded {
+            return behind;
+        }
+        let courier = behind.courier.clone();
+        // The thread writes to the session's connection only while the
+        // session does not: the session reads the next command, or sends
+        // itself, after `drain` (or the drop) has waited for the queue.
+        let spawned = std::thread::Builder::new().name("clone_send".into()).spawn(move || {
+            for job in queue {
+                match job {
+                    Job::Send(secure, message) => courier.deliver(secure, message),
+                    Job::Drain(done) => drop(done.send(())),
+                }
+            }
+        });
+        match spawned {
+            Ok(thread) => {
+                behind.jobs = Some(jobs);
+                behind.thread = Some(thread);
+            }
+            Err(e) => log::info!("Sending clone data in place: no sender thread ({e})"),
+        }
+        behind
+    }
+
+    /// An aligned buffer of at least `len` bytes, once one is free.
+    pub fn aligned(&self, len: usize) -> Result<AlignedBuf, Errno> {
+        let mut slot = self.free.recv().map_err(|_| ER_INTERNAL_ERROR)?;
+        if files::reserve(&mut slot, len).is_err() {
+            let _ = self.courier.give_back.send(slot);
+            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            return Err(ER_OUTOFMEMORY);
+        }
+        slot.ok_or(ER_INTERNAL_ERROR)
+    }
+
+    /// An empty vector, reused from a sent message where one is spare.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut v = self.spare.try_recv().unwrap_or_default();
+        v.clear();
+        v
+    }
+
+    /// Takes back the buffer of a message that is not sent after all.
+    pub fn recycle(&self, message: Outgoing) {
+        self.courier.recycle(message);
+    }
+
+    /// Queues a message; fails with an earlier send's error.
+    pub fn send(&self, secure: bool, message: Outgoing) -> Result<(), Errno> {
+        if let Err(e) = self.check() {
+            self.recycle(message);
+            return Err(e);
+        }
+        match &self.jobs {
+            Some(jobs) => {
+                if let Err(crossbeam_channel::SendError(Job::Send(_, message))) = jobs.send(Job::Send(secure, message)) {
+                    self.recycle(message);
+                    return Err(ER_INTERNAL_ERROR);
+                }
+                Ok(())
+            }
+            None => {
+                self.courier.deliver(secure, message);
+                self.check()
+            }
+        }
+    }
+
+    /// Waits until every queued message is sent; the first failure, if any.
+    pub fn drain(&self) -> Result<(), Errno> {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        if let Some(jobs) = &self.jobs {
+            if jobs.send(Job::Drain(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+        self.check()
+    }
+
+    /// A send that failed on the thread was reported by the server to that
+    /// thread (its error log, as it has no session); it is raised here,
+    /// once, on the session. Sent in place, the server raised it itself.
+    fn check(&self) -> Result<(), Errno> {
+        let Some(e) = *self.courier.failed.lock() else { return Ok(()) };
+        let known = matches!(e, ER_NET_ERROR_ON_WRITE | ER_NET_WRITE_INTERRUPTED | ER_NET_PACKET_TOO_LARGE | ER_CLONE_ENCRYPTION);
+        if self.thread.is_some() && !self.reported.replace(true) {
+            if known {
+                session::raise(e);
+            } else {
+                session::raise_str(ER_INTERNAL_ERROR, &format!("clone: sending to the recipient failed with error {e}"));
+            }
+        }
+        Err(if known || self.thread.is_none() { e } else { ER_INTERNAL_ERROR })
+    }
+}
+
+impl Drop for SendBehind {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once the queued messages are sent.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -6,11 +6,11 @@
 //! that fails once is not tried again in this process. Writes behind the
 //! engine leave long runs of zeros to the file system as zero ranges.
 
+use crate::transfer::zeros::{self, Piece};
 use crossbeam_channel::{Receiver, Sender};
 use memmap2::{Advice, MmapMut, MmapOptions};
 use parking_lot::Mutex;
 use rustix::fd::{BorrowedFd, OwnedFd, RawFd};
-use crate::transfer::zeros::{self, Piece};
 use rustix::fs::{FallocateFlags, SeekFrom};
 use rustix::io::Errno as OsErrno;
 use std::io;

@@ -89,7 +89,8 @@ mod tests {
     fn long_zero_runs_become_zero_ranges_and_the_rest_stays_data() {
         let runs = 16;
         // data, 16 zero granules, data, 15 zero granules (too short), data, zeros to the end
-        let data = block(3 + runs + 2 + (runs - 1) + 1 + runs + 3, |g| (3..3 + runs).contains(&g) || (5 + runs..4 + 2 * runs).contains(&g) || g >= 5 + 2 * runs);
+        let data =
+            block(3 + runs + 2 + (runs - 1) + 1 + runs + 3, |g| (3..3 + runs).contains(&g) || (5 + runs..4 + 2 * runs).contains(&g) || g >= 5 + 2 * runs);
         let p = pieces(&data, 1 << 20);
         let g = GRANULE;
         assert_eq!(
