@@ -26,7 +26,7 @@ pub enum Piece {
 /// data piece.
 pub fn pieces(data: &[u8], offset: u64) -> Vec<Piece> {
     let whole = || vec![Piece::Data(0..data.len())];
-    if offset % GRANULE as u64 != 0 || data.len() < MIN_RUN {
+    if !offset.is_multiple_of(GRANULE as u64) || data.len() < MIN_RUN {
         return whole();
     }
     let mut out = Vec::new();
