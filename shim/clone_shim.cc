@@ -5,6 +5,7 @@
 #define LOG_SUBSYSTEM_TAG "Clone"
 
 #include "clone_shim.h"
+#include "error_codes.h"
 
 #include <algorithm>
 #include <exception>
@@ -46,9 +47,9 @@ int guarded(F body) {
   try {
     return body();
   } catch (const std::bad_alloc &) {
-    return 1037;  // ER_OUTOFMEMORY
+    return mysql_errors::ER_OUTOFMEMORY;
   } catch (...) {
-    return 1815;  // ER_INTERNAL_ERROR
+    return mysql_errors::ER_INTERNAL_ERROR;
   }
 }
 
@@ -359,7 +360,7 @@ size_t cs_thd_account(THD *thd, char *buf, size_t len) {
 
 int cs_get_command(THD *thd, unsigned char *command, unsigned char **buf,
                    size_t *len) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_get_command(thd, command, buf, len);
   });
@@ -367,14 +368,14 @@ int cs_get_command(THD *thd, unsigned char *command, unsigned char **buf,
 
 int cs_send_response(THD *thd, bool secure, unsigned char *packet,
                      size_t len) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_send_response(thd, secure, packet, len);
   });
 }
 
 int cs_send_error(THD *thd, unsigned char err_cmd, bool fatal) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_send_error(thd, err_cmd, fatal);
   });
@@ -418,7 +419,7 @@ cs_conn *cs_connect(THD *thd, const char *host, unsigned port,
 
 int cs_send_command(THD *thd, cs_conn *conn, bool set_active,
                     unsigned char command, unsigned char *buf, size_t len) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_send_command(thd, conn->mysql,
                                                     set_active, command, buf,
@@ -429,7 +430,7 @@ int cs_send_command(THD *thd, cs_conn *conn, bool set_active,
 int cs_get_response(THD *thd, cs_conn *conn, bool set_active,
                     unsigned timeout_s, unsigned char **packet, size_t *len,
                     size_t *net_len) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_get_response(
         thd, conn->mysql, set_active, timeout_s, packet, len, net_len);
@@ -437,7 +438,7 @@ int cs_get_response(THD *thd, cs_conn *conn, bool set_active,
 }
 
 int cs_kill(cs_conn *conn, cs_conn *victim) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_kill(conn->mysql, victim->mysql);
   });
@@ -457,7 +458,7 @@ void cs_disconnect(THD *thd, cs_conn *conn, bool fatal, bool clear_error) {
 }
 
 int cs_get_charsets(THD *thd, cs_string_visitor visit, void *ctx) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     std::vector<std::string> names;
     int err = clone_protocol->mysql_clone_get_charsets(thd, names);
@@ -469,7 +470,7 @@ int cs_get_charsets(THD *thd, cs_string_visitor visit, void *ctx) {
 
 int cs_get_configs(THD *thd, const char *const *keys, size_t n,
                    cs_string_visitor visit, void *ctx) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     std::vector<std::pair<std::string, std::string>> configs;
     for (size_t i = 0; i < n; i++) configs.emplace_back(keys[i], "");
@@ -483,7 +484,7 @@ int cs_get_configs(THD *thd, const char *const *keys, size_t n,
 
 int cs_validate_charsets(THD *thd, const char *const *names,
                          const size_t *lens, size_t n) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     std::vector<std::string> list;
     for (size_t i = 0; i < n; i++) list.emplace_back(names[i], lens[i]);
@@ -494,7 +495,7 @@ int cs_validate_charsets(THD *thd, const char *const *names,
 int cs_validate_configs(THD *thd, const char *const *keys,
                         const size_t *key_lens, const char *const *values,
                         const size_t *value_lens, size_t n) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     std::vector<std::pair<std::string, std::string>> configs;
     for (size_t i = 0; i < n; i++)
@@ -507,7 +508,7 @@ int cs_validate_configs(THD *thd, const char *const *keys,
 int cs_validate_version(const char *recipient, size_t recipient_len,
                         const char *donor, size_t donor_len,
                         bool recipient_lts, bool donor_lts) {
-  if (clone_protocol == nullptr) return 1815;
+  if (clone_protocol == nullptr) return mysql_errors::ER_INTERNAL_ERROR;
   return guarded([&] {
     return clone_protocol->mysql_clone_validate_version(
         std::string(recipient, recipient_len), std::string(donor, donor_len),
@@ -535,7 +536,7 @@ bool visit_plugin(THD *, plugin_ref plugin, void *arg) {
 int cs_foreach_plugin(THD *thd, cs_plugin_visitor visit, void *ctx) {
   Plugin_walk walk{visit, ctx};
   return guarded([&] {
-    return plugin_foreach(thd, visit_plugin, MYSQL_ANY_PLUGIN, &walk) ? 1815
+    return plugin_foreach(thd, visit_plugin, MYSQL_ANY_PLUGIN, &walk) ? mysql_errors::ER_INTERNAL_ERROR
                                                                        : 0;
   });
 }

@@ -1,8 +1,10 @@
 /* C interface of the C++ shim (shim/clone_shim.cc): the only places where the
  * server's ABI is C++ (the Ha_clone_cbk callback class, handlerton's
  * clone_interface, plugin iteration, the clone_protocol and log services).
- * Every function here catches C++ exceptions; every callback into Rust is
- * guarded on the Rust side. Names carry the clone_rs_/cs_ prefix because
+ * Every function that calls a server routine able to throw catches C++
+ * exceptions and returns a MySQL error number instead (the accessors of the
+ * callback object, the handlerton and the setters read or store fields, and
+ * throw nothing); every callback into Rust is guarded on the Rust side. Names carry the clone_rs_/cs_ prefix because
  * mysqld's exported symbols would win over same-named plugin symbols. */
 #ifndef CLONE_RS_SHIM_H
 #define CLONE_RS_SHIM_H

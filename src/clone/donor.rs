@@ -419,7 +419,7 @@ impl Sender {
         Ok(())
     }
 
-    fn send_descriptor(&self, cbk: Cbk) -> Result<bool, Errno> {
+    fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Errno> {
         let engine = cbk.engine().ok_or(ER_INTERNAL_ERROR)?;
         let flags = cbk.flags();
         let mut message = self.behind.bytes();
@@ -431,7 +431,7 @@ impl Sender {
 }
 
 impl Handler for Sender {
-    fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno> {
+    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno> {
         self.interrupted()?;
         let len = len as usize;
         let mut buf = self.behind.aligned(len + ALIGN)?;
@@ -452,7 +452,7 @@ impl Handler for Sender {
         self.send_data(secure, Outgoing::Aligned(buf, ALIGN..ALIGN + len))
     }
 
-    fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno> {
         self.interrupted()?;
         let secure = self.send_descriptor(cbk)?;
         if buf.len == 0 {
@@ -464,11 +464,11 @@ impl Handler for Sender {
         self.send_data(secure, Outgoing::Bytes(message, HEAD_ROOM))
     }
 
-    fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {
+    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Errno> {
         Err(ER_INTERNAL_ERROR)
     }
 
-    fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
         Err(ER_INTERNAL_ERROR)
     }
 }

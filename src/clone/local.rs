@@ -115,11 +115,11 @@ struct Look {
 }
 
 impl Handler for Look {
-    fn file(&self, _cbk: Cbk, _from: RawFd, _len: u32) -> Result<(), Errno> {
+    fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Errno> {
         Err(LOOK_ENDED)
     }
 
-    fn buffer(&self, cbk: Cbk, _buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Errno> {
         let desc = cbk.data_desc();
         if let Some(estimate) = innodb::file_copy_estimate(desc) {
             self.estimate.set(Some(estimate));
@@ -134,11 +134,11 @@ impl Handler for Look {
         Ok(())
     }
 
-    fn apply_file(&self, _cbk: Cbk, _to: RawFd) -> Result<(), Errno> {
+    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Errno> {
         Err(ER_INTERNAL_ERROR)
     }
 
-    fn apply_buffer(&self, _cbk: Cbk) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
         Err(ER_INTERNAL_ERROR)
     }
 }
@@ -352,7 +352,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     /// Hands the pending chunk to the apply side of the engine that offered it.
-    fn apply(&self, cbk: Cbk, pending: Pending) -> Result<(), Errno> {
+    fn apply(&self, cbk: Cbk<'_>, pending: Pending) -> Result<(), Errno> {
         self.thd.interrupted(self.is_master())?;
         let index = cbk.loc_index() as usize;
         let (Some(c), Some(&task)) = (self.clone.engines.get(index), self.apply_tasks.get(index)) else {
@@ -373,7 +373,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     /// The apply side announced a new state, or asks to acknowledge one.
-    fn apply_side_notice(&self, cbk: Cbk) -> Result<(), Errno> {
+    fn apply_side_notice(&self, cbk: Cbk<'_>) -> Result<(), Errno> {
         self.settle()?;
         if let Some(estimate) = cbk.flags().state_change {
             TRACKER.next_stage(estimate, self.clone.team.threads());
@@ -426,18 +426,18 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
 }
 
 impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
-    fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno> {
+    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno> {
         self.apply(cbk, Pending::File { fd: from, len })
     }
 
-    fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno> {
         if self.applying.get() {
             return self.apply_side_notice(cbk);
         }
         self.apply(cbk, Pending::Buffer(buf))
     }
 
-    fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
+    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Errno> {
         let names = || (cbk.source_name(), cbk.dest_name());
         let bytes = match self.pending.get() {
             Pending::File { fd, len } => {
@@ -469,7 +469,7 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
         Ok(())
     }
 
-    fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
         // The engine writes what it gets here itself, after the queued writes.
         self.settle()?;
         let out = match self.pending.get() {

@@ -1139,7 +1139,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     /// `use_data` with its block while it is valid. A block that fails its
     /// checksum (DATA_CHECKED, or a zstd frame's) fails the clone, naming
     /// the file the engine would write it to and its offset there.
-    fn with_data<T>(&self, cbk: Cbk, use_data: impl FnOnce(Block<'_>) -> Result<T, Errno>) -> Result<T, Errno> {
+    fn with_data<T>(&self, cbk: Cbk<'_>, use_data: impl FnOnce(Block<'_>) -> Result<T, Errno>) -> Result<T, Errno> {
         self.check_killed()?;
         let mut conn = self.conn.borrow_mut();
         let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
@@ -1224,7 +1224,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
 
     /// The apply side announced a state or asks to acknowledge one; the
     /// acknowledgement goes to the donor over the auxiliary connection.
-    fn notice(&self, cbk: Cbk) -> Result<(), Errno> {
+    fn notice(&self, cbk: Cbk<'_>) -> Result<(), Errno> {
         self.settle()?;
         if let Some(estimate) = cbk.flags().state_change {
             TRACKER.next_stage(estimate, self.clone.team.threads());
@@ -1237,15 +1237,15 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
 }
 
 impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
-    fn file(&self, _cbk: Cbk, _from: RawFd, _len: u32) -> Result<(), Errno> {
+    fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Errno> {
         Err(ER_INTERNAL_ERROR)
     }
 
-    fn buffer(&self, cbk: Cbk, _buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Errno> {
         self.notice(cbk)
     }
 
-    fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno> {
+    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Errno> {
         let direct = !cbk.flags().os_buffer_cache;
         self.with_data(cbk, |block| {
             let written = match (&self.writer, block) {
@@ -1259,7 +1259,7 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
         })
     }
 
-    fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
         // The engine writes this block itself, after the queued ones.
         self.settle()?;
         self.with_data(cbk, |block| match block {

@@ -150,7 +150,8 @@ fn text<'a>(p: *const c_char) -> Option<&'a str> {
 /// the diagnostics area holds an error whenever the result is not 0.
 fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
     guard(ER_INTERNAL_ERROR, || {
-        let Some(thd) = Thd::from_raw(thd) else { return ER_INTERNAL_ERROR };
+        // SAFETY: the server's session for this call, alive until it returns.
+        let Some(thd) = (unsafe { Thd::from_raw(thd) }) else { return ER_INTERNAL_ERROR };
         match body(thd) {
             Ok(()) => 0,
             Err(code) => {

@@ -28,7 +28,10 @@ unsafe impl Send for Thd {}
 unsafe impl Sync for Thd {}
 
 impl Thd {
-    pub fn from_raw(thd: *mut THD) -> Option<Thd> {
+    /// # Safety
+    /// `thd` is null or a session the server keeps alive for as long as the
+    /// returned value is used (an entry point's argument, until it returns).
+    pub unsafe fn from_raw(thd: *mut THD) -> Option<Thd> {
         NonNull::new(thd).map(Thd)
     }
 
@@ -38,8 +41,8 @@ impl Thd {
 
     /// The session running the calling thread.
     pub fn current() -> Option<Thd> {
-        // SAFETY: plain accessor.
-        Thd::from_raw(unsafe { ffi::cs_current_thd() })
+        // SAFETY: the calling thread's own session, alive while it runs.
+        unsafe { Thd::from_raw(ffi::cs_current_thd()) }
     }
 
     /// KILL QUERY / KILL CONNECTION / shutdown.
@@ -215,8 +218,9 @@ pub struct WorkerSession {
 
 impl WorkerSession {
     pub fn start(kind: Worker) -> Option<WorkerSession> {
-        // SAFETY: creates a THD bound to the calling thread.
-        let thd = Thd::from_raw(unsafe { ffi::cs_worker_thd_start(ffi::cs_psi_key(kind as c_int), 0) })?;
+        // SAFETY: creates a THD bound to the calling thread, destroyed by
+        // this value's drop.
+        let thd = unsafe { Thd::from_raw(ffi::cs_worker_thd_start(ffi::cs_psi_key(kind as c_int), 0)) }?;
         Some(WorkerSession { thd, _not_send: std::marker::PhantomData })
     }
 

@@ -123,7 +123,7 @@ impl Engine {
     }
 
     /// Passes the apply side's acknowledgement (the descriptor set on `cbk`).
-    pub fn ack(self, thd: Thd, loc: Locator, task: u32, in_err: Errno, cbk: Cbk) -> Result<(), Errno> {
+    pub fn ack(self, thd: Thd, loc: Locator, task: u32, in_err: Errno, cbk: Cbk<'_>) -> Result<(), Errno> {
         // SAFETY: as above.
         check(unsafe { ffi::cs_clone_ack(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err, cbk.0.as_ptr()) })
     }
@@ -146,7 +146,7 @@ impl Engine {
     }
 
     /// Applies the descriptor set on `cbk` (the engine may call back for data).
-    pub fn apply(self, thd: Thd, loc: Locator, task: u32, cbk: Cbk) -> Result<(), Errno> {
+    pub fn apply(self, thd: Thd, loc: Locator, task: u32, cbk: Cbk<'_>) -> Result<(), Errno> {
         // SAFETY: as above.
         check(unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, 0, cbk.0.as_ptr()) })
     }
@@ -174,11 +174,12 @@ pub struct Flags {
     pub state_change: Option<u64>,
 }
 
-/// The callback object as the engine passes it to a callback.
+/// The callback object as the engine passes it to a callback, valid for
+/// that callback (`'a`).
 #[derive(Clone, Copy, Debug)]
-pub struct Cbk(NonNull<Ha_clone_cbk>);
+pub struct Cbk<'a>(NonNull<Ha_clone_cbk>, PhantomData<&'a Ha_clone_cbk>);
 
-impl Cbk {
+impl<'a> Cbk<'a> {
     fn raw(self) -> *mut Ha_clone_cbk {
         self.0.as_ptr()
     }
@@ -195,7 +196,7 @@ impl Cbk {
     }
 
     /// The engine's descriptor for the current chunk or state.
-    pub fn data_desc(self) -> &'static [u8] {
+    pub fn data_desc(self) -> &'a [u8] {
         let mut len: c_uint = 0;
         // SAFETY: valid callback object; the bytes live until the callback returns.
         let p = unsafe { ffi::cs_cbk_data_desc(self.raw(), &mut len) };
@@ -283,14 +284,14 @@ impl EngineBuf {
 /// the apply side calls back into the same object), so state lives in cells.
 pub trait Handler {
     /// Source side: `len` bytes are ready at `from`'s current offset.
-    fn file(&self, cbk: Cbk, from: RawFd, len: u32) -> Result<(), Errno>;
+    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno>;
     /// Source side: a buffer is ready (len 0: a descriptor only); on the apply
     /// side, a state change or acknowledgement to pass back.
-    fn buffer(&self, cbk: Cbk, buf: EngineBuf) -> Result<(), Errno>;
+    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno>;
     /// Apply side: write the pending chunk at `to`'s current offset.
-    fn apply_file(&self, cbk: Cbk, to: RawFd) -> Result<(), Errno>;
+    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Errno>;
     /// Apply side: hand out the pending chunk in memory.
-    fn apply_buffer(&self, cbk: Cbk) -> Result<EngineBuf, Errno>;
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Errno>;
 }
 
 /// The C++ callback object, forwarding to a Rust handler.
@@ -315,8 +316,8 @@ impl<'h> Callback<'h> {
         self.raw.as_ptr()
     }
 
-    pub fn cbk(&self) -> Cbk {
-        Cbk(self.raw)
+    pub fn cbk(&self) -> Cbk<'_> {
+        Cbk(self.raw, PhantomData)
     }
 
     /// The engine tunes its read size to this (O_DIRECT only).
@@ -343,8 +344,9 @@ fn status(r: Result<(), Errno>) -> c_int {
     r.err().unwrap_or(0)
 }
 
-fn cbk_of(raw: *mut Ha_clone_cbk) -> Result<Cbk, Errno> {
-    NonNull::new(raw).map(Cbk).ok_or(ER_INTERNAL_ERROR)
+/// The engine's callback object, for the callback that received it.
+fn cbk_of<'a>(raw: *mut Ha_clone_cbk) -> Result<Cbk<'a>, Errno> {
+    NonNull::new(raw).map(|p| Cbk(p, PhantomData)).ok_or(ER_INTERNAL_ERROR)
 }
 
 #[no_mangle]
