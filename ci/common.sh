@@ -43,7 +43,10 @@ install_our_plugin() {
   cp "$PLUGIN_SO" "$dir/mysql_clone.so.new" && mv "$dir/mysql_clone.so.new" "$dir/mysql_clone.so"
 }
 
-server_dir() { echo "/clone-rs/$1"; }
+# server_dir NAME: a server's directory inside the chroot. A script that
+# sets SERVERS before starting any gets names of its own (SERVERS-NAME), so
+# that it can run next to another.
+server_dir() { echo "/clone-rs/${SERVERS:+$SERVERS-}$1"; }
 
 # plugin_dir ours|stock: the plugin directory (inside the chroot) to load
 # that clone plugin from.

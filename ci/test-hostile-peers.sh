@@ -9,6 +9,9 @@
 #
 #   ci/test-hostile-peers.sh [--stock]
 #
+# ONLY=<regex> runs the scenarios it matches (hostile_donor, kill,
+# hostile_recipient, second_account); an honest clone closes every run.
+#
 # With --stock the stock plugin takes the place of ours on the side under
 # attack, for comparison: on MySQL 9.7.4 the stock recipient dies on the
 # file index (signal 11), chunk number (InnoDB assertion) and file count
@@ -16,6 +19,7 @@
 set -uo pipefail
 LOG_TAG=test-hostile-peers
 . "$(dirname "$0")/common.sh"
+SERVERS=hostile
 
 UNDER_TEST=ours
 [ "${1:-}" = --stock ] && UNDER_TEST=stock
@@ -71,7 +75,7 @@ through() {
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
   proxy=$!
   proxy_listening "$PROXY"
-  touch "$ROOTFS/clone-rs/before-clone"
+  touch "$ROOTFS$(server_dir before-clone)"
   CLONE_ERRNO=$(errno_of "$RECIPIENT" "${CLONE_PRE:-} CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY
     IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")
   kill "$proxy"; wait "$proxy" 2>/dev/null
@@ -95,7 +99,7 @@ refused() {
     "$(sql "$RECIPIENT" "SELECT error_message LIKE '%$message%' FROM performance_schema.clone_status" 2>&1)"
   check "$name: nothing written outside (the escape path, or any file of the root file system outside the servers' folders)" "" \
     "$( { [ -e "$ROOTFS$ESCAPE" ] && echo "$ESCAPE"
-          find "$ROOTFS" -xdev -path "$ROOTFS/clone-rs" -prune -o -path "$ROOTFS/proc" -prune -o -type f -newer "$ROOTFS/clone-rs/before-clone" -print; } | head -3)"
+          find "$ROOTFS" -xdev -path "$ROOTFS/clone-rs" -prune -o -path "$ROOTFS/proc" -prune -o -type f -newer "$ROOTFS$(server_dir before-clone)" -print; } | head -3)"
   # The recipient told the donor, which ended its side at once (it does not
   # wait for a reconnection, as after a network failure).
   local sessions
@@ -107,189 +111,202 @@ refused() {
   rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$ESCAPE"
 }
 
-log "a hostile donor, a $UNDER_TEST recipient"
-refused "file name with parent steps" 1525 "file path" rename app/victim.ibd "../../../../../../../..$ESCAPE"
-refused "absolute file name outside" 1525 "file path" rename app/victim.ibd "$ESCAPE"
-refused "file index out of range" 3863 "Invalid File Index" index app/victim.ibd 4000000000
-refused "chunk number out of range" 3863 "Invalid Chunk Number" chunk 4000000000
-refused "absurd file count" 3863 "Invalid State Descriptor" files 4000000000
-refused "worker's START with larger counts, then a chunk past the master's" 3863 "Invalid State Descriptor" worker-start
-refused "data block shorter than its descriptor" 3863 "data length differs" data-short
-if [ "$UNDER_TEST" = ours ]; then
-  # Between our plugins with clone_enable_compression=ON, data blocks are
-  # zstd frames: a block's announced length and its frame are checked.
-  CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd block announced at 2 GiB" 3863 "data length differs" zstd-length 2147483647
-  CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd frame damaged" 3863 "does not expand" zstd-frame
-  sql "$RECIPIENT" "SET GLOBAL clone_enable_compression=OFF"
-  refused "one bit flipped in a data block" 3863 "fails its checksum" flip
-  check "bit flip: the error names the file and the offset" 1 \
-    "$(sql "$RECIPIENT" "SELECT error_message REGEXP 'Data of .+ at offset [0-9]+ fails its checksum' FROM performance_schema.clone_status" 2>&1)"
-else
-  # What the stock recipient does with the same bit flip: it applies it.
-  through recipient "one bit flipped in a data block" flip
-  check "bit flip: the stock recipient reports success over the damaged block" 0 "$CLONE_ERRNO"
-  rm -rf "${ROOTFS:?}$dest"
+# Scenario hostile_donor: descriptors a donor must not send.
+if scenario hostile_donor; then
+  log "a hostile donor, a $UNDER_TEST recipient"
+  refused "file name with parent steps" 1525 "file path" rename app/victim.ibd "../../../../../../../..$ESCAPE"
+  refused "absolute file name outside" 1525 "file path" rename app/victim.ibd "$ESCAPE"
+  refused "file index out of range" 3863 "Invalid File Index" index app/victim.ibd 4000000000
+  refused "chunk number out of range" 3863 "Invalid Chunk Number" chunk 4000000000
+  refused "absurd file count" 3863 "Invalid State Descriptor" files 4000000000
+  refused "worker's START with larger counts, then a chunk past the master's" 3863 "Invalid State Descriptor" worker-start
+  refused "data block shorter than its descriptor" 3863 "data length differs" data-short
+  if [ "$UNDER_TEST" = ours ]; then
+    # Between our plugins with clone_enable_compression=ON, data blocks are
+    # zstd frames: a block's announced length and its frame are checked.
+    CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd block announced at 2 GiB" 3863 "data length differs" zstd-length 2147483647
+    CLONE_PRE="SET GLOBAL clone_enable_compression=ON;" refused "zstd frame damaged" 3863 "does not expand" zstd-frame
+    sql "$RECIPIENT" "SET GLOBAL clone_enable_compression=OFF"
+    refused "one bit flipped in a data block" 3863 "fails its checksum" flip
+    check "bit flip: the error names the file and the offset" 1 \
+      "$(sql "$RECIPIENT" "SELECT error_message REGEXP 'Data of .+ at offset [0-9]+ fails its checksum' FROM performance_schema.clone_status" 2>&1)"
+  else
+    # What the stock recipient does with the same bit flip: it applies it.
+    through recipient "one bit flipped in a data block" flip
+    check "bit flip: the stock recipient reports success over the damaged block" 0 "$CLONE_ERRNO"
+    rm -rf "${ROOTFS:?}$dest"
+  fi
+  rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
+  rss_before=$(rss_kib)
+  refused "answer to INIT flooded with 256 MiB of collations" 3863 "too long" init-flood 4096
+  grown=$(( ($(rss_kib) - rss_before) / 1024 ))
+  check "INIT flood: the recipient grew by less than 64 MiB (grew $grown MiB)" 1 "$([ "$grown" -lt 64 ] && echo 1)"
+  refused "donor error text with line breaks" 3862 "Hostile donor binlog.999999" error-lines
+  check "donor error text: clone_status holds it on one line, invents no binlog file" "0:" \
+    "$(sql "$RECIPIENT" "SELECT CONCAT(LOCATE(CHAR(10), error_message), ':', binlog_file) FROM performance_schema.clone_status" 2>&1)"
 fi
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
-rss_before=$(rss_kib)
-refused "answer to INIT flooded with 256 MiB of collations" 3863 "too long" init-flood 4096
-grown=$(( ($(rss_kib) - rss_before) / 1024 ))
-check "INIT flood: the recipient grew by less than 64 MiB (grew $grown MiB)" 1 "$([ "$grown" -lt 64 ] && echo 1)"
-refused "donor error text with line breaks" 3862 "Hostile donor binlog.999999" error-lines
-check "donor error text: clone_status holds it on one line, invents no binlog file" "0:" \
-  "$(sql "$RECIPIENT" "SELECT CONCAT(LOCATE(CHAR(10), error_message), ':', binlog_file) FROM performance_schema.clone_status" 2>&1)"
 
-log "a KILL wakes every wait of the recipient"
-# tampered_clone_in_background ERRNO_FILE MODE...: a clone through the
-# proxy in MODE, in the background ($clone, writing its error number to
-# ERRNO_FILE; the proxy is $proxy), once the proxy has tampered.
-proxy_log="$ROOTFS$(server_dir recipient)/proxy.log"
-tampered_clone_in_background() {
-  local errno_file=$1; shift
-  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$proxy_log" &
+# Scenario kill: a KILL ends every wait of the recipient.
+if scenario kill; then
+  log "a KILL wakes every wait of the recipient"
+  # tampered_clone_in_background ERRNO_FILE MODE...: a clone through the
+  # proxy in MODE, in the background ($clone, writing its error number to
+  # ERRNO_FILE; the proxy is $proxy), once the proxy has tampered.
+  proxy_log="$ROOTFS$(server_dir recipient)/proxy.log"
+  tampered_clone_in_background() {
+    local errno_file=$1; shift
+    python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$proxy_log" &
+    proxy=$!
+    proxy_listening "$PROXY"
+    errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
+      DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$errno_file" &
+    clone=$!
+    for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+  }
+  # kill_clone NAME ERRNO_FILE: KILL QUERY of the running CLONE INSTANCE (the
+  # background job $clone, which writes its error number to ERRNO_FILE) must
+  # end it with 1317 within 10 s.
+  kill_clone() {
+    local session killed_at took
+    session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
+    killed_at=$(date +%s)
+    sql "$RECIPIENT" "KILL QUERY $session"
+    wait "$clone"
+    took=$(( $(date +%s) - killed_at ))
+    check "$1: KILL QUERY ends the clone with 1317" 1317 "$(cat "$2")"
+    check "$1: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
+  }
+  # The donor never answers the first acknowledgement: the recipient waits on
+  # its auxiliary connection, which the server's KILL does not wake.
+  tampered_clone_in_background "$ROOTFS/tmp/stall-errno" stall-ack
+  check "stalled acknowledgement: the proxy holds the answer back" "tampered" "$(head -1 "$proxy_log")"
+  sleep 1
+  kill_clone "stalled acknowledgement" "$ROOTFS/tmp/stall-errno"
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
+  rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
+
+  # A worker's stream stops: the master finishes its share and waits for the
+  # worker, which waits for data.
+  tampered_clone_in_background "$ROOTFS/tmp/worker-errno" stall-worker
+  check "stalled worker: the proxy holds its stream back" "tampered" "$(head -1 "$proxy_log")"
+  sleep 3
+  kill_clone "stalled worker" "$ROOTFS/tmp/worker-errno"
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
+
+  # A donor that announces it keeps a clone for 2^32-1 minutes after a
+  # network failure, then goes away: the recipient reconnects for 30 minutes
+  # at most, and KILL ends that wait. (The donor itself drops the clone at once.)
+  sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = 0"
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
+  recipient_log=$ROOTFS$(server_dir recipient)/error.log
+  logged_before=$(grep -c 'Source re-connect for at most' "$recipient_log")
+  tampered_clone_in_background "$ROOTFS/tmp/window-errno" reconnect-window 4294967295
+  check "reconnect window: the donor announced 2^32-1 minutes" "tampered" "$(head -1 "$proxy_log")"
+  sleep 2
+  # The proxy goes away with every connection: nothing to reconnect to.
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  for _ in $(seq 150); do [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ] && break; sleep 0.1; done
+  check "reconnect window: the recipient reconnects for 30 minutes at most" \
+    "Source re-connect for at most 30 minutes" "$(grep -o 'Source re-connect for at most [0-9]* minutes' "$recipient_log" | tail -1)"
+  kill_clone "reconnecting" "$ROOTFS/tmp/window-errno"
+  sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = DEFAULT"
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
+  rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/window-errno"
+fi
+
+# Scenario hostile_recipient: commands a recipient must not send.
+if scenario hostile_recipient; then
+  log "a hostile recipient, a $UNDER_TEST donor"
+  # The donor refuses the acknowledgement as a protocol error and drops the
+  # connection, as the stock donor does with protocol errors; the recipient
+  # takes it for a network failure and resumes on new connections, where the
+  # proxy tampers no more.
+  name="acknowledgement that is a file descriptor"
+  resumes() { grep -c 'Source Network issue' "$ROOTFS$(server_dir recipient)/error.log"; }
+  before=$(resumes)
+  through donor "$name" ack
+  check "$name: clone resumes and succeeds" "0" "$CLONE_ERRNO"
+  check "$name: the donor refused it" "1" \
+    "$(grep -c 'Refused an acknowledgement from the recipient' "$ROOTFS$(server_dir donor)/error.log")"
+  check "$name: the recipient resumed" "1" "$(($(resumes) - before))"
+  rm -rf "${ROOTFS:?}$dest"
+
+  # A command packet with no bytes, or out of sequence: the stock donor ends
+  # the clone and closes the connection at once; so must ours (the peer would
+  # wait otherwise).
+  for kind in empty sequence; do
+    name="command packet: $kind"
+    through donor "$name" bad-command "$kind"
+    check "$name: the clone still succeeds (the master goes on)" "0" "$CLONE_ERRNO"
+    ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_dir recipient)/tamper.log" | head -1)
+    check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
+      "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
+    rm -rf "${ROOTFS:?}$dest"
+  done
+fi
+
+# Scenario second_account: one account cannot touch another's clone.
+if scenario second_account; then
+  log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
+  # The victim: an honest clone, slowed down so that it runs for a while,
+  # through a proxy that notes the locator naming it (and has each of its
+  # connections ask the donor for a year of idle time first). The intruder, another
+  # account with BACKUP_ADMIN on the donor, then names that clone from its
+  # own recipient: ATTACH (to take chunks), REINIT (to take it over) and an
+  # ACK carrying an error (to abort it).
+  sql "$DONOR" "CREATE USER intruder IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO intruder"
+  server_init intruder
+  server_start intruder "$INTRUDER" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  sql "$INTRUDER" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY2'"
+  locator_file=$ROOTFS/tmp/clone-rs-victim-locator
+  rm -f "$locator_file"
+  victim_log=$ROOTFS/tmp/clone-rs-victim.log
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" victim "$locator_file" 2>"$victim_log" &
   proxy=$!
   proxy_listening "$PROXY"
+  victim_dest=$(server_dir victimcopy)/data
+  rm -rf "${ROOTFS:?}$(server_dir victimcopy)"; mkdir -p "$ROOTFS$(server_dir victimcopy)/files" "$ROOTFS$(server_dir victimcopy)/tmp"
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
   errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
-    DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$errno_file" &
-  clone=$!
-  for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
-}
-# kill_clone NAME ERRNO_FILE: KILL QUERY of the running CLONE INSTANCE (the
-# background job $clone, which writes its error number to ERRNO_FILE) must
-# end it with 1317 within 10 s.
-kill_clone() {
-  local session killed_at took
-  session=$(sql "$RECIPIENT" "SELECT id FROM information_schema.processlist WHERE info LIKE 'CLONE INSTANCE%'")
-  killed_at=$(date +%s)
-  sql "$RECIPIENT" "KILL QUERY $session"
-  wait "$clone"
-  took=$(( $(date +%s) - killed_at ))
-  check "$1: KILL QUERY ends the clone with 1317" 1317 "$(cat "$2")"
-  check "$1: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
-}
-# The donor never answers the first acknowledgement: the recipient waits on
-# its auxiliary connection, which the server's KILL does not wake.
-tampered_clone_in_background "$ROOTFS/tmp/stall-errno" stall-ack
-check "stalled acknowledgement: the proxy holds the answer back" "tampered" "$(head -1 "$proxy_log")"
-sleep 1
-kill_clone "stalled acknowledgement" "$ROOTFS/tmp/stall-errno"
-kill "$proxy"; wait "$proxy" 2>/dev/null
-check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
-rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
-
-# A worker's stream stops: the master finishes its share and waits for the
-# worker, which waits for data.
-tampered_clone_in_background "$ROOTFS/tmp/worker-errno" stall-worker
-check "stalled worker: the proxy holds its stream back" "tampered" "$(head -1 "$proxy_log")"
-sleep 3
-kill_clone "stalled worker" "$ROOTFS/tmp/worker-errno"
-kill "$proxy"; wait "$proxy" 2>/dev/null
-rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
-
-# A donor that announces it keeps a clone for 2^32-1 minutes after a
-# network failure, then goes away: the recipient reconnects for 30 minutes
-# at most, and KILL ends that wait. (The donor itself drops the clone at once.)
-sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = 0"
-sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
-recipient_log=$ROOTFS$(server_dir recipient)/error.log
-logged_before=$(grep -c 'Source re-connect for at most' "$recipient_log")
-tampered_clone_in_background "$ROOTFS/tmp/window-errno" reconnect-window 4294967295
-check "reconnect window: the donor announced 2^32-1 minutes" "tampered" "$(head -1 "$proxy_log")"
-sleep 2
-# The proxy goes away with every connection: nothing to reconnect to.
-kill "$proxy"; wait "$proxy" 2>/dev/null
-for _ in $(seq 150); do [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ] && break; sleep 0.1; done
-check "reconnect window: the recipient reconnects for 30 minutes at most" \
-  "Source re-connect for at most 30 minutes" "$(grep -o 'Source re-connect for at most [0-9]* minutes' "$recipient_log" | tail -1)"
-kill_clone "reconnecting" "$ROOTFS/tmp/window-errno"
-sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = DEFAULT"
-sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
-rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/window-errno"
-log "a hostile recipient, a $UNDER_TEST donor"
-# The donor refuses the acknowledgement as a protocol error and drops the
-# connection, as the stock donor does with protocol errors; the recipient
-# takes it for a network failure and resumes on new connections, where the
-# proxy tampers no more.
-name="acknowledgement that is a file descriptor"
-resumes() { grep -c 'Source Network issue' "$ROOTFS$(server_dir recipient)/error.log"; }
-before=$(resumes)
-through donor "$name" ack
-check "$name: clone resumes and succeeds" "0" "$CLONE_ERRNO"
-check "$name: the donor refused it" "1" \
-  "$(grep -c 'Refused an acknowledgement from the recipient' "$ROOTFS$(server_dir donor)/error.log")"
-check "$name: the recipient resumed" "1" "$(($(resumes) - before))"
-rm -rf "${ROOTFS:?}$dest"
-
-# A command packet with no bytes, or out of sequence: the stock donor ends
-# the clone and closes the connection at once; so must ours (the peer would
-# wait otherwise).
-for kind in empty sequence; do
-  name="command packet: $kind"
-  through donor "$name" bad-command "$kind"
-  check "$name: the clone still succeeds (the master goes on)" "0" "$CLONE_ERRNO"
-  ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_dir recipient)/tamper.log" | head -1)
-  check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
-    "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
-  rm -rf "${ROOTFS:?}$dest"
-done
-
-log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
-# The victim: an honest clone, slowed down so that it runs for a while,
-# through a proxy that notes the locator naming it (and has each of its
-# connections ask the donor for a year of idle time first). The intruder, another
-# account with BACKUP_ADMIN on the donor, then names that clone from its
-# own recipient: ATTACH (to take chunks), REINIT (to take it over) and an
-# ACK carrying an error (to abort it).
-sql "$DONOR" "CREATE USER intruder IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO intruder"
-server_init intruder
-server_start intruder "$INTRUDER" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
-sql "$INTRUDER" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY2'"
-locator_file=$ROOTFS/tmp/clone-rs-victim-locator
-rm -f "$locator_file"
-victim_log=$ROOTFS/tmp/clone-rs-victim.log
-python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" victim "$locator_file" 2>"$victim_log" &
-proxy=$!
-proxy_listening "$PROXY"
-victim_dest=$(server_dir victimcopy)/data
-rm -rf "${ROOTFS:?}$(server_dir victimcopy)"; mkdir -p "$ROOTFS$(server_dir victimcopy)/files" "$ROOTFS$(server_dir victimcopy)/tmp"
-sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
-errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
-  DATA DIRECTORY = '$victim_dest' REQUIRE NO SSL" >"$ROOTFS/tmp/victim-errno" &
-victim=$!
-for _ in $(seq 100); do [ -s "$locator_file" ] && break; sleep 0.1; done
-check "victim clone: its locator is known" 1 "$([ -s "$locator_file" ] && echo 1)"
-# However long a recipient asked to idle, the donor waits at most 8 hours
-# for its next command while it holds the clone slot and the backup lock.
-idle=$(sql "$DONOR" "SELECT COUNT(*) >= 2, MAX(CAST(v.variable_value AS UNSIGNED))
-  FROM performance_schema.variables_by_thread v JOIN performance_schema.threads t USING (thread_id)
-  WHERE v.variable_name = 'wait_timeout' AND t.processlist_command LIKE 'Clone%'")
-check "the victim's connections asked for a year of idle time" 1 "$(grep -c 'slipped-in statement answered: 00' "$victim_log" | awk '{print ($1 >= 2)}')"
-check "a recipient's year of idle time is cut to 8 hours on the donor" "1	28800" "$idle"
-refusals() { grep -c 'Refused a command from intruder@%: Wrong Clone RPC: the clone belongs to another account' "$ROOTFS$(server_dir donor)/error.log"; }
-for kind in attach reinit ack; do
-  hijack_log=$ROOTFS/tmp/clone-rs-hijack.log
-  python3 "$REPO/ci/proxy.py" "$PROXY2" "$DONOR" hijack "$kind" "$locator_file" 2>"$hijack_log" &
-  proxy2=$!
-  proxy_listening "$PROXY2"
-  refusals_before=$(refusals)
-  intruder_errno=$(errno_of "$INTRUDER" "CLONE INSTANCE FROM intruder@127.0.0.1:$PROXY2 IDENTIFIED BY 'Pass-1234'
-    DATA DIRECTORY = '$(server_dir intruder)/stolen-$kind' REQUIRE NO SSL")
-  kill "$proxy2"; wait "$proxy2" 2>/dev/null
-  answered=$(sed -n 's/^answered after \([0-9.]*\) s.*/\1/p' "$hijack_log" | head -1)
-  check "intruder's $kind: refused (clone fails)" 1 "$([ "$intruder_errno" != 0 ] && echo 1)"
-  check "intruder's $kind: the donor refused it for its account" 1 "$(($(refusals) - refusals_before))"
-  check "intruder's $kind: answered within 5 s (after ${answered:-never} s)" 1 "$(awk -v t="${answered:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
-done
-wait "$victim"
-kill "$proxy"; wait "$proxy" 2>/dev/null
-sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
-check "victim clone: succeeds" 0 "$(cat "$ROOTFS/tmp/victim-errno")"
-server_start victimcopy "$((PORT + 3))" "$OUR_PLUGIN_DIR"
-check "victim clone: its data equals the donor's" "$(sql "$DONOR" "CHECKSUM TABLE app.victim")" \
-  "$(sql "$((PORT + 3))" "CHECKSUM TABLE app.victim" 2>&1)"
-server_stop victimcopy
-server_stop intruder
-rm -rf "${ROOTFS:?}$(server_dir victimcopy)" "$locator_file" "$victim_log" "$ROOTFS/tmp/victim-errno"
+    DATA DIRECTORY = '$victim_dest' REQUIRE NO SSL" >"$ROOTFS/tmp/victim-errno" &
+  victim=$!
+  for _ in $(seq 100); do [ -s "$locator_file" ] && break; sleep 0.1; done
+  check "victim clone: its locator is known" 1 "$([ -s "$locator_file" ] && echo 1)"
+  # However long a recipient asked to idle, the donor waits at most 8 hours
+  # for its next command while it holds the clone slot and the backup lock.
+  idle=$(sql "$DONOR" "SELECT COUNT(*) >= 2, MAX(CAST(v.variable_value AS UNSIGNED))
+    FROM performance_schema.variables_by_thread v JOIN performance_schema.threads t USING (thread_id)
+    WHERE v.variable_name = 'wait_timeout' AND t.processlist_command LIKE 'Clone%'")
+  check "the victim's connections asked for a year of idle time" 1 "$(grep -c 'slipped-in statement answered: 00' "$victim_log" | awk '{print ($1 >= 2)}')"
+  check "a recipient's year of idle time is cut to 8 hours on the donor" "1	28800" "$idle"
+  refusals() { grep -c 'Refused a command from intruder@%: Wrong Clone RPC: the clone belongs to another account' "$ROOTFS$(server_dir donor)/error.log"; }
+  for kind in attach reinit ack; do
+    hijack_log=$ROOTFS/tmp/clone-rs-hijack.log
+    python3 "$REPO/ci/proxy.py" "$PROXY2" "$DONOR" hijack "$kind" "$locator_file" 2>"$hijack_log" &
+    proxy2=$!
+    proxy_listening "$PROXY2"
+    refusals_before=$(refusals)
+    intruder_errno=$(errno_of "$INTRUDER" "CLONE INSTANCE FROM intruder@127.0.0.1:$PROXY2 IDENTIFIED BY 'Pass-1234'
+      DATA DIRECTORY = '$(server_dir intruder)/stolen-$kind' REQUIRE NO SSL")
+    kill "$proxy2"; wait "$proxy2" 2>/dev/null
+    answered=$(sed -n 's/^answered after \([0-9.]*\) s.*/\1/p' "$hijack_log" | head -1)
+    check "intruder's $kind: refused (clone fails)" 1 "$([ "$intruder_errno" != 0 ] && echo 1)"
+    check "intruder's $kind: the donor refused it for its account" 1 "$(($(refusals) - refusals_before))"
+    check "intruder's $kind: answered within 5 s (after ${answered:-never} s)" 1 "$(awk -v t="${answered:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
+  done
+  wait "$victim"
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
+  check "victim clone: succeeds" 0 "$(cat "$ROOTFS/tmp/victim-errno")"
+  server_start victimcopy "$((PORT + 3))" "$OUR_PLUGIN_DIR"
+  check "victim clone: its data equals the donor's" "$(sql "$DONOR" "CHECKSUM TABLE app.victim")" \
+    "$(sql "$((PORT + 3))" "CHECKSUM TABLE app.victim" 2>&1)"
+  server_stop victimcopy
+  server_stop intruder
+  rm -rf "${ROOTFS:?}$(server_dir victimcopy)" "$locator_file" "$victim_log" "$ROOTFS/tmp/victim-errno"
+fi
 
 log "the same servers, without tampering, still clone"
 dest=$(server_dir recipient)/honest

@@ -2,16 +2,16 @@
 # Integration tests of CLONE LOCAL against a real mysqld 9.7.4 with our
 # plugin: data verified by checksums on a server started on the clone, the
 # stock errors, KILL, UNINSTALL, status across a restart. Prints one line per
-# check and closes with "N passed, N failed".
+# check and closes with "N passed, N failed". ONLY=<regex> runs the
+# scenarios it matches (snapshot, kill, option_file) after the common checks.
 set -uo pipefail
 LOG_TAG=test-local
 . "$(dirname "$0")/common.sh"
+SERVERS=local
 
 PORT=${PORT_BASE:-13400}
 CLONE_PORT=$((PORT + 1))
 ROWS_MB=${TEST_DATA_MB:-300}
-
-
 
 cleanup() { server_stop donor; server_stop cloned; }
 trap cleanup EXIT
@@ -40,83 +40,93 @@ check "relative path refused (1525)" "1525" "$(errno_of "$PORT" "CLONE LOCAL DAT
 check "existing directory refused (1007)" "1007" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files'")"
 check "directory inside the datadir refused (3632)" "3632" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/data/sub'")"
 
-# Clone while a writer inserts; the clone must be a consistent snapshot.
-log "cloning under concurrent inserts"
-sql "$PORT" "CREATE TABLE IF NOT EXISTS bench.live (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64))"
-( for i in $(seq 1 100000); do
-    sql "$PORT" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID()),(UUID()),(UUID())" 2>/dev/null || break
-    [ -e "$ROOTFS/clone-rs/donor/stop-writer" ] && break
-  done ) &
-writer=$!
-for i in $(seq 100); do [ "$(sql "$PORT" "SELECT COUNT(*) > 0 FROM bench.live")" = 1 ] && break; sleep 0.1; done
-before_clone=$(sql "$PORT" "SELECT COALESCE(MAX(id), 0) FROM bench.live")
-dest=$(server_dir cloned)/data
-rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
-t0=$(date +%s.%N)
-out=$(sql "$PORT" "SET GLOBAL clone_autotune_concurrency=OFF; SET GLOBAL clone_max_concurrency=4; CLONE LOCAL DATA DIRECTORY = '$dest'" 2>&1)
-check "CLONE LOCAL succeeds" "" "$out"
-t1=$(date +%s.%N)
-touch "$ROOTFS/clone-rs/donor/stop-writer"; wait "$writer"; rm -f "$ROOTFS/clone-rs/donor/stop-writer"
-log "clone took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+# Scenario snapshot: a clone under concurrent inserts, started as a server.
+if scenario snapshot; then
+  # Clone while a writer inserts; the clone must be a consistent snapshot.
+  log "cloning under concurrent inserts"
+  sql "$PORT" "CREATE TABLE IF NOT EXISTS bench.live (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64))"
+  ( for i in $(seq 1 100000); do
+      sql "$PORT" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID()),(UUID()),(UUID())" 2>/dev/null || break
+      [ -e "$ROOTFS$(server_dir donor)/stop-writer" ] && break
+    done ) &
+  writer=$!
+  for i in $(seq 100); do [ "$(sql "$PORT" "SELECT COUNT(*) > 0 FROM bench.live")" = 1 ] && break; sleep 0.1; done
+  before_clone=$(sql "$PORT" "SELECT COALESCE(MAX(id), 0) FROM bench.live")
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  t0=$(date +%s.%N)
+  out=$(sql "$PORT" "SET GLOBAL clone_autotune_concurrency=OFF; SET GLOBAL clone_max_concurrency=4; CLONE LOCAL DATA DIRECTORY = '$dest'" 2>&1)
+  check "CLONE LOCAL succeeds" "" "$out"
+  t1=$(date +%s.%N)
+  touch "$ROOTFS$(server_dir donor)/stop-writer"; wait "$writer"; rm -f "$ROOTFS$(server_dir donor)/stop-writer"
+  log "clone took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 
-check "clone_status Completed" "Completed	0" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
-check "buffers counted under memory/clone/data, all freed" "1	0" "$(sql "$PORT" "SELECT count_alloc > 0 AND count_alloc = count_free,
-  current_number_of_bytes_used FROM performance_schema.memory_summary_global_by_event_name WHERE event_name = 'memory/clone/data'")"
-check "clone_status source/destination" "LOCAL INSTANCE	$dest/" "$(sql "$PORT" "SELECT source, destination FROM performance_schema.clone_status")"
-check "clone_progress stages" "DROP DATA Completed,FILE COPY Completed,PAGE COPY Completed,REDO COPY Completed,FILE SYNC Completed,RESTART Not Started,RECOVERY Not Started" \
-  "$(sql "$PORT" "SELECT CONCAT(stage,' ',state) FROM performance_schema.clone_progress" | paste -sd, -)"
-check "FILE COPY moved data" "1" "$(sql "$PORT" "SELECT data > 0 AND data <= estimate * 2 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")"
-check "threads used" "4" "$(sql "$PORT" "SELECT MAX(threads) FROM performance_schema.clone_progress")"
+  check "clone_status Completed" "Completed	0" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+  check "buffers counted under memory/clone/data, all freed" "1	0" "$(sql "$PORT" "SELECT count_alloc > 0 AND count_alloc = count_free,
+    current_number_of_bytes_used FROM performance_schema.memory_summary_global_by_event_name WHERE event_name = 'memory/clone/data'")"
+  check "clone_status source/destination" "LOCAL INSTANCE	$dest/" "$(sql "$PORT" "SELECT source, destination FROM performance_schema.clone_status")"
+  check "clone_progress stages" "DROP DATA Completed,FILE COPY Completed,PAGE COPY Completed,REDO COPY Completed,FILE SYNC Completed,RESTART Not Started,RECOVERY Not Started" \
+    "$(sql "$PORT" "SELECT CONCAT(stage,' ',state) FROM performance_schema.clone_progress" | paste -sd, -)"
+  check "FILE COPY moved data" "1" "$(sql "$PORT" "SELECT data > 0 AND data <= estimate * 2 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")"
+  check "threads used" "4" "$(sql "$PORT" "SELECT MAX(threads) FROM performance_schema.clone_progress")"
 
-log "starting a server on the clone"
-server_start cloned "$CLONE_PORT" "$OUR_PLUGIN_DIR"
-check "checksums of static tables match" "$(sql "$PORT" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONE_PORT" "CHECKSUM TABLE $STATIC_TABLES")"
-max=$(sql "$CLONE_PORT" "SELECT COALESCE(MAX(id),0) FROM bench.live")
-q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
-check "live table is a consistent snapshot (ids <= $max)" "$(sql "$PORT" "$q")" "$(sql "$CLONE_PORT" "$q")"
-check "clone has rows written after the clone began" "1" "$(sql "$CLONE_PORT" "SELECT MAX(id) > $before_clone FROM bench.live")"
-check "clone's clone_status after recovery" "Completed	0" "$(sql "$CLONE_PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
-server_stop cloned
+  log "starting a server on the clone"
+  server_start cloned "$CLONE_PORT" "$OUR_PLUGIN_DIR"
+  check "checksums of static tables match" "$(sql "$PORT" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONE_PORT" "CHECKSUM TABLE $STATIC_TABLES")"
+  max=$(sql "$CLONE_PORT" "SELECT COALESCE(MAX(id),0) FROM bench.live")
+  q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
+  check "live table is a consistent snapshot (ids <= $max)" "$(sql "$PORT" "$q")" "$(sql "$CLONE_PORT" "$q")"
+  check "clone has rows written after the clone began" "1" "$(sql "$CLONE_PORT" "SELECT MAX(id) > $before_clone FROM bench.live")"
+  check "clone's clone_status after recovery" "Completed	0" "$(sql "$CLONE_PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+  server_stop cloned
+fi
 
-# Second clone while one runs, UNINSTALL while it runs, KILL QUERY mid-copy.
-log "KILL QUERY and concurrency checks on a throttled clone"
-slow=$(server_dir donor)/files/slow
-sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=8, clone_max_concurrency=1"
-( sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$slow'" >"$ROOTFS/clone-rs/donor/slow.out" 2>&1 ) &
-cl=$!
-for i in $(seq 100); do
-  [ "$(sql "$PORT" "SELECT stage FROM performance_schema.clone_progress WHERE state = 'In Progress'")" = "FILE COPY" ] && break; sleep 0.1
-done
-check "second concurrent clone refused (3634)" "3634" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/other'")"
-check "UNINSTALL refused while cloning (1883)" "1883" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
-id=$(sql "$PORT" "SELECT pid FROM performance_schema.clone_status")
-sql "$PORT" "KILL QUERY $id"
-wait "$cl"
-check "killed clone fails with 1317" "1" "$(grep -c '^ERROR 1317' "$ROOTFS/clone-rs/donor/slow.out")"
-# As with the stock plugin, the partial copy stays for the DBA to look at.
-check "killed clone leaves its partial directory" "present" "$([ -e "$ROOTFS$slow" ] && echo present || echo absent)"
-rm -rf "${ROOTFS:?}$slow"
-check "clone_status Failed 1317" "Failed	1317" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
-sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=DEFAULT, clone_max_concurrency=DEFAULT"
+# Scenario kill: KILL and concurrency, then the status across a restart.
+if scenario kill; then
+  # Second clone while one runs, UNINSTALL while it runs, KILL QUERY mid-copy.
+  log "KILL QUERY and concurrency checks on a throttled clone"
+  slow=$(server_dir donor)/files/slow
+  sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=8, clone_max_concurrency=1"
+  ( sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$slow'" >"$ROOTFS$(server_dir donor)/slow.out" 2>&1 ) &
+  cl=$!
+  for i in $(seq 100); do
+    [ "$(sql "$PORT" "SELECT stage FROM performance_schema.clone_progress WHERE state = 'In Progress'")" = "FILE COPY" ] && break; sleep 0.1
+  done
+  check "second concurrent clone refused (3634)" "3634" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/other'")"
+  check "UNINSTALL refused while cloning (1883)" "1883" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
+  id=$(sql "$PORT" "SELECT pid FROM performance_schema.clone_status")
+  sql "$PORT" "KILL QUERY $id"
+  wait "$cl"
+  check "killed clone fails with 1317" "1" "$(grep -c '^ERROR 1317' "$ROOTFS$(server_dir donor)/slow.out")"
+  # As with the stock plugin, the partial copy stays for the DBA to look at.
+  check "killed clone leaves its partial directory" "present" "$([ -e "$ROOTFS$slow" ] && echo present || echo absent)"
+  rm -rf "${ROOTFS:?}$slow"
+  check "clone_status Failed 1317" "Failed	1317" "$(sql "$PORT" "SELECT state, error_no FROM performance_schema.clone_status")"
+  sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=DEFAULT, clone_max_concurrency=DEFAULT"
 
-log "status after a restart"
-server_stop donor
-server_start donor "$PORT" "$OUR_PLUGIN_DIR"
-# A DATA DIRECTORY clone's status is kept inside the clone (checked above)
-# and, unlike with the stock plugin, by the server that ran it.
-check "the last clone (killed) is remembered across the restart" "Failed	1317	$slow/" \
-  "$(sql "$PORT" "SELECT state, error_no, destination FROM performance_schema.clone_status")"
-check "UNINSTALL PLUGIN" "0" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
-check "CLONE without plugin (1524)" "1524" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/x'")"
-server_stop donor
+  log "status after a restart"
+  server_stop donor
+  server_start donor "$PORT" "$OUR_PLUGIN_DIR"
+  # A DATA DIRECTORY clone's status is kept inside the clone (checked above)
+  # and, unlike with the stock plugin, by the server that ran it.
+  check "the last clone (killed) is remembered across the restart" "Failed	1317	$slow/" \
+    "$(sql "$PORT" "SELECT state, error_no, destination FROM performance_schema.clone_status")"
+  check "UNINSTALL PLUGIN" "0" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
+  check "CLONE without plugin (1524)" "1524" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/x'")"
+  server_stop donor
+fi
 
-log "plugin-load-add in a config file and --clone=FORCE_PLUS_PERMANENT"
-printf '[mysqld]\nplugin-load-add=mysql_clone.so\nclone=FORCE_PLUS_PERMANENT\nclone_max_concurrency=7\n' \
-  >"$ROOTFS$(server_dir donor)/my.cnf"
-MYSQLD_CNF=$(server_dir donor)/my.cnf server_start donor "$PORT" "$OUR_PLUGIN_DIR"
-check "option file sets clone_max_concurrency" "7" "$(sql "$PORT" "SELECT @@clone_max_concurrency")"
-check "loaded FORCE_PLUS_PERMANENT" "ACTIVE	FORCE_PLUS_PERMANENT" "$(sql "$PORT" "SELECT plugin_status, load_option FROM information_schema.plugins WHERE plugin_name='clone'")"
-check "UNINSTALL of FORCE_PLUS_PERMANENT refused (1702)" "1702" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
-server_stop donor
+# Scenario option_file: plugin-load-add and FORCE_PLUS_PERMANENT.
+if scenario option_file; then
+  log "plugin-load-add in a config file and --clone=FORCE_PLUS_PERMANENT"
+  server_stop donor
+  printf '[mysqld]\nplugin-load-add=mysql_clone.so\nclone=FORCE_PLUS_PERMANENT\nclone_max_concurrency=7\n' \
+    >"$ROOTFS$(server_dir donor)/my.cnf"
+  MYSQLD_CNF=$(server_dir donor)/my.cnf server_start donor "$PORT" "$OUR_PLUGIN_DIR"
+  check "option file sets clone_max_concurrency" "7" "$(sql "$PORT" "SELECT @@clone_max_concurrency")"
+  check "loaded FORCE_PLUS_PERMANENT" "ACTIVE	FORCE_PLUS_PERMANENT" "$(sql "$PORT" "SELECT plugin_status, load_option FROM information_schema.plugins WHERE plugin_name='clone'")"
+  check "UNINSTALL of FORCE_PLUS_PERMANENT refused (1702)" "1702" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
+  server_stop donor
+fi
 
 report test-local

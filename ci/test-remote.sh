@@ -8,6 +8,7 @@
 set -uo pipefail
 LOG_TAG=test-remote
 . "$(dirname "$0")/common.sh"
+SERVERS=remote
 
 PORT=${PORT_BASE:-13800}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) CLONED=$((PORT + 2))
@@ -40,14 +41,14 @@ clone_into() {
   rows_before=$(sql "$DONOR" "SELECT COUNT(*) FROM bench.live")
   ( for i in $(seq 1 100000); do
       sql "$DONOR" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID())" 2>/dev/null || break
-      [ -e "$ROOTFS/clone-rs/donor/stop-writer" ] && break
+      [ -e "$ROOTFS$(server_dir donor)/stop-writer" ] && break
     done ) &
   writer=$!
   dest=$(server_dir cloned)/data
   rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
   out=$(sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'; $pre
     CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'" 2>&1)
-  touch "$ROOTFS/clone-rs/donor/stop-writer"; wait "$writer"; rm -f "$ROOTFS/clone-rs/donor/stop-writer"
+  touch "$ROOTFS$(server_dir donor)/stop-writer"; wait "$writer"; rm -f "$ROOTFS$(server_dir donor)/stop-writer"
   check "$rp recipient <- $dp donor: CLONE INSTANCE succeeds" "" "$out"
   check "$rp <- $dp: clone_status" "Completed	0	127.0.0.1:$DONOR" \
     "$(sql "$RECIPIENT" "SELECT state, error_no, source FROM performance_schema.clone_status")"
@@ -110,7 +111,7 @@ scenario clone_into && clone_into stock ours "SET GLOBAL clone_enable_compressio
 # drops tables; the files DDL adds, renames and deletes mid-clone travel as
 # extra file descriptors. Verified on a server started on the clone.
 clone_under_ddl() {
-  local dp=$1 rp=$2 dest writer out stop=$ROOTFS/clone-rs/donor/stop-ddl
+  local dp=$1 rp=$2 dest writer out stop=$ROOTFS$(server_dir donor)/stop-ddl
   server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
   server_init recipient
   server_start recipient "$RECIPIENT" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID

@@ -12,3 +12,43 @@ include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 pub mod errors {
     include!(concat!(env!("OUT_DIR"), "/error_codes.rs"));
 }
+
+/// A MySQL error number whose message takes the arguments `A` stands for
+/// (read from its English text in share/messages_to_clients.txt): the raise
+/// functions take only the shapes they pass, so a mismatch does not compile.
+pub struct Message<A> {
+    pub code: i32,
+    _args: core::marker::PhantomData<A>,
+}
+
+impl<A> Message<A> {
+    pub const fn new(code: i32) -> Message<A> {
+        Message { code, _args: core::marker::PhantomData }
+    }
+}
+
+impl<A> Clone for Message<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A> Copy for Message<A> {}
+
+/// The shapes of a message's arguments.
+pub mod args {
+    pub enum None {}
+    pub enum Str {}
+    pub enum StrStr {}
+    /// One `%d` or `%u`.
+    pub enum Int {}
+    pub enum IntInt {}
+    /// `%s`, `%d`, `%s`: a file, the OS errno and its text.
+    pub enum StrIntStr {}
+    pub enum Other {}
+}
+
+/// Every message to clients as a [`Message`], and `NO_ARGUMENTS`.
+pub mod messages {
+    include!(concat!(env!("OUT_DIR"), "/error_messages.rs"));
+}

@@ -88,7 +88,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
                 // does: the error closes the connection, the peer learns at once.
                 last_error = e;
                 if donor.thd.error().0 == 0 {
-                    session::raise(e);
+                    session::raise_errno(e);
                 }
                 let _ = donor.link.send_error(true);
                 break;
@@ -100,7 +100,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
         let outcome = match Command::decode(&packet) {
             Ok(command) => donor.handle(command),
             Err(e) => {
-                session::raise_str(ER_CLONE_PROTOCOL, &format!("Wrong Clone RPC: {}", describe(&e)));
+                session::raise_str(message::ER_CLONE_PROTOCOL, &format!("Wrong Clone RPC: {}", describe(&e)));
                 Err(ER_CLONE_PROTOCOL)
             }
         };
@@ -115,7 +115,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
                 last_error = e;
                 let fatal = is_fatal(e);
                 if donor.thd.error().0 == 0 {
-                    session::raise(e);
+                    session::raise_errno(e);
                 }
                 log::info!(target: "donor", "Before sending COM_RES_ERROR: {}", if fatal { "network " } else { "" });
                 let sent = donor.link.send_error(fatal);
@@ -165,7 +165,7 @@ impl Donor {
 
     fn engine_for(&self, db_type: u8) -> Result<Engine, Errno> {
         storage::source_engines(self.thd).into_iter().find(|e| e.db_type() == db_type).ok_or_else(|| {
-            session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init buffer length");
+            session::raise_str(message::ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init buffer length");
             ER_CLONE_PROTOCOL
         })
     }
@@ -173,7 +173,7 @@ impl Donor {
     /// INIT / REINIT (master) and ATTACH (worker).
     fn begin(&mut self, p: InitPayload<'_>, mode: Mode, master: bool) -> Result<(), Errno> {
         if !self.active.is_empty() {
-            session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init request after Init");
+            session::raise_str(message::ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init request after Init");
             return Err(ER_CLONE_PROTOCOL);
         }
         log::info!(target: "donor", "{}", match mode {
@@ -201,7 +201,7 @@ impl Donor {
         if master && p.block_ddl() && !self.backup_locked {
             if !services::backup_lock(self.thd, p.ddl_timeout()) {
                 if self.thd.error().0 == 0 {
-                    session::raise(ER_LOCK_WAIT_TIMEOUT);
+                    session::raise(message::ER_LOCK_WAIT_TIMEOUT);
                 }
                 return Err(ER_LOCK_WAIT_TIMEOUT);
             }
@@ -252,7 +252,7 @@ impl Donor {
 
     fn deny(&self, denial: Denial) -> Errno {
         log::error!(target: "donor", "Refused a command from {}: {}", self.account, denial.message());
-        session::raise_str(ER_CLONE_PROTOCOL, denial.message());
+        session::raise_str(message::ER_CLONE_PROTOCOL, denial.message());
         ER_CLONE_PROTOCOL
     }
 
@@ -290,7 +290,7 @@ impl Donor {
 
     fn execute(&mut self) -> Result<(), Errno> {
         if self.active.is_empty() {
-            session::raise_str(ER_CLONE_PROTOCOL, "Wrong Clone RPC: Execute request before Init");
+            session::raise_str(message::ER_CLONE_PROTOCOL, "Wrong Clone RPC: Execute request before Init");
             return Err(ER_CLONE_PROTOCOL);
         }
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
@@ -315,7 +315,7 @@ impl Donor {
         if error == 0 && engine.is_innodb() {
             if let Err(what) = innodb::check_acknowledgement(descriptor) {
                 log::error!(target: "donor", "Refused an acknowledgement from the recipient: {what}");
-                session::raise_str(ER_CLONE_PROTOCOL, what);
+                session::raise_str(message::ER_CLONE_PROTOCOL, what);
                 return Err(ER_CLONE_PROTOCOL);
             }
         }
@@ -411,14 +411,6 @@ impl Sender {
         self.behind.send(secure, message)
     }
 
-    fn interrupted(&self) -> Result<(), Errno> {
-        if self.thd.killed() {
-            session::raise(ER_QUERY_INTERRUPTED);
-            return Err(ER_QUERY_INTERRUPTED);
-        }
-        Ok(())
-    }
-
     fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Errno> {
         let engine = cbk.engine().ok_or(ER_INTERNAL_ERROR)?;
         let flags = cbk.flags();
@@ -432,13 +424,13 @@ impl Sender {
 
 impl Handler for Sender {
     fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno> {
-        self.interrupted()?;
+        self.thd.interrupted(true)?;
         let len = len as usize;
         let mut buf = self.behind.aligned(len + ALIGN)?;
         if let Err(e) = copy::read_exact(from, &mut buf.as_mut_slice()[ALIGN..ALIGN + len]) {
             self.behind.recycle(Outgoing::Aligned(buf, 0..0));
             if let copy::CopyError::Read(err) = e {
-                session::raise_file(ER_ERROR_ON_READ, &cbk.source_name(), &err);
+                session::raise_file(message::ER_ERROR_ON_READ, &cbk.source_name(), &err);
             }
             return Err(ER_ERROR_ON_READ);
         }
@@ -453,7 +445,7 @@ impl Handler for Sender {
     }
 
     fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno> {
-        self.interrupted()?;
+        self.thd.interrupted(true)?;
         let secure = self.send_descriptor(cbk)?;
         if buf.len == 0 {
             return Ok(());

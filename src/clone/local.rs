@@ -36,7 +36,7 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
     }
     let dir_text = data_dir.to_string_lossy();
     if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
-        session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
+        session::raise_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
         return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
     }
     TRACKER.next_stage(0, 1);
@@ -89,7 +89,7 @@ fn look(thd: Thd) -> Result<CopyEstimate, Errno> {
             (Some(estimate), _) => Ok(estimate),
             (None, Err(e)) => Err(e),
             (None, Ok(())) => {
-                session::raise_str(ER_INTERNAL_ERROR, "clone: the file copy announced no estimate");
+                session::raise_str(message::ER_INTERNAL_ERROR, "clone: the file copy announced no estimate");
                 Err(ER_INTERNAL_ERROR)
             }
         };
@@ -356,7 +356,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         self.thd.interrupted(self.is_master())?;
         let index = cbk.loc_index() as usize;
         let (Some(c), Some(&task)) = (self.clone.engines.get(index), self.apply_tasks.get(index)) else {
-            session::raise_str(ER_INTERNAL_ERROR, "clone: storage engine index out of range");
+            session::raise_str(message::ER_INTERNAL_ERROR, "clone: storage engine index out of range");
             return Err(ER_INTERNAL_ERROR);
         };
         // Not file data: a file or state change, or pages the engine may
@@ -406,19 +406,19 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     fn report(&self, e: CopyError, names: &(String, String)) -> Errno {
         match e {
             CopyError::Read(err) => {
-                session::raise_file(ER_ERROR_ON_READ, &names.0, &err);
+                session::raise_file(message::ER_ERROR_ON_READ, &names.0, &err);
                 ER_ERROR_ON_READ
             }
             CopyError::Write(err) => {
-                session::raise_file(ER_ERROR_ON_WRITE, &names.1, &err);
+                session::raise_file(message::ER_ERROR_ON_WRITE, &names.1, &err);
                 ER_ERROR_ON_WRITE
             }
             CopyError::WriteBehind(f) => {
-                session::raise_file(ER_ERROR_ON_WRITE, &f.name, &f.error);
+                session::raise_file(message::ER_ERROR_ON_WRITE, &f.name, &f.error);
                 ER_ERROR_ON_WRITE
             }
             CopyError::OutOfMemory(n) => {
-                session::raise_int(ER_OUTOFMEMORY, n as i64);
+                session::raise_int(message::ER_OUTOFMEMORY, n as i64);
                 ER_OUTOFMEMORY
             }
         }

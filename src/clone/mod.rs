@@ -25,7 +25,7 @@ fn check_packet_size(thd: Thd) -> Result<(), Errno> {
     let value = clone_protocol::configs(thd, &["max_allowed_packet"])?;
     let current: u64 = value.first().and_then(|v| v.parse().ok()).unwrap_or(0);
     if current < MIN_MAX_ALLOWED_PACKET {
-        session::raise_two_ints(ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, current as i64);
+        session::raise_two_ints(message::ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, current as i64);
         return Err(ER_CLONE_NETWORK_PACKET);
     }
     Ok(())
@@ -76,7 +76,7 @@ fn check_space(thd: Thd, data_dir: Option<&CStr>, needed: u64, tell: impl FnOnce
         }
     };
     let free = files::free_space(&dir).map_err(|e| {
-        session::raise_file(ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
+        session::raise_file(message::ER_CANT_GET_STAT, &dir.to_string_lossy(), &e);
         ER_CANT_GET_STAT
     })?;
     let space = Space { needed, available: free.saturating_add(released.unwrap_or(0)) };
@@ -87,7 +87,7 @@ fn check_space(thd: Thd, data_dir: Option<&CStr>, needed: u64, tell: impl FnOnce
     log::info!("{text}");
     tell(&text);
     if !space.is_enough() {
-        session::raise_two_strs(ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
+        session::raise_two_strs(message::ER_CLONE_DISK_SPACE, &format_bytes(space.needed), &format_bytes(space.available));
         return Err(ER_CLONE_DISK_SPACE);
     }
     Ok(())

@@ -14,6 +14,7 @@ use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
 use crate::server::errors::*;
 use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
+use crate::server::plugin::CloneRequest as Request;
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
@@ -63,27 +64,21 @@ const LOOK_MESSAGES: usize = 1024;
 /// back in command mode.
 const COM_PING: u8 = 0x0e;
 
-/// What CLONE INSTANCE asked for.
-pub struct Request<'a> {
-    pub host: &'a str,
-    pub port: u32,
-    pub user: &'a CStr,
-    pub password: &'a CStr,
-    /// None: replace this server's data (in place).
-    pub data_dir: Option<&'a CStr>,
-    /// mysql_ssl_mode chosen from REQUIRE [NO] SSL.
-    pub ssl_mode: i32,
-}
-
 /// Runs a remote clone and records it in clone_status / clone_progress.
 pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
     thd.refine_statement(Statement::Client);
+    let list = sysvars::valid_donor_list();
+    if !checks::donor_is_listed(list.as_deref(), req.host, req.port) {
+        let msg = format!("{}:{} is not found in clone_valid_donor_list: {}", req.host, req.port, list.as_deref().unwrap_or(""));
+        session::raise_str(message::ER_CLONE_SYS_CONFIG, &msg);
+        return Err(ER_CLONE_SYS_CONFIG);
+    }
     let dry_run = sysvars::dry_run(thd);
     let source = format!("{}:{}", req.host, req.port);
     let dest = req.data_dir.map(|d| d.to_string_lossy().into_owned());
     // A dry run leaves clone_status to the last real clone.
     if !dry_run && TRACKER.begin(thd.thread_id(), &source, dest.as_deref()) == Err(Busy) {
-        session::raise_int(ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
+        session::raise_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
         return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
     }
     let settings = sysvars::settings();
@@ -145,7 +140,7 @@ struct Recipient<'r> {
 }
 
 fn raise_protocol(what: &str) -> Errno {
-    session::raise_str(ER_CLONE_PROTOCOL, what);
+    session::raise_str(message::ER_CLONE_PROTOCOL, what);
     ER_CLONE_PROTOCOL
 }
 
@@ -153,7 +148,7 @@ fn raise_protocol(what: &str) -> Errno {
 /// server parses that shape for its own log line).
 fn raise_donor_error(code: i32, message: &[u8]) -> Errno {
     let text = String::from_utf8_lossy(message);
-    session::raise_str(ER_CLONE_DONOR, &format!("{code} : {text}"));
+    session::raise_str(message::ER_CLONE_DONOR, &format!("{code} : {text}"));
     ER_CLONE_DONOR
 }
 
@@ -462,7 +457,7 @@ impl<'r> Recipient<'r> {
         if self.in_place() {
             if !services::backup_lock(thd, self.settings.ddl_timeout) {
                 if thd.error().0 == 0 {
-                    session::raise(ER_LOCK_WAIT_TIMEOUT);
+                    session::raise(message::ER_LOCK_WAIT_TIMEOUT);
                 }
                 return Err(ER_LOCK_WAIT_TIMEOUT);
             }
@@ -559,11 +554,11 @@ impl<'r> Recipient<'r> {
         if self.in_place() {
             if !session::server_is_supervised() {
                 // What the real clone ends with, after it has replaced the data.
-                session::raise_str(ER_RESTART_SERVER_FAILED, "mysqld is not managed by supervisor process");
+                session::raise_str(message::ER_RESTART_SERVER_FAILED, "mysqld is not managed by supervisor process");
                 return Err(ER_RESTART_SERVER_FAILED);
             }
             self.tell("A supervisor restarts this server after the clone");
-            session::raise_str(ER_CLONE_DISALLOWED, "clone_dry_run is ON: every check passed and nothing was changed; the clone in place would start");
+            session::raise_str(message::ER_CLONE_DISALLOWED, "clone_dry_run is ON: every check passed and nothing was changed; the clone in place would start");
             return Err(ER_CLONE_DISALLOWED);
         }
         self.tell("Every check passed and nothing was written: the clone would start");
@@ -604,7 +599,7 @@ impl<'r> Recipient<'r> {
                 b.close(Some(thd), true, kill);
             }
             if kill {
-                session::raise(ER_QUERY_INTERRUPTED);
+                session::raise(message::ER_QUERY_INTERRUPTED);
                 ER_QUERY_INTERRUPTED
             } else {
                 log::info!("Source break restart loop");
@@ -706,7 +701,7 @@ impl<'r> Recipient<'r> {
         let thd = self.thd;
         if info.version.stock < protocol::VERSION_V3 {
             // Older donors send neither maturity nor all configuration.
-            session::raise_str(ER_CLONE_PROTOCOL, "Donor protocol version is too old");
+            session::raise_str(message::ER_CLONE_PROTOCOL, "Donor protocol version is too old");
             return Err(ER_CLONE_PROTOCOL);
         }
         let mut first = 0;
@@ -729,7 +724,7 @@ impl<'r> Recipient<'r> {
                 continue;
             }
             if !plugin_is_available(thd, name, soname.as_deref(), &plugin_dir) {
-                session::raise_str(ER_CLONE_PLUGIN_MATCH, &text);
+                session::raise_str(message::ER_CLONE_PLUGIN_MATCH, &text);
                 note(ER_CLONE_PLUGIN_MATCH);
             }
         }
@@ -971,7 +966,7 @@ fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
     let values = clone_protocol::configs(thd, &keys).unwrap_or_default();
     let value = |i: usize| values.get(i).map(String::as_str).unwrap_or_default();
     let target = data_dir.map(|d| Path::new(OsStr::from_bytes(d.to_bytes())));
-    Places::new(Path::new(value(0)), target, value(1), &[value(0), value(2), value(3)])
+    Places::new(Path::new(value(0)), target, value(1), &[value(0), value(2), value(3)], |p| std::fs::canonicalize(p).ok())
 }
 
 /// The error for an InnoDB descriptor the guard refused.
@@ -980,7 +975,7 @@ fn raise_refusal(refusal: Refusal) -> Errno {
         Refusal::Protocol(what) => raise_protocol(what),
         Refusal::FilePath(name) => {
             log::error!("Refused a file path from the donor: {name}");
-            session::raise_two_strs(ER_WRONG_VALUE, "file path", &name);
+            session::raise_two_strs(message::ER_WRONG_VALUE, "file path", &name);
             ER_WRONG_VALUE
         }
     }
@@ -990,10 +985,10 @@ fn raise_refusal(refusal: Refusal) -> Errno {
 /// write behind names).
 fn write_error(e: CopyError, name: impl FnOnce() -> String) -> Errno {
     match e {
-        CopyError::WriteBehind(f) => session::raise_file(ER_ERROR_ON_WRITE, &f.name, &f.error),
-        CopyError::Write(err) | CopyError::Read(err) => session::raise_file(ER_ERROR_ON_WRITE, &name(), &err),
+        CopyError::WriteBehind(f) => session::raise_file(message::ER_ERROR_ON_WRITE, &f.name, &f.error),
+        CopyError::Write(err) | CopyError::Read(err) => session::raise_file(message::ER_ERROR_ON_WRITE, &name(), &err),
         CopyError::OutOfMemory(len) => {
-            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            session::raise_int(message::ER_OUTOFMEMORY, len as i64);
             return ER_OUTOFMEMORY;
         }
     }
@@ -1200,7 +1195,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize, place: impl Fn() -> String) -> Result<EngineBuf, Errno> {
         let mut slot = self.buffer.borrow_mut();
         let buf = copy::reserve(&mut slot, len).map_err(|_| {
-            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            session::raise_int(message::ER_OUTOFMEMORY, len as i64);
             ER_OUTOFMEMORY
         })?;
         zstd.expand(frame, &mut buf.as_mut_slice()[..len]).map_err(|_| {
@@ -1215,7 +1210,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     fn stage(&self, data: &[u8]) -> Result<EngineBuf, Errno> {
         let mut slot = self.buffer.borrow_mut();
         let buf = copy::reserve(&mut slot, data.len()).map_err(|_| {
-            session::raise_int(ER_OUTOFMEMORY, data.len() as i64);
+            session::raise_int(message::ER_OUTOFMEMORY, data.len() as i64);
             ER_OUTOFMEMORY
         })?;
         buf.as_mut_slice()[..data.len()].copy_from_slice(data);

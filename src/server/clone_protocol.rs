@@ -161,7 +161,7 @@ impl SendBehind {
         let mut slot = self.free.recv().map_err(|_| ER_INTERNAL_ERROR)?;
         if files::reserve(&mut slot, len).is_err() {
             let _ = self.courier.give_back.send(slot);
-            session::raise_int(ER_OUTOFMEMORY, len as i64);
+            session::raise_int(message::ER_OUTOFMEMORY, len as i64);
             return Err(ER_OUTOFMEMORY);
         }
         slot.ok_or(ER_INTERNAL_ERROR)
@@ -216,15 +216,10 @@ impl SendBehind {
     /// once, on the session. Sent in place, the server raised it itself.
     fn check(&self) -> Result<(), Errno> {
         let Some(e) = *self.courier.failed.lock() else { return Ok(()) };
-        let known = matches!(e, ER_NET_ERROR_ON_WRITE | ER_NET_WRITE_INTERRUPTED | ER_NET_PACKET_TOO_LARGE | ER_CLONE_ENCRYPTION);
         if self.thread.is_some() && !self.reported.replace(true) {
-            if known {
-                session::raise(e);
-            } else {
-                session::raise_str(ER_INTERNAL_ERROR, &format!("clone: sending to the recipient failed with error {e}"));
-            }
+            session::raise_errno(e);
         }
-        Err(if known || self.thread.is_none() { e } else { ER_INTERNAL_ERROR })
+        Err(e)
     }
 }
 

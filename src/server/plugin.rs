@@ -1,13 +1,13 @@
 //! The plugin descriptor, its life cycle, and the three entry points the
 //! server calls (`Mysql_clone`). Each entry point runs behind the panic
-//! barrier and leaves its error in the session's diagnostics area.
+//! barrier and leaves its error in the session's diagnostics area. What an
+//! entry point does is the crate root's [`Flows`]: the root exports the
+//! plugin with [`export_plugin!`], so this layer never names the flows.
 
 use super::errors::*;
 use super::ffi::{self, st_mysql_plugin, Mysql_clone, MYSQL_PLUGIN, MYSQL_SOCKET, THD};
 use super::session::{self, guard, Thd};
 use super::{pfs, services, sysvars};
-use crate::checks::donor_is_listed;
-use crate::clone::{donor, local, recipient};
 use crate::status::TRACKER;
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::path::Path;
@@ -20,27 +20,62 @@ const PLUGIN_VERSION: c_uint = 0x0100;
 /// Set while `mysqld --initialize` runs: no performance_schema then.
 static BOOTSTRAP: AtomicBool = AtomicBool::new(false);
 
-static mut DESCRIPTOR: Mysql_clone = Mysql_clone {
-    interface_version: ffi::MYSQL_CLONE_INTERFACE_VERSION as c_int,
-    clone_local: Some(clone_local),
-    clone_client: Some(clone_client),
-    clone_server: Some(clone_server),
-};
+/// What the three entry points do, once the server layer has turned the
+/// server's arguments into safe values.
+pub trait Flows {
+    /// `CLONE LOCAL DATA DIRECTORY = 'dir'`.
+    fn local(thd: Thd, data_dir: &CStr) -> Result<(), i32>;
+    /// `CLONE INSTANCE FROM ...` (recipient).
+    fn client(thd: Thd, request: &CloneRequest<'_>) -> Result<(), i32>;
+    /// A donor session after COM_CLONE.
+    fn server(thd: Thd) -> Result<(), i32>;
+}
 
-/// The plugin API version this plugin was built against.
-#[no_mangle]
-pub static _mysql_plugin_interface_version_: c_int = ffi::MYSQL_PLUGIN_INTERFACE_VERSION as c_int;
+/// `CLONE INSTANCE FROM user@host:port IDENTIFIED BY ... [DATA DIRECTORY]
+/// [REQUIRE [NO] SSL]`, as the server passes it.
+pub struct CloneRequest<'a> {
+    pub host: &'a str,
+    pub port: u32,
+    pub user: &'a CStr,
+    pub password: &'a CStr,
+    /// None: replace this server's data (in place).
+    pub data_dir: Option<&'a CStr>,
+    /// mysql_ssl_mode chosen from REQUIRE [NO] SSL.
+    pub ssl_mode: i32,
+}
 
-/// Lets a server of another plugin API version copy the declarations safely.
-#[no_mangle]
-pub static _mysql_sizeof_struct_st_plugin_: c_int = std::mem::size_of::<st_mysql_plugin>() as c_int;
+/// Exports the plugin (the symbols mysqld looks up in `mysql_clone.so`)
+/// with the entry points of `$flows`, a type implementing [`Flows`].
+macro_rules! export_plugin {
+    ($flows:ty) => {
+        static mut DESCRIPTOR: $crate::server::ffi::Mysql_clone = $crate::server::ffi::Mysql_clone {
+            interface_version: $crate::server::ffi::MYSQL_CLONE_INTERFACE_VERSION as std::ffi::c_int,
+            clone_local: Some($crate::server::plugin::clone_local::<$flows>),
+            clone_client: Some($crate::server::plugin::clone_client::<$flows>),
+            clone_server: Some($crate::server::plugin::clone_server::<$flows>),
+        };
 
-/// The plugins in this library: `clone`, then the all-zero terminator.
-#[no_mangle]
-pub static mut _mysql_plugin_declarations_: [st_mysql_plugin; 2] = [
+        /// The plugin API version this plugin was built against.
+        #[no_mangle]
+        pub static _mysql_plugin_interface_version_: std::ffi::c_int = $crate::server::ffi::MYSQL_PLUGIN_INTERFACE_VERSION as std::ffi::c_int;
+
+        /// Lets a server of another plugin API version copy the declarations safely.
+        #[no_mangle]
+        pub static _mysql_sizeof_struct_st_plugin_: std::ffi::c_int = std::mem::size_of::<$crate::server::ffi::st_mysql_plugin>() as std::ffi::c_int;
+
+        /// The plugins in this library: `clone`, then the all-zero terminator.
+        #[no_mangle]
+        pub static mut _mysql_plugin_declarations_: [$crate::server::ffi::st_mysql_plugin; 2] =
+            [$crate::server::plugin::declaration(std::ptr::addr_of_mut!(DESCRIPTOR)), $crate::server::plugin::TERMINATOR];
+    };
+}
+pub(crate) use export_plugin;
+
+/// The declaration of the `clone` plugin with its descriptor.
+pub const fn declaration(descriptor: *mut Mysql_clone) -> st_mysql_plugin {
     st_mysql_plugin {
         type_: ffi::MYSQL_CLONE_PLUGIN as c_int,
-        info: addr_of_mut!(DESCRIPTOR).cast(),
+        info: descriptor.cast(),
         name: c"clone".as_ptr(),
         author: c"clone-rs project".as_ptr(),
         descr: c"CLONE PLUGIN".as_ptr(),
@@ -53,24 +88,26 @@ pub static mut _mysql_plugin_declarations_: [st_mysql_plugin; 2] = [
         system_vars: addr_of_mut!(sysvars::SYSTEM_VARIABLES).cast(),
         __reserved1: null_mut(),
         flags: 0,
-    },
-    st_mysql_plugin {
-        type_: 0,
-        info: null_mut(),
-        name: null(),
-        author: null(),
-        descr: null(),
-        license: 0,
-        init: None,
-        check_uninstall: None,
-        deinit: None,
-        version: 0,
-        status_vars: null_mut(),
-        system_vars: null_mut(),
-        __reserved1: null_mut(),
-        flags: 0,
-    },
-];
+    }
+}
+
+/// The all-zero entry that ends the declarations.
+pub const TERMINATOR: st_mysql_plugin = st_mysql_plugin {
+    type_: 0,
+    info: null_mut(),
+    name: null(),
+    author: null(),
+    descr: null(),
+    license: 0,
+    init: None,
+    check_uninstall: None,
+    deinit: None,
+    version: 0,
+    status_vars: null_mut(),
+    system_vars: null_mut(),
+    __reserved1: null_mut(),
+    flags: 0,
+};
 
 /// Keeps this library mapped after UNINSTALL PLUGIN. Rust's standard library
 /// registers thread-local destructors on the server threads that ran plugin
@@ -156,7 +193,7 @@ fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
             Ok(()) => 0,
             Err(code) => {
                 if thd.error().0 == 0 {
-                    session::raise_str(ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
+                    session::raise_str(message::ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
                 }
                 code
             }
@@ -166,19 +203,19 @@ fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
 
 /// `CLONE LOCAL DATA DIRECTORY = 'dir'` (the server has checked privileges
 /// and the path).
-unsafe extern "C" fn clone_local(thd: *mut THD, data_dir: *const c_char) -> c_int {
+pub unsafe extern "C" fn clone_local<F: Flows>(thd: *mut THD, data_dir: *const c_char) -> c_int {
     entry(thd, |thd| {
         if data_dir.is_null() {
-            session::raise_two_strs(ER_WRONG_VALUE, "path", "NULL");
+            session::raise_two_strs(message::ER_WRONG_VALUE, "path", "NULL");
             return Err(ER_WRONG_VALUE);
         }
         // SAFETY: the server's NUL-terminated path, alive for the statement.
-        local::run(thd, unsafe { CStr::from_ptr(data_dir) })
+        F::local(thd, unsafe { CStr::from_ptr(data_dir) })
     })
 }
 
 /// `CLONE INSTANCE FROM user@host:port ...` (recipient).
-unsafe extern "C" fn clone_client(
+pub unsafe extern "C" fn clone_client<F: Flows>(
     thd: *mut THD,
     host: *const c_char,
     port: c_uint,
@@ -188,22 +225,21 @@ unsafe extern "C" fn clone_client(
     ssl_mode: c_int,
 ) -> c_int {
     entry(thd, |thd| {
-        let host = text(host).unwrap_or_default();
-        let list = sysvars::valid_donor_list();
-        if !donor_is_listed(list.as_deref(), host, port) {
-            let msg = format!("{host}:{port} is not found in clone_valid_donor_list: {}", list.as_deref().unwrap_or(""));
-            session::raise_str(ER_CLONE_SYS_CONFIG, &msg);
-            return Err(ER_CLONE_SYS_CONFIG);
-        }
         // SAFETY: the server's NUL-terminated strings, alive for the statement.
         let cstr = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) });
-        let request =
-            recipient::Request { host, port, user: cstr(user).unwrap_or(c""), password: cstr(password).unwrap_or(c""), data_dir: cstr(data_dir), ssl_mode };
-        recipient::run(thd, &request)
+        let request = CloneRequest {
+            host: text(host).unwrap_or_default(),
+            port,
+            user: cstr(user).unwrap_or(c""),
+            password: cstr(password).unwrap_or(c""),
+            data_dir: cstr(data_dir),
+            ssl_mode,
+        };
+        F::client(thd, &request)
     })
 }
 
 /// A donor session after COM_CLONE.
-unsafe extern "C" fn clone_server(thd: *mut THD, _socket: MYSQL_SOCKET) -> c_int {
-    entry(thd, donor::serve)
+pub unsafe extern "C" fn clone_server<F: Flows>(thd: *mut THD, _socket: MYSQL_SOCKET) -> c_int {
+    entry(thd, F::server)
 }

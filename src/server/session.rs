@@ -1,7 +1,7 @@
 //! Sessions (THD), the diagnostics area (`my_error`) and the panic barrier
 //! every entry point from the server goes through.
 
-use super::errors::ER_INTERNAL_ERROR;
+use super::errors::{args, message, Message};
 use super::ffi::{self, THD};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -58,7 +58,7 @@ impl Thd {
             return Ok(());
         }
         if raise {
-            self::raise(super::errors::ER_QUERY_INTERRUPTED);
+            self::raise(message::ER_QUERY_INTERRUPTED);
         }
         Err(super::errors::ER_QUERY_INTERRUPTED)
     }
@@ -115,45 +115,62 @@ pub fn server_is_supervised() -> bool {
     unsafe { ffi::cs_server_is_supervised() }
 }
 
-/// `my_error(code)` for messages without arguments.
-pub fn raise(code: i32) {
-    // SAFETY: the message for `code` takes no arguments.
-    unsafe { ffi::my_error(code, 0) }
+/// `my_error` of a message without arguments.
+pub fn raise(m: Message<args::None>) {
+    // SAFETY: the message takes no arguments (its type says so).
+    unsafe { ffi::my_error(m.code, 0) }
 }
 
-/// `my_error(code, s)` for messages with one `%s`.
-pub fn raise_str(code: i32, arg: &str) {
+/// Raises an error number known only at run time (one a server call
+/// returned): as itself when its message takes no arguments, otherwise as
+/// ER_INTERNAL_ERROR naming it, since its arguments are not known.
+pub fn raise_errno(code: i32) {
+    if message::NO_ARGUMENTS.binary_search(&code).is_ok() {
+        // SAFETY: the message for `code` takes no arguments.
+        unsafe { ffi::my_error(code, 0) }
+    } else {
+        raise_str(message::ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
+    }
+}
+
+/// `my_error` of a message with one `%s`.
+pub fn raise_str(m: Message<args::Str>, arg: &str) {
     let arg = cstring(arg);
-    // SAFETY: the message for `code` takes one string.
-    unsafe { ffi::my_error(code, 0, arg.as_ptr()) }
+    // SAFETY: the message takes one string.
+    unsafe { ffi::my_error(m.code, 0, arg.as_ptr()) }
 }
 
-/// `my_error(code, a, b)` for messages with two `%s`.
-pub fn raise_two_strs(code: i32, a: &str, b: &str) {
+/// `my_error` of a message with two `%s`.
+pub fn raise_two_strs(m: Message<args::StrStr>, a: &str, b: &str) {
     let (a, b) = (cstring(a), cstring(b));
-    // SAFETY: the message for `code` takes two strings.
-    unsafe { ffi::my_error(code, 0, a.as_ptr(), b.as_ptr()) }
+    // SAFETY: the message takes two strings.
+    unsafe { ffi::my_error(m.code, 0, a.as_ptr(), b.as_ptr()) }
 }
 
-/// `my_error(code, n)` for messages with one `%d`/`%u`.
-pub fn raise_int(code: i32, arg: i64) {
-    // SAFETY: the message for `code` takes one int.
-    unsafe { ffi::my_error(code, 0, arg as c_int) }
+/// `my_error` of a message with one `%d`/`%u` (an int, saturated).
+pub fn raise_int(m: Message<args::Int>, arg: i64) {
+    // SAFETY: the message takes one int.
+    unsafe { ffi::my_error(m.code, 0, saturate(arg)) }
 }
 
-/// `my_error(code, a, b)` for messages with two `%u`/`%d`.
-pub fn raise_two_ints(code: i32, a: i64, b: i64) {
-    // SAFETY: the message for `code` takes two ints.
-    unsafe { ffi::my_error(code, 0, a as c_int, b as c_int) }
+/// `my_error` of a message with two `%d`/`%u`.
+pub fn raise_two_ints(m: Message<args::IntInt>, a: i64, b: i64) {
+    // SAFETY: the message takes two ints.
+    unsafe { ffi::my_error(m.code, 0, saturate(a), saturate(b)) }
 }
 
-/// `my_error(code, file, errno, text)` for ER_ERROR_ON_READ / _WRITE.
-pub fn raise_file(code: i32, file: &str, err: &std::io::Error) {
+fn saturate(n: i64) -> c_int {
+    n.clamp(c_int::MIN.into(), c_int::MAX.into()) as c_int
+}
+
+/// `my_error(file, errno, text)`: ER_ERROR_ON_READ, ER_ERROR_ON_WRITE and
+/// the other messages of a file and an OS error.
+pub fn raise_file(m: Message<args::StrIntStr>, file: &str, err: &std::io::Error) {
     let file = cstring(file);
     let text = cstring(&err.to_string());
     let errno = err.raw_os_error().unwrap_or(0);
-    // SAFETY: these messages take a string, an int and a string.
-    unsafe { ffi::my_error(code, 0, file.as_ptr(), errno as c_int, text.as_ptr()) }
+    // SAFETY: the message takes a string, an int and a string.
+    unsafe { ffi::my_error(m.code, 0, file.as_ptr(), errno as c_int, text.as_ptr()) }
 }
 
 /// Copies `bytes` into memory owned by the session (freed with it).
@@ -177,7 +194,7 @@ pub fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
         Err(payload) => {
             let what =
                 payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into());
-            let _ = catch_unwind(|| raise_str(ER_INTERNAL_ERROR, &format!("clone plugin panic: {what}")));
+            let _ = catch_unwind(|| raise_str(message::ER_INTERNAL_ERROR, &format!("clone plugin panic: {what}")));
             on_panic
         }
     }

@@ -4,7 +4,7 @@
 //! the storage cells below (and into the descriptors themselves), so both
 //! live in mutable statics; the plugin reads them through atomics.
 
-use super::errors::ER_CLONE_SYS_CONFIG;
+use super::errors::{message, ER_CLONE_SYS_CONFIG};
 use super::ffi::{self, st_mysql_value, SYS_VAR, THD};
 use super::session::{self, Thd};
 use crate::checks::{parse_donor_list, parse_exclude_list, ExcludeListError};
@@ -291,10 +291,10 @@ unsafe fn check_text(thd: *mut THD, save: *mut c_void, value: *mut st_mysql_valu
         // SAFETY: val_str returns a NUL-terminated string of `len` bytes.
         let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.max(0) as usize) };
         let verdict = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()).and_then(&valid);
-        if let Err(message) = verdict {
+        if let Err(why) = verdict {
             // SAFETY: the server's out-pointer for the checked value.
             unsafe { *save = null() };
-            session::raise_str(ER_CLONE_SYS_CONFIG, &message);
+            session::raise_str(message::ER_CLONE_SYS_CONFIG, &why);
             return ER_CLONE_SYS_CONFIG;
         }
         // SAFETY: as above; the copy lives in the session's memory.

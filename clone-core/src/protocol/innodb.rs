@@ -103,7 +103,9 @@ impl Places {
     /// directory). Into a new directory a clone may write under `target`
     /// and `innodb_directories` only, never into this server's own files;
     /// in place, also under the data, undo and system-tablespace homes.
-    pub fn new(base: &Path, target: Option<&Path>, innodb_directories: &str, homes: &[&str]) -> Places {
+    /// `real_path` resolves symbolic links (the caller's file system; None
+    /// where a directory does not exist yet).
+    pub fn new(base: &Path, target: Option<&Path>, innodb_directories: &str, homes: &[&str], real_path: impl Fn(&Path) -> Option<PathBuf>) -> Places {
         let mut dirs: Vec<&Path> = innodb_directories.split(';').map(str::trim).map(Path::new).collect();
         match target {
             Some(t) => dirs.push(t),
@@ -113,7 +115,7 @@ impl Places {
         for dir in dirs.into_iter().filter(|d| !d.as_os_str().is_empty()) {
             let lexical = resolve_lexically(&base.join(dir));
             // A root may be a symbolic link; a donor names real paths.
-            if let Ok(real) = std::fs::canonicalize(&lexical) {
+            if let Some(real) = real_path(&lexical) {
                 if real != lexical {
                     roots.push(real);
                 }
@@ -490,7 +492,7 @@ mod tests {
     }
 
     fn places_in_new_dir() -> Places {
-        Places::new(Path::new("/var/lib/mysql"), Some(Path::new("/clones/c1")), "/ext1;ext2", &["/var/lib/mysql"])
+        Places::new(Path::new("/var/lib/mysql"), Some(Path::new("/clones/c1")), "/ext1;ext2", &["/var/lib/mysql"], |_| None)
     }
 
     fn guard_in_file_copy(files: u32) -> (DescriptorGuard, TaskView) {
@@ -556,10 +558,20 @@ mod tests {
 
     #[test]
     fn in_place_the_server_homes_are_places_too() {
-        let p = Places::new(Path::new("/var/lib/mysql/"), None, "", &["/var/lib/mysql/", "", "../undo"]);
+        let p = Places::new(Path::new("/var/lib/mysql/"), None, "", &["/var/lib/mysql/", "", "../undo"], |_| None);
         assert_eq!(p.check(b"/var/lib/mysql/db/t.ibd"), Ok(()));
         assert_eq!(p.check(b"/var/lib/undo/undo_003"), Ok(()));
         assert!(is_path_refusal(p.check(b"/var/lib/other/t.ibd")));
+    }
+
+    #[test]
+    fn a_place_behind_a_symbolic_link_admits_its_real_path() {
+        let real = |d: &Path| (d == Path::new("/clones/c1")).then(|| PathBuf::from("/mnt/big/c1"));
+        let p = Places::new(Path::new("/var/lib/mysql"), Some(Path::new("/clones/c1")), "", &[], real);
+        assert_eq!(p.check(b"/mnt/big/c1/db/t.ibd"), Ok(()));
+        assert_eq!(p.check(b"/clones/c1/db/t.ibd"), Ok(()));
+        assert!(is_path_refusal(p.check(b"/mnt/big/other/t.ibd")));
+        assert!(is_path_refusal(p.check(b"/mnt/big/c1")));
     }
 
     #[test]
