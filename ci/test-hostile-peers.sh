@@ -62,15 +62,21 @@ ESCAPE=/tmp/clone-rs-escape.ibd
 # Checks that the proxy did rewrite a descriptor and that both servers
 # still answer.
 dest=$(server_dir recipient)/hostile
-through() {
-  local victim=$1 name=$2 proxy log server port want; shift 2
+# serve VICTIM: the plugin under test runs on VICTIM, ours on the other
+# side; a server is (re)started when it runs the other plugin, or none.
+serve() {
+  local server port want
   for server in donor recipient; do
     port=$DONOR; [ $server = recipient ] && port=$RECIPIENT
-    want=ours; [ $server = "$victim" ] && want=$UNDER_TEST
+    want=ours; [ $server = "$1" ] && want=$UNDER_TEST
     if [ "$(cat "$ROOTFS$(server_dir $server)/plugin" 2>/dev/null)" != $want ]; then
       server_stop $server; start $server $port $want; echo $want >"$ROOTFS$(server_dir $server)/plugin"
     fi
   done
+}
+through() {
+  local victim=$1 name=$2 proxy log server port; shift 2
+  serve "$victim"
   log="$ROOTFS$(server_dir recipient)/tamper.log"
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
   proxy=$!
@@ -149,6 +155,7 @@ fi
 # Scenario kill: a KILL ends every wait of the recipient.
 if scenario kill; then
   log "a KILL wakes every wait of the recipient"
+  serve recipient
   # tampered_clone_in_background ERRNO_FILE MODE...: a clone through the
   # proxy in MODE, in the background ($clone, writing its error number to
   # ERRNO_FILE; the proxy is $proxy), once the proxy has tampered.
@@ -176,11 +183,23 @@ if scenario kill; then
     check "$1: KILL QUERY ends the clone with 1317" 1317 "$(cat "$2")"
     check "$1: within 10 s of the KILL (took $took s)" 1 "$([ "$took" -le 10 ] && echo 1)"
   }
+  # copied: the bytes the recipient's FILE COPY stage has taken so far.
+  copied() { sql "$RECIPIENT" "SELECT data FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'"; }
+  # wait_stalled: until the copy stands still for half a second (10 s at most).
+  wait_stalled() {
+    local last=-1 now
+    for _ in $(seq 20); do
+      now=$(copied)
+      [ "$now" = "$last" ] && return
+      last=$now
+      sleep 0.5
+    done
+  }
   # The donor never answers the first acknowledgement: the recipient waits on
   # its auxiliary connection, which the server's KILL does not wake.
   tampered_clone_in_background "$ROOTFS/tmp/stall-errno" stall-ack
   check "stalled acknowledgement: the proxy holds the answer back" "tampered" "$(head -1 "$proxy_log")"
-  sleep 1
+  wait_stalled
   kill_clone "stalled acknowledgement" "$ROOTFS/tmp/stall-errno"
   kill "$proxy"; wait "$proxy" 2>/dev/null
   check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
@@ -190,7 +209,7 @@ if scenario kill; then
   # worker, which waits for data.
   tampered_clone_in_background "$ROOTFS/tmp/worker-errno" stall-worker
   check "stalled worker: the proxy holds its stream back" "tampered" "$(head -1 "$proxy_log")"
-  sleep 3
+  wait_stalled
   kill_clone "stalled worker" "$ROOTFS/tmp/worker-errno"
   kill "$proxy"; wait "$proxy" 2>/dev/null
   rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
@@ -204,7 +223,8 @@ if scenario kill; then
   logged_before=$(grep -c 'Source re-connect for at most' "$recipient_log")
   tampered_clone_in_background "$ROOTFS/tmp/window-errno" reconnect-window 4294967295
   check "reconnect window: the donor announced 2^32-1 minutes" "tampered" "$(head -1 "$proxy_log")"
-  sleep 2
+  # The network fails in the middle of the copy.
+  for _ in $(seq 100); do [ "$(copied)" -gt 0 ] 2>/dev/null && break; sleep 0.1; done
   # The proxy goes away with every connection: nothing to reconnect to.
   kill "$proxy"; wait "$proxy" 2>/dev/null
   for _ in $(seq 150); do [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ] && break; sleep 0.1; done
@@ -250,6 +270,7 @@ fi
 # Scenario second_account: one account cannot touch another's clone.
 if scenario second_account; then
   log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
+  serve donor
   # The victim: an honest clone, slowed down so that it runs for a while,
   # through a proxy that notes the locator naming it (and has each of its
   # connections ask the donor for a year of idle time first). The intruder, another
@@ -309,6 +330,8 @@ if scenario second_account; then
 fi
 
 log "the same servers, without tampering, still clone"
+# (A recipient no scenario started, or one that died, is started here.)
+[ -f "$ROOTFS$(server_dir recipient)/plugin" ] || serve recipient
 dest=$(server_dir recipient)/honest
 sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
 check "honest clone succeeds" "0" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR
