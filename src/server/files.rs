@@ -473,6 +473,26 @@ mod tests {
     }
 
     #[test]
+    fn zero_runs_read_back_as_zeros_and_the_file_grows_past_them() {
+        let writer = WriteBehind::new().unwrap();
+        let mut dst = temp("zeros", b"");
+        // Data, zeros, a page of data, zeros to the block's end; then a
+        // block of zeros only, which must still make the file grow.
+        let mut block = vec![0u8; 1 << 20];
+        block[..4096].fill(7);
+        block[512 << 10..(512 << 10) + 4096].fill(9);
+        writer.write(dst.as_raw_fd(), &block, || "zeros".into()).unwrap();
+        writer.write(dst.as_raw_fd(), &vec![0u8; 1 << 20], || "zeros".into()).unwrap();
+        writer.drain().unwrap();
+        let mut out = vec![];
+        dst.seek(SeekFrom::Start(0)).unwrap();
+        dst.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 2 << 20);
+        assert!(out[..1 << 20] == block[..], "the first block differs");
+        assert!(out[1 << 20..].iter().all(|&b| b == 0), "the zero block is not zeros");
+    }
+
+    #[test]
     fn aligned_buffers_are_aligned() {
         let mut b = AlignedBuf::new(10).unwrap();
         assert_eq!(b.as_mut_ptr() as usize % ALIGN, 0);
