@@ -447,7 +447,7 @@ impl Handler for Sender {
     fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno> {
         self.thd.interrupted(true)?;
         let secure = self.send_descriptor(cbk)?;
-        if buf.len == 0 {
+        if buf.is_empty() {
             return Ok(());
         }
         let mut message = self.behind.bytes();

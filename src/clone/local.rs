@@ -461,7 +461,7 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
             }
             Pending::Buffer(b) => {
                 copy::write_all(to, b.as_slice()).map_err(|e| self.report(e, &names()))?;
-                b.len
+                b.len()
             }
             Pending::None => return Err(ER_INTERNAL_ERROR),
         };
@@ -477,11 +477,11 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
             Pending::File { fd, len } => {
                 let mut buf = self.buffer(len as usize)?;
                 copy::read_exact(fd, &mut buf.as_mut_slice()[..len as usize]).map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())))?;
-                EngineBuf { ptr: buf.as_mut_ptr(), len }
+                EngineBuf::lend(&mut buf.as_mut_slice()[..len as usize])
             }
             Pending::None => return Err(ER_INTERNAL_ERROR),
         };
-        self.account(out.len as u64);
+        self.account(out.len() as u64);
         Ok(out)
     }
 }

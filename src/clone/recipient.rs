@@ -1202,7 +1202,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             log::error!("Data from the donor failed its checksum: {}", place());
             raise_protocol(&format!("Compressed data of {} does not expand to its length or fails its checksum", place()))
         })?;
-        Ok(EngineBuf { ptr: buf.as_mut_ptr(), len: len as u32 })
+        Ok(EngineBuf::lend(&mut buf.as_mut_slice()[..len]))
     }
 
     /// Copies data into this thread's aligned buffer (for O_DIRECT files and
@@ -1214,7 +1214,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             ER_OUTOFMEMORY
         })?;
         buf.as_mut_slice()[..data.len()].copy_from_slice(data);
-        Ok(EngineBuf { ptr: buf.as_mut_ptr(), len: data.len() as u32 })
+        Ok(EngineBuf::lend(&mut buf.as_mut_slice()[..data.len()]))
     }
 
     /// The apply side announced a state or asks to acknowledge one; the

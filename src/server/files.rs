@@ -88,10 +88,6 @@ impl AlignedBuf {
         self.len
     }
 
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_slice().as_mut_ptr()
-    }
-
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.map[self.offset..self.offset + self.len]
     }
@@ -495,10 +491,10 @@ mod tests {
     #[test]
     fn aligned_buffers_are_aligned() {
         let mut b = AlignedBuf::new(10).unwrap();
-        assert_eq!(b.as_mut_ptr() as usize % ALIGN, 0);
+        assert_eq!(b.as_mut_slice().as_ptr() as usize % ALIGN, 0);
         assert_eq!(b.len(), ALIGN);
         let mut big = AlignedBuf::new(5 << 20).unwrap();
-        assert_eq!(big.as_mut_ptr() as usize % HUGE_PAGE, 0);
+        assert_eq!(big.as_mut_slice().as_ptr() as usize % HUGE_PAGE, 0);
         big.as_mut_slice()[(5 << 20) - 1] = 1;
     }
 }

@@ -259,16 +259,32 @@ impl<'a> Cbk<'a> {
 
 /// A buffer the engine owns (source side) or that the plugin lends to the
 /// engine (apply side), valid for the duration of the callback that saw it.
+/// Made only from the engine's own pointer or from a slice (`lend`).
 #[derive(Clone, Copy, Debug)]
 pub struct EngineBuf {
-    pub ptr: *mut u8,
-    pub len: u32,
+    ptr: *mut u8,
+    len: u32,
 }
 
 // SAFETY: only used within the nested callbacks of one thread.
 unsafe impl Send for EngineBuf {}
 
 impl EngineBuf {
+    /// Lends `buf` to the engine, which reads it after the callback that
+    /// returns it: the caller keeps the bytes unchanged until the engine's
+    /// next call. Longer than `u32::MAX` bytes is not lent whole.
+    pub fn lend(buf: &mut [u8]) -> EngineBuf {
+        EngineBuf { ptr: buf.as_mut_ptr(), len: u32::try_from(buf.len()).unwrap_or(u32::MAX) }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         if self.ptr.is_null() || self.len == 0 {
             &[]
