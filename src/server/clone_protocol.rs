@@ -5,7 +5,7 @@
 
 use super::errors::*;
 use super::ffi::{self, cs_conn};
-use super::files::{self, AlignedBuf};
+use super::files::{AlignedBuf, BufferPool};
 use super::session::{self, Thd};
 use super::storage::Errno;
 use parking_lot::Mutex;
@@ -72,7 +72,7 @@ enum Job {
 struct Courier {
     link: DonorLink,
     failed: Arc<Mutex<Option<Errno>>>,
-    give_back: crossbeam_channel::Sender<Option<AlignedBuf>>,
+    pool: BufferPool,
     keep: crossbeam_channel::Sender<Vec<u8>>,
 }
 
@@ -94,7 +94,7 @@ impl Courier {
 
     fn recycle(&self, message: Outgoing) {
         match message {
-            Outgoing::Aligned(buf, _) => drop(self.give_back.send(Some(buf))),
+            Outgoing::Aligned(buf, _) => self.pool.put(buf),
             Outgoing::Bytes(bytes, _) => drop(self.keep.try_send(bytes)),
         }
     }
@@ -109,7 +109,6 @@ impl Courier {
 pub struct SendBehind {
     courier: Courier,
     jobs: Option<crossbeam_channel::Sender<Job>>,
-    free: crossbeam_channel::Receiver<Option<AlignedBuf>>,
     spare: crossbeam_channel::Receiver<Vec<u8>>,
     /// The failure is in the session's diagnostics area.
     reported: Cell<bool>,
@@ -123,14 +122,10 @@ const ALIGNED_BUFFERS: usize = 2;
 
 impl SendBehind {
     pub fn new(link: DonorLink, threaded: bool) -> SendBehind {
-        let (give_back, free) = crossbeam_channel::bounded(ALIGNED_BUFFERS);
-        for _ in 0..ALIGNED_BUFFERS {
-            let _ = give_back.send(None);
-        }
         let (keep, spare) = crossbeam_channel::bounded(SEND_BEHIND_DEPTH);
-        let courier = Courier { link, failed: Arc::new(Mutex::new(None)), give_back, keep };
+        let courier = Courier { link, failed: Arc::new(Mutex::new(None)), pool: BufferPool::new(ALIGNED_BUFFERS), keep };
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(SEND_BEHIND_DEPTH);
-        let mut behind = SendBehind { courier, jobs: None, free, spare, reported: Cell::new(false), thread: None };
+        let mut behind = SendBehind { courier, jobs: None, spare, reported: Cell::new(false), thread: None };
         if !threaded {
             return behind;
         }
@@ -158,13 +153,10 @@ impl SendBehind {
 
     /// An aligned buffer of at least `len` bytes, once one is free.
     pub fn aligned(&self, len: usize) -> Result<AlignedBuf, Errno> {
-        let mut slot = self.free.recv().map_err(|_| ER_INTERNAL_ERROR)?;
-        if files::reserve(&mut slot, len).is_err() {
-            let _ = self.courier.give_back.send(slot);
+        self.courier.pool.take(len).map_err(|_| {
             session::raise_int(message::ER_OUTOFMEMORY, len as i64);
-            return Err(ER_OUTOFMEMORY);
-        }
-        slot.ok_or(ER_INTERNAL_ERROR)
+            ER_OUTOFMEMORY
+        })
     }
 
     /// An empty vector, reused from a sent message where one is spare.

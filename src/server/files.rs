@@ -195,6 +195,58 @@ pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mu
     Ok(())
 }
 
+/// A fixed number of aligned buffers circulating between the thread that
+/// fills them and a thread that empties them: `take` waits until one is
+/// back. A slot holds no buffer until its first use, then keeps the largest
+/// it needed. Every buffer taken comes back (`put`), or its slot does
+/// (`lost`), so that `wait_all` can count them.
+#[derive(Clone)]
+pub struct BufferPool {
+    free: Receiver<Option<AlignedBuf>>,
+    back: Sender<Option<AlignedBuf>>,
+    slots: usize,
+}
+
+impl BufferPool {
+    pub fn new(slots: usize) -> BufferPool {
+        let (back, free) = crossbeam_channel::bounded(slots);
+        for _ in 0..slots {
+            let _ = back.send(None);
+        }
+        BufferPool { free, back, slots }
+    }
+
+    /// A buffer of at least `len` bytes, once one is free.
+    pub fn take(&self, len: usize) -> Result<AlignedBuf, CopyError> {
+        let mut slot = self.free.recv().map_err(|_| CopyError::OutOfMemory(len))?;
+        let reserved = reserve(&mut slot, len).map(|_| ());
+        match (reserved, slot) {
+            (Ok(()), Some(buf)) => Ok(buf),
+            (reserved, slot) => {
+                let _ = self.back.send(slot);
+                Err(reserved.err().unwrap_or(CopyError::OutOfMemory(len)))
+            }
+        }
+    }
+
+    pub fn put(&self, buf: AlignedBuf) {
+        let _ = self.back.send(Some(buf));
+    }
+
+    /// The buffer taken from this slot is gone (sent away in a failed call).
+    pub fn lost(&self) {
+        let _ = self.back.send(None);
+    }
+
+    /// Waits until every buffer is back.
+    pub fn wait_all(&self) {
+        let held: Vec<_> = (0..self.slots).map_while(|_| self.free.recv().ok()).collect();
+        for b in held {
+            let _ = self.back.send(b);
+        }
+    }
+}
+
 /// A write that failed behind the caller's back: the file and the error.
 #[derive(Debug)]
 pub struct WriteFailure {
@@ -219,8 +271,7 @@ struct Job {
 /// that may read, extend, sync or rename files must come after it.
 pub struct WriteBehind {
     jobs: Option<Sender<Job>>,
-    free: Receiver<Option<AlignedBuf>>,
-    give_back: Sender<Option<AlignedBuf>>,
+    pool: BufferPool,
     failed: Arc<Mutex<Option<WriteFailure>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -231,12 +282,9 @@ const WRITE_BEHIND_DEPTH: usize = 2;
 impl WriteBehind {
     pub fn new() -> io::Result<WriteBehind> {
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(WRITE_BEHIND_DEPTH);
-        let (give_back, free) = crossbeam_channel::bounded(WRITE_BEHIND_DEPTH);
-        for _ in 0..WRITE_BEHIND_DEPTH {
-            let _ = give_back.send(None);
-        }
+        let pool = BufferPool::new(WRITE_BEHIND_DEPTH);
         let failed = Arc::new(Mutex::new(None));
-        let (returns, failures) = (give_back.clone(), Arc::clone(&failed));
+        let (returns, failures) = (pool.clone(), Arc::clone(&failed));
         let thread = std::thread::Builder::new().name("clone_write".into()).spawn(move || {
             for mut job in queue {
                 // After a failure the rest is not written: the clone fails.
@@ -245,10 +293,10 @@ impl WriteBehind {
                         *failures.lock() = Some(WriteFailure { name: job.name, error });
                     }
                 }
-                let _ = returns.send(Some(job.buf));
+                returns.put(job.buf);
             }
         })?;
-        Ok(WriteBehind { jobs: Some(jobs), free, give_back, failed, thread: Some(thread) })
+        Ok(WriteBehind { jobs: Some(jobs), pool, failed, thread: Some(thread) })
     }
 
     /// Queues `data` for `fd` at its current offset, and moves the offset
@@ -275,10 +323,9 @@ impl WriteBehind {
         name: impl FnOnce() -> String,
     ) -> Result<(), CopyError> {
         self.check()?;
-        let mut slot = self.free.recv().map_err(|_| CopyError::OutOfMemory(len))?;
-        let filled = reserve(&mut slot, len).and_then(|buf| fill(&mut buf.as_mut_slice()[..len]));
-        if let Err(e) = filled {
-            let _ = self.give_back.send(slot);
+        let mut buf = self.pool.take(len)?;
+        if let Err(e) = fill(&mut buf.as_mut_slice()[..len]) {
+            self.pool.put(buf);
             return Err(e);
         }
         let queued = (|| {
@@ -289,17 +336,16 @@ impl WriteBehind {
         let (dup, offset) = match queued {
             Ok(q) => q,
             Err(e) => {
-                let _ = self.give_back.send(slot);
+                self.pool.put(buf);
                 return Err(CopyError::Write(e));
             }
         };
-        // Every path gives the pool its slot back (drain counts on it).
-        let (Some(buf), Some(jobs)) = (slot, &self.jobs) else {
-            let _ = self.give_back.send(None);
+        let Some(jobs) = &self.jobs else {
+            self.pool.put(buf);
             return Err(CopyError::OutOfMemory(len));
         };
         if jobs.send(Job { fd: dup, offset, buf, len, name: name() }).is_err() {
-            let _ = self.give_back.send(None);
+            self.pool.lost();
             return Err(CopyError::Write(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
         rustix::fs::seek(borrowed(fd), SeekFrom::Current(len as i64)).map_err(|e| CopyError::Write(os(e)))?;
@@ -308,16 +354,7 @@ impl WriteBehind {
 
     /// Waits until every queued write is done; the first failure, if any.
     pub fn drain(&self) -> Result<(), CopyError> {
-        let mut held = Vec::with_capacity(WRITE_BEHIND_DEPTH);
-        for _ in 0..WRITE_BEHIND_DEPTH {
-            match self.free.recv() {
-                Ok(b) => held.push(b),
-                Err(_) => break,
-            }
-        }
-        for b in held {
-            let _ = self.give_back.send(b);
-        }
+        self.pool.wait_all();
         self.check()
     }
 
@@ -364,12 +401,12 @@ static ZERO_RANGE_OK: AtomicBool = AtomicBool::new(true);
 /// zero ranges.
 fn zero_range(fd: &OwnedFd, offset: u64, len: u64) -> io::Result<bool> {
     loop {
-        return match rustix::fs::fallocate(fd, FallocateFlags::ZERO_RANGE, offset, len) {
-            Ok(()) => Ok(true),
-            Err(OsErrno::INTR) => continue,
-            Err(OsErrno::OPNOTSUPP | OsErrno::NOSYS | OsErrno::INVAL) => Ok(false),
-            Err(e) => Err(os(e)),
-        };
+        match rustix::fs::fallocate(fd, FallocateFlags::ZERO_RANGE, offset, len) {
+            Ok(()) => return Ok(true),
+            Err(OsErrno::INTR) => {}
+            Err(OsErrno::OPNOTSUPP | OsErrno::NOSYS | OsErrno::INVAL) => return Ok(false),
+            Err(e) => return Err(os(e)),
+        }
     }
 }
 
