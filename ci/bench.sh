@@ -67,9 +67,11 @@ make_donor() {
 }
 
 # one_clone MODE PLUGIN COMPRESS: one clone on fresh servers; prints
-# "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds".
+# "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds returned", the
+# last the seconds until the CLONE statement returned (in place, the rest
+# is the server's restart).
 one_clone() {
-  local mode=$1 plugin=$2 compress=$3 t0 t1 dest bytes c0 c1 dh rh=0
+  local mode=$1 plugin=$2 compress=$3 t0 t1 t_ret dest bytes c0 c1 dh rh=0
   local pdir; pdir=$(plugin_dir "$plugin")
   server_start bench "$PORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
   dest=$(server_dir bench-rcpt)/files/clone
@@ -96,12 +98,14 @@ one_clone() {
     remote-inplace)
       local before; before=$(pid_of bench-rcpt)
       sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
+      t_ret=$(date +%s.%N)
       # The old server exits, then the new one answers.
       while kill -0 "$before" 2>/dev/null; do sleep 0.05; done
       server_wait bench-rcpt "$RPORT" ;;
     *) sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'" ;;
   esac
   t1=$(date +%s.%N)
+  t_ret=${t_ret:-$t1}
   c1=$(cpu_ticks bench)
   dh=$(hwm_kb bench)
   case $mode in
@@ -114,7 +118,7 @@ one_clone() {
   [ "$mode" != local ] && server_stop bench-rcpt
   server_stop bench
   rm -rf "$ROOTFS$dest"
-  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS")"
+  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0")"
 }
 
 rows=()
@@ -125,16 +129,17 @@ row() { rows+=("$(printf '%-34s | %-38s | %-38s | %s' "$@")"); }
 # pairs; adds a table row of medians. STOCK_COMPRESS "best" runs stock
 # with compression off and on and keeps the faster median.
 clone_series() {
-  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu
-  declare -A times=() rss_d=() rss_r=() cpus=()
+  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret
+  declare -A times=() rss_d=() rss_r=() cpus=() returned=()
   local variants="stock:$scomp ours:$ocomp"
   [ "$scomp" = best ] && variants="stock:OFF stock:ON ours:$ocomp"
   for round in $(seq 1 "$ROUNDS"); do
     for v in $variants; do
       plugin=${v%%:*} comp=${v#*:}
-      read -r s bytes dh rh cpu < <(one_clone "$mode" "$plugin" "$comp")
+      read -r s bytes dh rh cpu ret < <(one_clone "$mode" "$plugin" "$comp")
       printf '  %-28s round %d %-5s compression %-3s %7.2f s %8.1f MiB/s\n' "$label" "$round" "$plugin" "$comp" "$s" "$(calc "$bytes / 1048576 / $s")" >&2
       times[$v]+="$s "
+      returned[$v]+="$ret "
       cpus[$v]+="$(calc "$cpu / ($bytes / 1e9)") "
       [ "$dh" -gt "${rss_d[$v]:-0}" ] && rss_d[$v]=$dh
       [ "$rh" -gt "${rss_r[$v]:-0}" ] && rss_r[$v]=$rh
@@ -153,6 +158,12 @@ clone_series() {
   local st ot; st=$(tr ' ' '\n' <<<"${times[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${times[ours:$ocomp]}" | grep . | median)
   local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
   row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")"
+  if [ "$mode" = remote-inplace ]; then
+    # The clone itself; after it the server shuts down and starts on the clone.
+    st=$(tr ' ' '\n' <<<"${returned[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${returned[ours:$ocomp]}" | grep . | median)
+    row "in place, until CLONE returns" "$(printf '%6.2f s %6.1f MiB/s' "$st" "$(calc "$mib / $st")")" \
+      "$(printf '%6.2f s %6.1f MiB/s' "$ot" "$(calc "$mib / $ot")")" "$(printf '%.2f' "$(calc "$st / $ot")")"
+  fi
   rss+=("$(printf '%-34s | donor %5.0f recipient %5.0f MiB     | donor %5.0f recipient %5.0f MiB     |' "$label" \
     "$(calc "${rss_d[$stock_v]} / 1024")" "$(calc "${rss_r[$stock_v]:-0} / 1024")" "$(calc "${rss_d[ours:$ocomp]} / 1024")" "$(calc "${rss_r[ours:$ocomp]:-0} / 1024")")")
 }

@@ -62,6 +62,17 @@ kill_recipient() {
   rm -f "$(rdir)/mysqld.pid" "$(rdir)/supervised.pid" "$(rdir)/supervisor.pid"
 }
 
+# wait_copied MIB: until the recipient's clone has written MIB MiB of its
+# FILE COPY (clone_progress), so that a kill lands mid-copy; at most 60 s.
+wait_copied() {
+  local i
+  for i in $(seq 600); do
+    [ "$(sql "$RECIPIENT" "SELECT COALESCE(MAX(data), 0) >= $1 * 1048576 FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'" 2>/dev/null)" = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # wait_log_line SINCE PATTERN [SECONDS]: until the recipient's error log
 # shows PATTERN after byte SINCE.
 wait_log_line() {
@@ -181,7 +192,7 @@ throttled_clone_killed() {
   local clone=$!
   local hit=0
   wait_log_line "$since" "Clone Apply State $stage" 120 && hit=1
-  [ "$stage" = "FILE COPY" ] && sleep 1
+  [ "$stage" = "FILE COPY" ] && wait_copied 4
   if [ "$who" = donor ]; then
     # Back at once, without the clone: the recipient's reconnection fails.
     server_stop_hard $D
@@ -195,9 +206,9 @@ throttled_clone_killed() {
 }
 
 server_stop_hard() {
-  local pidf; pidf=$ROOTFS$(server_dir "$1")/mysqld.pid
-  kill -9 "$(cat "$pidf")" 2>/dev/null
-  sleep 1
+  local pidf pid i; pidf=$ROOTFS$(server_dir "$1")/mysqld.pid
+  pid=$(cat "$pidf" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
+  for i in $(seq 100); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   rm -f "$pidf" "$ROOTFS$(server_dir "$1")/supervised.pid"
 }
 
@@ -273,7 +284,7 @@ if [ "$ONLY" != after-restart ]; then
       CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'" >/dev/null 2>&1 ) &
   clone=$!
   wait_log_line "$since" "Clone Apply State FILE COPY" 60
-  sleep 1
+  wait_copied 4
   kill_recipient; wait "$clone"
   start_recipient || fail "recipient after a kill mid DATA DIRECTORY clone"
   check "killed mid DATA DIRECTORY clone: clone_status remembers it, Failed" "Failed	1317	$dest/	1" \

@@ -18,15 +18,15 @@ mod server;
 struct Flows;
 
 impl server::plugin::Flows for Flows {
-    fn local(thd: server::session::Thd, data_dir: &std::ffi::CStr) -> Result<(), i32> {
+    fn local(thd: server::session::Thd, data_dir: &std::ffi::CStr) -> Result<(), server::errors::Error> {
         clone::local::run(thd, data_dir)
     }
 
-    fn client(thd: server::session::Thd, request: &server::plugin::CloneRequest<'_>) -> Result<(), i32> {
+    fn client(thd: server::session::Thd, request: &server::plugin::CloneRequest<'_>) -> Result<(), server::errors::Error> {
         clone::recipient::run(thd, request)
     }
 
-    fn server(thd: server::session::Thd) -> Result<(), i32> {
+    fn server(thd: server::session::Thd) -> Result<(), server::errors::Error> {
         clone::donor::serve(thd)
     }
 }

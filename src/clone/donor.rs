@@ -12,8 +12,8 @@ use crate::server::clone_protocol::{self, DonorLink, Outgoing, SendBehind};
 use crate::server::errors::*;
 use crate::server::files::{self as copy, ALIGN};
 use crate::server::services;
-use crate::server::session::{self, Statement, Thd};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
+use crate::server::session::{Statement, Thd};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handler, Locator, Mode};
 use crate::server::sysvars;
 use std::cell::RefCell;
 use std::os::fd::RawFd;
@@ -63,7 +63,7 @@ struct Donor {
 }
 
 /// Serves one recipient connection until it exits.
-pub fn serve(thd: Thd) -> Result<(), Errno> {
+pub fn serve(thd: Thd) -> Result<(), Error> {
     thd.refine_statement(Statement::Server);
     if services::session_uint(thd, "wait_timeout").is_some_and(|wait| wait > MAX_IDLE_S) && !services::set_session_uint(thd, "wait_timeout", MAX_IDLE_S) {
         log::error!(target: "donor", "Could not bound the idle wait of a recipient's session");
@@ -86,10 +86,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
                 // An unreadable command (a network error, an empty packet, a
                 // wrong sequence number) ends the clone as the stock donor
                 // does: the error closes the connection, the peer learns at once.
-                last_error = e;
-                if donor.thd.error().0 == 0 {
-                    session::raise_errno(e);
-                }
+                last_error = donor.report(e);
                 let _ = donor.link.send_error(true);
                 break;
             }
@@ -99,10 +96,7 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
         packet.extend_from_slice(body);
         let outcome = match Command::decode(&packet) {
             Ok(command) => donor.handle(command),
-            Err(e) => {
-                session::raise_str(message::ER_CLONE_PROTOCOL, &format!("Wrong Clone RPC: {}", describe(&e)));
-                Err(ER_CLONE_PROTOCOL)
-            }
+            Err(e) => Err(Error::protocol(format!("Wrong Clone RPC: {}", describe(&e)))),
         };
         match outcome {
             Ok(exit) => {
@@ -112,11 +106,8 @@ pub fn serve(thd: Thd) -> Result<(), Errno> {
                 }
             }
             Err(e) => {
-                last_error = e;
-                let fatal = is_fatal(e);
-                if donor.thd.error().0 == 0 {
-                    session::raise_errno(e);
-                }
+                last_error = donor.report(e);
+                let fatal = is_fatal(last_error);
                 log::info!(target: "donor", "Before sending COM_RES_ERROR: {}", if fatal { "network " } else { "" });
                 let sent = donor.link.send_error(fatal);
                 log::info!(target: "donor", "After sending COM_RES_ERROR");
@@ -142,13 +133,24 @@ fn describe(e: &protocol::DecodeError) -> String {
 
 /// Errors after which the donor sends nothing more (a killed donor
 /// session still tells the recipient).
-fn is_fatal(e: Errno) -> bool {
+fn is_fatal(e: i32) -> bool {
     e != ER_QUERY_INTERRUPTED && super::breaks_connection(e)
 }
 
 impl Donor {
+    /// Raises a command's error for the error packet, which the server
+    /// builds from the diagnostics area; its number.
+    fn report(&self, e: Error) -> i32 {
+        let code = e.raise().code();
+        if self.thd.error().0 == 0 {
+            // Reported by the server where no session reads it.
+            Error::unknown(code).raise();
+        }
+        code
+    }
+
     /// Runs one command; Ok(true) when the connection is done.
-    fn handle(&mut self, command: Command<'_>) -> Result<bool, Errno> {
+    fn handle(&mut self, command: Command<'_>) -> Result<bool, Error> {
         match command {
             Command::Init(p) => self.begin(p, Mode::Start, true).map(|()| false),
             Command::Reinit(p) => self.begin(p, Mode::Restart, true).map(|()| false),
@@ -163,18 +165,14 @@ impl Donor {
         }
     }
 
-    fn engine_for(&self, db_type: u8) -> Result<Engine, Errno> {
-        storage::source_engines(self.thd).into_iter().find(|e| e.db_type() == db_type).ok_or_else(|| {
-            session::raise_str(message::ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init buffer length");
-            ER_CLONE_PROTOCOL
-        })
+    fn engine_for(&self, db_type: u8) -> Result<Engine, Error> {
+        storage::source_engines(self.thd).into_iter().find(|e| e.db_type() == db_type).ok_or_else(|| Error::protocol("Wrong Clone RPC: Init buffer length"))
     }
 
     /// INIT / REINIT (master) and ATTACH (worker).
-    fn begin(&mut self, p: InitPayload<'_>, mode: Mode, master: bool) -> Result<(), Errno> {
+    fn begin(&mut self, p: InitPayload<'_>, mode: Mode, master: bool) -> Result<(), Error> {
         if !self.active.is_empty() {
-            session::raise_str(message::ER_CLONE_PROTOCOL, "Wrong Clone RPC: Init request after Init");
-            return Err(ER_CLONE_PROTOCOL);
+            return Err(Error::protocol("Wrong Clone RPC: Init request after Init"));
         }
         log::info!(target: "donor", "{}", match mode {
             Mode::Start => "COM_INIT: Storage Initialize",
@@ -199,12 +197,7 @@ impl Donor {
             self.owned = joined;
         }
         if master && p.block_ddl() && !self.backup_locked {
-            if !services::backup_lock(self.thd, p.ddl_timeout()) {
-                if self.thd.error().0 == 0 {
-                    session::raise(message::ER_LOCK_WAIT_TIMEOUT);
-                }
-                return Err(ER_LOCK_WAIT_TIMEOUT);
-            }
+            services::backup_lock(self.thd, p.ddl_timeout())?;
             self.backup_locked = true;
             log::info!(target: "donor", "Acquired backup lock");
         }
@@ -235,7 +228,7 @@ impl Donor {
     /// connection's account started that clone and the clone is where the
     /// command needs it; a REINIT waits (killable, outside InnoDB) for the
     /// master that lost the recipient to notice.
-    fn admit(&self, engines: &[Engine], p: &InitPayload<'_>, command: Joining) -> Result<CloneKey, Errno> {
+    fn admit(&self, engines: &[Engine], p: &InitPayload<'_>, command: Joining) -> Result<CloneKey, Error> {
         let named = engines.iter().zip(&p.locators).find(|(e, _)| e.is_innodb()).and_then(|(_, l)| CloneKey::of_innodb_locator(l.bytes));
         let key = named.ok_or_else(|| self.deny(Denial::Unknown))?;
         let deadline = Instant::now() + REINIT_WAIT;
@@ -250,15 +243,14 @@ impl Donor {
         }
     }
 
-    fn deny(&self, denial: Denial) -> Errno {
+    fn deny(&self, denial: Denial) -> Error {
         log::error!(target: "donor", "Refused a command from {}: {}", self.account, denial.message());
-        session::raise_str(message::ER_CLONE_PROTOCOL, denial.message());
-        ER_CLONE_PROTOCOL
+        Error::protocol(denial.message())
     }
 
     /// What the recipient checks before it copies: plugins, collations,
     /// configuration, and (by protocol version) extra configuration.
-    fn send_parameters(&mut self) -> Result<(), Errno> {
+    fn send_parameters(&mut self) -> Result<(), Error> {
         for (name, soname) in clone_protocol::plugins(self.thd)? {
             let mut msg = if self.version.stock >= protocol::VERSION_V2 {
                 Response::PluginV2 { name: &name, soname: &soname }.encode()
@@ -288,10 +280,9 @@ impl Donor {
         Ok(())
     }
 
-    fn execute(&mut self) -> Result<(), Errno> {
+    fn execute(&mut self) -> Result<(), Error> {
         if self.active.is_empty() {
-            session::raise_str(message::ER_CLONE_PROTOCOL, "Wrong Clone RPC: Execute request before Init");
-            return Err(ER_CLONE_PROTOCOL);
+            return Err(Error::protocol("Wrong Clone RPC: Execute request before Init"));
         }
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
         let sender = Sender::new(self.link, self.thd, self.version.granted(), true);
@@ -304,7 +295,7 @@ impl Donor {
 
     /// A state acknowledgement from the recipient, arriving on its auxiliary
     /// connection: handed to the engine's master task.
-    fn ack(&mut self, error: i32, db_type: u8, locator: &[u8], descriptor: &[u8]) -> Result<(), Errno> {
+    fn ack(&mut self, error: i32, db_type: u8, locator: &[u8], descriptor: &[u8]) -> Result<(), Error> {
         log::info!(target: "donor", "COM_ACK: Storage Ack");
         let engine = self.engine_for(db_type)?;
         if engine.is_innodb() {
@@ -315,8 +306,7 @@ impl Donor {
         if error == 0 && engine.is_innodb() {
             if let Err(what) = innodb::check_acknowledgement(descriptor) {
                 log::error!(target: "donor", "Refused an acknowledgement from the recipient: {what}");
-                session::raise_str(message::ER_CLONE_PROTOCOL, what);
-                return Err(ER_CLONE_PROTOCOL);
+                return Err(Error::protocol(what));
             }
         }
         let locator = locator.to_vec();
@@ -328,7 +318,7 @@ impl Donor {
     }
 
     /// Ends the engines' part of this connection and releases the lock.
-    fn end(&mut self, error: Errno) {
+    fn end(&mut self, error: i32) {
         // After a network error InnoDB's master waits inside `end` for a
         // REINIT, which may then take the clone over.
         let owned = self.owned.take();
@@ -379,14 +369,14 @@ impl Sender {
     /// when granted and smaller, else as DATA_CHECKED when checksums are
     /// granted, else as DATA. The message's head goes into the room before
     /// the block, so the block is not copied.
-    fn send_data(&self, secure: bool, mut block: Outgoing) -> Result<(), Errno> {
+    fn send_data(&self, secure: bool, mut block: Outgoing) -> Result<(), Error> {
         let (area, head) = match &mut block {
             Outgoing::Aligned(buf, range) => (buf.as_mut_slice().get_mut(..range.end), range.start),
             Outgoing::Bytes(bytes, start) => (Some(&mut bytes[..]), *start),
         };
         let Some(area) = area.filter(|a| head >= HEAD_ROOM && head <= a.len()) else {
             self.behind.recycle(block);
-            return Err(ER_INTERNAL_ERROR);
+            return Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: a data block without room for its head"));
         };
         if let Some(zstd) = &self.zstd {
             let mut packed = self.behind.bytes();
@@ -411,8 +401,8 @@ impl Sender {
         self.behind.send(secure, message)
     }
 
-    fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Errno> {
-        let engine = cbk.engine().ok_or(ER_INTERNAL_ERROR)?;
+    fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Error> {
+        let engine = cbk.engine().ok_or_else(|| Error::with_str(message::ER_INTERNAL_ERROR, "clone: a descriptor from no storage engine"))?;
         let flags = cbk.flags();
         let mut message = self.behind.bytes();
         message.extend_from_slice(&[response::DATA_DESC, engine.db_type(), cbk.loc_index() as u8]);
@@ -423,16 +413,16 @@ impl Sender {
 }
 
 impl Handler for Sender {
-    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno> {
+    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error> {
         self.thd.interrupted(true)?;
         let len = len as usize;
         let mut buf = self.behind.aligned(len + ALIGN)?;
         if let Err(e) = copy::read_exact(from, &mut buf.as_mut_slice()[ALIGN..ALIGN + len]) {
             self.behind.recycle(Outgoing::Aligned(buf, 0..0));
-            if let copy::CopyError::Read(err) = e {
-                session::raise_file(message::ER_ERROR_ON_READ, &cbk.source_name(), &err);
-            }
-            return Err(ER_ERROR_ON_READ);
+            return Err(match e {
+                copy::CopyError::Read(err) => Error::with_file(message::ER_ERROR_ON_READ, cbk.source_name(), err),
+                _ => Error::unknown(ER_ERROR_ON_READ),
+            });
         }
         let secure = match self.send_descriptor(cbk) {
             Ok(secure) => secure,
@@ -444,7 +434,7 @@ impl Handler for Sender {
         self.send_data(secure, Outgoing::Aligned(buf, ALIGN..ALIGN + len))
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Error> {
         self.thd.interrupted(true)?;
         let secure = self.send_descriptor(cbk)?;
         if buf.is_empty() {
@@ -456,11 +446,15 @@ impl Handler for Sender {
         self.send_data(secure, Outgoing::Bytes(message, HEAD_ROOM))
     }
 
-    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Errno> {
-        Err(ER_INTERNAL_ERROR)
+    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Error> {
+        Err(not_an_apply_side())
     }
 
-    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
-        Err(ER_INTERNAL_ERROR)
+    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
+        Err(not_an_apply_side())
     }
+}
+
+fn not_an_apply_side() -> Error {
+    Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine asked the donor to apply data")
 }

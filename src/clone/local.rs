@@ -12,7 +12,7 @@ use crate::server::errors::*;
 use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::stats::Config;
@@ -29,18 +29,18 @@ const WRITE_PIECE: u64 = 1 << 20;
 
 /// Runs a local clone for the session `thd` into `data_dir` and records it in
 /// clone_status / clone_progress.
-pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
+pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Error> {
     thd.refine_statement(Statement::Local);
     if sysvars::dry_run(thd) {
         return dry_run(thd, data_dir);
     }
     let dir_text = data_dir.to_string_lossy();
     if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
-        session::raise_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
-        return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
+        return Err(Error::with_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1));
     }
     TRACKER.next_stage(0, 1);
-    let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute();
+    // Raised here, so that clone_status records its message.
+    let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute().map_err(Error::raise);
     let (code, message) = thd.error();
     TRACKER.end(code, &message);
     result
@@ -52,12 +52,10 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
 /// would be; the source's clone then ends, and nothing is created. The
 /// server has checked the path before the plugin is called; clone_status
 /// keeps the last real clone.
-fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
+fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Error> {
     let settings = sysvars::settings();
     if settings.block_ddl {
-        if !services::backup_lock(thd, settings.ddl_timeout) {
-            return Err(ER_LOCK_WAIT_TIMEOUT);
-        }
+        services::backup_lock(thd, settings.ddl_timeout)?;
         services::backup_unlock(thd);
         thd.note("The backup lock (clone_block_ddl) was granted");
     }
@@ -70,9 +68,9 @@ fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Errno> {
 
 /// Begins the source side of every engine and reads InnoDB's estimate from
 /// the START of its file copy, then ends them all.
-fn look(thd: Thd) -> Result<CopyEstimate, Errno> {
+fn look(thd: Thd) -> Result<CopyEstimate, Error> {
     let mut begun = Vec::new();
-    let mut result = Err(ER_INTERNAL_ERROR);
+    let mut result = Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: no storage engine to clone from"));
     for engine in storage::source_engines(thd) {
         match engine.begin(thd, None, Mode::Start) {
             Ok((loc, task)) => begun.push((engine, loc, task)),
@@ -88,13 +86,10 @@ fn look(thd: Thd) -> Result<CopyEstimate, Errno> {
         result = match (look.estimate.get(), copied) {
             (Some(estimate), _) => Ok(estimate),
             (None, Err(e)) => Err(e),
-            (None, Ok(())) => {
-                session::raise_str(message::ER_INTERNAL_ERROR, "clone: the file copy announced no estimate");
-                Err(ER_INTERNAL_ERROR)
-            }
+            (None, Ok(())) => Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the file copy announced no estimate")),
         };
     }
-    let err = if result.is_ok() { LOOK_ENDED } else { result.err().unwrap_or(ER_INTERNAL_ERROR) };
+    let err = result.as_ref().err().map_or(LOOK_ENDED, Error::code);
     for (engine, loc, task) in begun {
         let _ = engine.end(thd, loc, task, err);
     }
@@ -102,7 +97,7 @@ fn look(thd: Thd) -> Result<CopyEstimate, Errno> {
 }
 
 /// The error that stops the source's copy once the estimate is known.
-const LOOK_ENDED: Errno = ER_QUERY_INTERRUPTED;
+const LOOK_ENDED: i32 = ER_QUERY_INTERRUPTED;
 
 /// The source side's callbacks while a dry run looks at the snapshot.
 struct Look {
@@ -115,15 +110,15 @@ struct Look {
 }
 
 impl Handler for Look {
-    fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Errno> {
-        Err(LOOK_ENDED)
+    fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Error> {
+        Err(Error::quiet(LOOK_ENDED))
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Error> {
         let desc = cbk.data_desc();
         if let Some(estimate) = innodb::file_copy_estimate(desc) {
             self.estimate.set(Some(estimate));
-            return Err(LOOK_ENDED);
+            return Err(Error::quiet(LOOK_ENDED));
         }
         if let Some(ack) = innodb::init_acknowledgement(desc) {
             let mut held = self.ack.borrow_mut();
@@ -134,12 +129,12 @@ impl Handler for Look {
         Ok(())
     }
 
-    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Errno> {
-        Err(ER_INTERNAL_ERROR)
+    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Error> {
+        Err(no_apply_side())
     }
 
-    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
-        Err(ER_INTERNAL_ERROR)
+    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
+        Err(no_apply_side())
     }
 }
 
@@ -176,11 +171,11 @@ impl<'a> LocalClone<'a> {
         LocalClone { master, data_dir, settings, engines: Vec::new(), team: Team::new(config), buffer_size }
     }
 
-    fn execute(mut self) -> Result<(), Errno> {
+    fn execute(mut self) -> Result<(), Error> {
         let thd = self.master;
         let locked = self.settings.block_ddl;
-        if locked && !services::backup_lock(thd, self.settings.ddl_timeout) {
-            return Err(ER_LOCK_WAIT_TIMEOUT);
+        if locked {
+            services::backup_lock(thd, self.settings.ddl_timeout)?;
         }
         let result = self.begin().and_then(|()| self.copy_all());
         if locked {
@@ -190,7 +185,7 @@ impl<'a> LocalClone<'a> {
     }
 
     /// Begins the clone on both sides of every engine.
-    fn begin(&mut self) -> Result<(), Errno> {
+    fn begin(&mut self) -> Result<(), Error> {
         let thd = self.master;
         let mut sources = Vec::new();
         for engine in storage::source_engines(thd) {
@@ -198,7 +193,7 @@ impl<'a> LocalClone<'a> {
                 Ok((loc, task)) => sources.push((engine, loc, task)),
                 Err(e) => {
                     for (engine, loc, task) in sources {
-                        let _ = engine.end(thd, loc, task, e);
+                        let _ = engine.end(thd, loc, task, e.code());
                     }
                     return Err(e);
                 }
@@ -209,13 +204,13 @@ impl<'a> LocalClone<'a> {
                 Ok((apply, apply_task)) => self.engines.push(EngineClone { engine, source, source_task, apply, apply_task }),
                 Err(e) => {
                     for c in &self.engines {
-                        let _ = c.engine.apply_end(thd, c.apply, c.apply_task, e);
+                        let _ = c.engine.apply_end(thd, c.apply, c.apply_task, e.code());
                     }
                     for &(engine, loc, task) in &sources[i..] {
-                        let _ = engine.end(thd, loc, task, e);
+                        let _ = engine.end(thd, loc, task, e.code());
                     }
                     for c in &self.engines {
-                        let _ = c.engine.end(thd, c.source, c.source_task, e);
+                        let _ = c.engine.end(thd, c.source, c.source_task, e.code());
                     }
                     self.engines.clear();
                     return Err(e);
@@ -226,7 +221,7 @@ impl<'a> LocalClone<'a> {
     }
 
     /// Copies with the master and its workers, then ends both sides.
-    fn copy_all(&self) -> Result<(), Errno> {
+    fn copy_all(&self) -> Result<(), Error> {
         let thd = self.master;
         let result = std::thread::scope(|scope| {
             let config = self.team.config;
@@ -240,7 +235,7 @@ impl<'a> LocalClone<'a> {
             task.meter.flush();
             result
         });
-        let err = result.err().unwrap_or(0);
+        let err = result.as_ref().err().map_or(0, Error::code);
         for c in &self.engines {
             let _ = c.engine.apply_end(thd, c.apply, c.apply_task, err);
         }
@@ -269,17 +264,17 @@ impl<'a> LocalClone<'a> {
                         tasks.push(apply_task);
                     }
                     Err(e) => {
-                        let _ = c.engine.end(thd, source, source_task, e);
+                        let _ = c.engine.end(thd, source, source_task, e.code());
                         break;
                     }
                 }
             }
-            let result = if sources.len() == self.engines.len() {
-                Task::new(self, index, thd, tasks.clone(), None).copy(sources.iter().copied())
+            // A worker that cannot join leaves the clone to the others.
+            let err = if sources.len() == self.engines.len() {
+                Task::new(self, index, thd, tasks.clone(), None).copy(sources.iter().copied()).err().map_or(0, |e| e.code())
             } else {
-                Err(ER_INTERNAL_ERROR)
+                ER_INTERNAL_ERROR
             };
-            let err = result.err().unwrap_or(0);
             for (i, &(engine, source, source_task)) in sources.iter().enumerate() {
                 let _ = engine.apply_end(thd, self.engines[i].apply, tasks[i], err);
                 let _ = engine.end(thd, source, source_task, err);
@@ -331,7 +326,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         self.meter.is_master()
     }
 
-    fn copy(&self, sources: impl Iterator<Item = (Engine, Locator, u32)>) -> Result<(), Errno> {
+    fn copy(&self, sources: impl Iterator<Item = (Engine, Locator, u32)>) -> Result<(), Error> {
         let cbk = Callback::new(self)?;
         cbk.set_client_buffer_size(self.clone.buffer_size);
         for (engine, loc, task) in sources {
@@ -344,7 +339,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     /// Waits for the writes queued so far; a failed one fails the clone.
-    fn settle(&self) -> Result<(), Errno> {
+    fn settle(&self) -> Result<(), Error> {
         match &self.writer {
             Some(w) => w.drain().map_err(|e| self.report(e, &Default::default())),
             None => Ok(()),
@@ -352,12 +347,11 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     /// Hands the pending chunk to the apply side of the engine that offered it.
-    fn apply(&self, cbk: Cbk<'_>, pending: Pending) -> Result<(), Errno> {
+    fn apply(&self, cbk: Cbk<'_>, pending: Pending) -> Result<(), Error> {
         self.thd.interrupted(self.is_master())?;
         let index = cbk.loc_index() as usize;
         let (Some(c), Some(&task)) = (self.clone.engines.get(index), self.apply_tasks.get(index)) else {
-            session::raise_str(message::ER_INTERNAL_ERROR, "clone: storage engine index out of range");
-            return Err(ER_INTERNAL_ERROR);
+            return Err(engine_index_out_of_range());
         };
         // Not file data: a file or state change, or pages the engine may
         // write itself; the writes before it come first.
@@ -373,7 +367,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     /// The apply side announced a new state, or asks to acknowledge one.
-    fn apply_side_notice(&self, cbk: Cbk<'_>) -> Result<(), Errno> {
+    fn apply_side_notice(&self, cbk: Cbk<'_>) -> Result<(), Error> {
         self.settle()?;
         if let Some(estimate) = cbk.flags().state_change {
             TRACKER.next_stage(estimate, self.clone.team.threads());
@@ -382,7 +376,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         self.meter.state_end();
         let index = cbk.loc_index() as usize;
         let Some(c) = self.clone.engines.get(index) else {
-            return Err(ER_INTERNAL_ERROR);
+            return Err(engine_index_out_of_range());
         };
         // The source side's master task (0) waits for this acknowledgement.
         c.engine.ack(self.clone.master, c.source, 0, 0, cbk)
@@ -397,47 +391,36 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     /// This thread's aligned buffer, grown to at least `len` bytes.
-    fn buffer(&self, len: usize) -> Result<RefMut<'_, AlignedBuf>, Errno> {
+    fn buffer(&self, len: usize) -> Result<RefMut<'_, AlignedBuf>, Error> {
         let mut slot = self.buffer.borrow_mut();
         copy::reserve(&mut slot, len).map_err(|e| self.report(e, &Default::default()))?;
-        RefMut::filter_map(slot, Option::as_mut).map_err(|_| ER_INTERNAL_ERROR)
+        RefMut::filter_map(slot, Option::as_mut).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))
     }
 
-    fn report(&self, e: CopyError, names: &(String, String)) -> Errno {
+    /// The error of a failed copy, naming the (source, destination) file.
+    fn report(&self, e: CopyError, names: &(String, String)) -> Error {
         match e {
-            CopyError::Read(err) => {
-                session::raise_file(message::ER_ERROR_ON_READ, &names.0, &err);
-                ER_ERROR_ON_READ
-            }
-            CopyError::Write(err) => {
-                session::raise_file(message::ER_ERROR_ON_WRITE, &names.1, &err);
-                ER_ERROR_ON_WRITE
-            }
-            CopyError::WriteBehind(f) => {
-                session::raise_file(message::ER_ERROR_ON_WRITE, &f.name, &f.error);
-                ER_ERROR_ON_WRITE
-            }
-            CopyError::OutOfMemory(n) => {
-                session::raise_int(message::ER_OUTOFMEMORY, n as i64);
-                ER_OUTOFMEMORY
-            }
+            CopyError::Read(err) => Error::with_file(message::ER_ERROR_ON_READ, names.0.clone(), err),
+            CopyError::Write(err) => Error::with_file(message::ER_ERROR_ON_WRITE, names.1.clone(), err),
+            CopyError::WriteBehind(f) => Error::with_file(message::ER_ERROR_ON_WRITE, f.name, f.error),
+            CopyError::OutOfMemory(n) => Error::with_int(message::ER_OUTOFMEMORY, n as i64),
         }
     }
 }
 
 impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
-    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno> {
+    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error> {
         self.apply(cbk, Pending::File { fd: from, len })
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Error> {
         if self.applying.get() {
             return self.apply_side_notice(cbk);
         }
         self.apply(cbk, Pending::Buffer(buf))
     }
 
-    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Errno> {
+    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error> {
         let names = || (cbk.source_name(), cbk.dest_name());
         let bytes = match self.pending.get() {
             Pending::File { fd, len } => {
@@ -463,13 +446,13 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
                 copy::write_all(to, b.as_slice()).map_err(|e| self.report(e, &names()))?;
                 b.len()
             }
-            Pending::None => return Err(ER_INTERNAL_ERROR),
+            Pending::None => return Err(nothing_pending()),
         };
         self.account(bytes as u64);
         Ok(())
     }
 
-    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
         // The engine writes what it gets here itself, after the queued writes.
         self.settle()?;
         let out = match self.pending.get() {
@@ -479,9 +462,21 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
                 copy::read_exact(fd, &mut buf.as_mut_slice()[..len as usize]).map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())))?;
                 EngineBuf::lend(&mut buf.as_mut_slice()[..len as usize])
             }
-            Pending::None => return Err(ER_INTERNAL_ERROR),
+            Pending::None => return Err(nothing_pending()),
         };
         self.account(out.len() as u64);
         Ok(out)
     }
+}
+
+fn no_apply_side() -> Error {
+    Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine asked a dry run to apply data")
+}
+
+fn engine_index_out_of_range() -> Error {
+    Error::with_str(message::ER_INTERNAL_ERROR, "clone: storage engine index out of range")
+}
+
+fn nothing_pending() -> Error {
+    Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine asked to apply data it had not offered")
 }

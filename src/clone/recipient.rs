@@ -17,7 +17,7 @@ use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
 use crate::server::plugin::CloneRequest as Request;
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Errno, Handler, Locator, Mode};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handler, Locator, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, TRACKER};
 use crate::transfer::stats::Config;
@@ -28,8 +28,7 @@ use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::Scope;
 use std::time::{Duration, Instant};
@@ -65,21 +64,19 @@ const LOOK_MESSAGES: usize = 1024;
 const COM_PING: u8 = 0x0e;
 
 /// Runs a remote clone and records it in clone_status / clone_progress.
-pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Errno> {
+pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Error> {
     thd.refine_statement(Statement::Client);
     let list = sysvars::valid_donor_list();
     if !checks::donor_is_listed(list.as_deref(), req.host, req.port) {
         let msg = format!("{}:{} is not found in clone_valid_donor_list: {}", req.host, req.port, list.as_deref().unwrap_or(""));
-        session::raise_str(message::ER_CLONE_SYS_CONFIG, &msg);
-        return Err(ER_CLONE_SYS_CONFIG);
+        return Err(Error::with_str(message::ER_CLONE_SYS_CONFIG, msg));
     }
     let dry_run = sysvars::dry_run(thd);
     let source = format!("{}:{}", req.host, req.port);
     let dest = req.data_dir.map(|d| d.to_string_lossy().into_owned());
     // A dry run leaves clone_status to the last real clone.
     if !dry_run && TRACKER.begin(thd.thread_id(), &source, dest.as_deref()) == Err(Busy) {
-        session::raise_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1);
-        return Err(ER_CLONE_TOO_MANY_CONCURRENT_CLONES);
+        return Err(Error::with_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1));
     }
     let settings = sysvars::settings();
     let recipient = Recipient::new(thd, req, settings, dry_run);
@@ -139,34 +136,33 @@ struct Recipient<'r> {
     notes: Mutex<Vec<String>>,
 }
 
-fn raise_protocol(what: &str) -> Errno {
-    session::raise_str(message::ER_CLONE_PROTOCOL, what);
-    ER_CLONE_PROTOCOL
-}
-
 /// The donor's COM_RES_ERROR as ER_CLONE_DONOR "<errno> : <message>" (the
 /// server parses that shape for its own log line).
-fn raise_donor_error(code: i32, message: &[u8]) -> Errno {
+fn donor_error(code: i32, message: &[u8]) -> Error {
     let text = String::from_utf8_lossy(message);
-    session::raise_str(message::ER_CLONE_DONOR, &format!("{code} : {text}"));
-    ER_CLONE_DONOR
+    Error::with_str(message::ER_CLONE_DONOR, format!("{code} : {text}"))
+}
+
+/// For a call the code makes only once what it needs is in place.
+fn missing(what: &str) -> Error {
+    Error::with_str(message::ER_INTERNAL_ERROR, format!("clone: no {what}"))
 }
 
 /// Sends a command. `active` makes the connection the session's clone
 /// socket (KILL wakes it); the auxiliary connection is never active.
-fn send(conn: &mut Connection, thd: Thd, active: bool, command: &Command<'_>) -> Result<(), Errno> {
+fn send(conn: &mut Connection, thd: Thd, active: bool, command: &Command<'_>) -> Result<(), Error> {
     let packet = command.encode();
     conn.send(Some(thd), active, packet[0], &packet[1..])
 }
 
 /// Sends COM_EXIT and waits for the donor's answer.
-fn exit(conn: &mut Connection, thd: Thd, active: bool) -> Result<(), Errno> {
+fn exit(conn: &mut Connection, thd: Thd, active: bool) -> Result<(), Error> {
     send(conn, thd, active, &Command::Exit)?;
     let (packet, _) = conn.receive(Some(thd), active, 0)?;
     match Response::decode(packet) {
         Ok(Response::Complete) => Ok(()),
-        Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
-        _ => Err(raise_protocol("Wrong Clone RPC response to COM_EXIT")),
+        Ok(Response::Error { code, message }) => Err(donor_error(code, message)),
+        _ => Err(Error::protocol("Wrong Clone RPC response to COM_EXIT")),
     }
 }
 
@@ -222,7 +218,7 @@ impl<'r> Recipient<'r> {
     }
 
     /// INIT with `version`, and the donor's answer.
-    fn init(&self, main: &mut Connection, version: Version, locators: &[protocol::Locator<'_>]) -> Result<DonorInfo, Errno> {
+    fn init(&self, main: &mut Connection, version: Version, locators: &[protocol::Locator<'_>]) -> Result<DonorInfo, Error> {
         let init = Command::Init(InitPayload { version: version.encode(), ddl_word: self.ddl_word(), locators: locators.to_vec() });
         send(main, self.thd, true, &init).and_then(|()| self.read_init_response(main))
     }
@@ -231,7 +227,7 @@ impl<'r> Recipient<'r> {
     /// recipient leaves that clone and starts over as the stock recipient
     /// does, on a connection with the server's compression and with a
     /// stock INIT.
-    fn init_compressed(&self, main: &mut Connection, locators: &[protocol::Locator<'_>]) -> Result<DonorInfo, Errno> {
+    fn init_compressed(&self, main: &mut Connection, locators: &[protocol::Locator<'_>]) -> Result<DonorInfo, Error> {
         log::info!("The donor does not compress with zstd: connecting again with the server's compression");
         exit(main, self.thd, true)?;
         let fresh = Connection::open(Some(self.thd), &self.address)?;
@@ -247,25 +243,27 @@ impl<'r> Recipient<'r> {
 
     /// Runs the clone while a watcher shuts its connections down as soon as
     /// the statement is killed: the server wakes only the main connection.
-    fn execute(mut self) -> Result<(), Errno> {
+    /// Its error is in the diagnostics area when it returns.
+    fn execute(mut self) -> Result<(), Error> {
         let thd = self.thd;
         let interrupter = Arc::clone(&self.interrupter);
-        let done = AtomicBool::new(false);
+        // Dropped when the clone is over: the watcher stops at once, not
+        // after its next look.
+        let (done, over) = crossbeam_channel::bounded::<()>(0);
         std::thread::scope(|scope| {
-            let watcher = std::thread::Builder::new().name("clone_kill_watch".into()).spawn_scoped(scope, || {
-                while !done.load(SeqCst) {
-                    if thd.killed() {
-                        interrupter.fire();
+            let watcher = std::thread::Builder::new().name("clone_kill_watch".into()).spawn_scoped(scope, move || {
+                while !thd.killed() {
+                    if over.recv_timeout(KILL_POLL) != Err(crossbeam_channel::RecvTimeoutError::Timeout) {
                         return;
                     }
-                    std::thread::sleep(KILL_POLL);
                 }
+                interrupter.fire();
             });
             if watcher.is_err() {
                 log::info!("Failed to spawn the KILL watcher");
             }
             let result = self.run();
-            done.store(true, SeqCst);
+            drop(done);
             // After the connections are closed: closing one clears the
             // statement's diagnostics.
             for note in self.notes.lock().drain(..) {
@@ -275,36 +273,47 @@ impl<'r> Recipient<'r> {
         })
     }
 
-    fn run(&mut self) -> Result<(), Errno> {
-        let thd = self.thd;
-        let mut main = Some(self.connect()?);
+    fn run(&mut self) -> Result<(), Error> {
+        let mut main = None;
         let mut locked = false;
-        let mut result = self.introduce(&mut main);
+        let result = self.clone_data(&mut main, &mut locked);
+        self.leave(result, main, locked)
+    }
+
+    /// Connects, checks, and clones until done or failed.
+    fn clone_data(&mut self, main: &mut Option<Connection>, locked: &mut bool) -> Result<(), Error> {
+        *main = Some(self.connect()?);
+        let mut result = self.introduce(main);
         // In place the apply drops this server's data first: how much the
         // clone will write is known, and checked, before that.
         if result.is_ok() && (self.in_place() || self.dry_run) {
-            result = self.look(&mut main).and_then(|()| if self.dry_run { self.conclude_dry_run() } else { self.introduce(&mut main) });
+            result = self.look(main).and_then(|()| if self.dry_run { self.conclude_dry_run() } else { self.introduce(main) });
             if self.dry_run {
                 return result;
             }
         }
-        if result.is_ok() {
-            result = self.begin_apply(&mut locked);
-        }
+        result?;
+        self.begin_apply(locked)?;
         let mut attempt = 1;
-        while result.is_ok() {
-            result = self.transfer(&mut main);
-            match result {
+        loop {
+            match self.transfer(main) {
                 // Never resume with a donor that sent what the guard refused.
-                Err(e) if is_restartable(e) && attempt < MAX_ATTEMPTS && self.refusal.lock().is_none() => {
+                Err(e) if is_restartable(e.code()) && attempt < MAX_ATTEMPTS && self.refusal.lock().is_none() => {
                     attempt += 1;
-                    log::info!("Source Network issue: error: {e}");
-                    result = self.resume(&mut main);
+                    log::info!("Source Network issue: error: {}", e.code());
+                    self.resume(main)?;
                 }
-                _ => break,
+                result => return result,
             }
         }
-        let mut err = result.err().unwrap_or(0);
+    }
+
+    /// Leaves the donor and ends what the clone began here; raises the
+    /// clone's error, before the engines end: the first error raised is
+    /// the statement's.
+    fn leave(&mut self, mut result: Result<(), Error>, mut main: Option<Connection>, locked: bool) -> Result<(), Error> {
+        let thd = self.thd;
+        let mut err = result.as_ref().err().map_or(0, Error::code);
         // Leave the donor: the auxiliary connection first.
         if let Some(mut ack) = self.ack_link.lock().take() {
             let left = exit(&mut ack, thd, false).is_ok();
@@ -319,15 +328,20 @@ impl<'r> Recipient<'r> {
             }
         }
         // The statement reports the refusal, not what InnoDB made of it.
-        let restate = if err != 0 && err != ER_QUERY_INTERRUPTED { self.refusal.lock().take() } else { None };
+        if err != 0 && err != ER_QUERY_INTERRUPTED {
+            if let Some(refusal) = self.refusal.lock().take() {
+                let e = refusal_error(refusal);
+                err = e.code();
+                result = Err(e);
+            }
+        }
+        // An error still to raise replaces what leaving the donor raised.
+        let to_raise = result.as_ref().is_err_and(|e| !e.is_raised());
         if let Some(mut m) = main.take() {
             let fatal = breaks_connection(err) || exit(&mut m, thd, true).is_err();
-            m.close(Some(thd), fatal, err == 0 || restate.is_some());
+            m.close(Some(thd), fatal, err == 0 || to_raise);
         }
-        if let Some(refusal) = restate {
-            err = raise_refusal(refusal);
-            result = Err(err);
-        }
+        let result = result.map_err(Error::raise);
         // Whatever the apply side began (nothing if the checks failed).
         for (engine, &(loc, task)) in self.engines.iter().zip(&self.apply) {
             let _ = engine.apply_end(thd, loc, task, err);
@@ -339,18 +353,18 @@ impl<'r> Recipient<'r> {
         result
     }
 
-    /// Raises the error for a refused descriptor and keeps it: a worker's
+    /// The error for a refused descriptor, which is also kept: a worker's
     /// refusal reaches the master only as InnoDB's generic error.
-    fn refuse(&self, refusal: Refusal) -> Errno {
+    fn refuse(&self, refusal: Refusal) -> Error {
         if let Refusal::FilePath(name) = &refusal {
             log::error!("Refused a file path from the donor: {name}");
         }
         self.refusal.lock().get_or_insert(refusal.clone());
-        raise_refusal(refusal)
+        refusal_error(refusal)
     }
 
     /// A connection that the KILL watcher shuts down.
-    fn open_watched(&self, to: &DonorAddress) -> Result<Connection, Errno> {
+    fn open_watched(&self, to: &DonorAddress) -> Result<Connection, Error> {
         let mut conn = Connection::open(None, to)?;
         conn.watch(&self.interrupter);
         Ok(conn)
@@ -378,7 +392,7 @@ impl<'r> Recipient<'r> {
     /// Opens the main and the auxiliary connection. Offering zstd, they go
     /// without the server's compression; a stock donor makes the recipient
     /// start over with it.
-    fn connect(&self) -> Result<Connection, Errno> {
+    fn connect(&self) -> Result<Connection, Error> {
         let thd = self.thd;
         let first = DonorAddress { compress: self.address.compress && !self.offer.contains(Caps::ZSTD), ..self.address.clone() };
         let main = Connection::open(Some(thd), &first)?;
@@ -396,7 +410,7 @@ impl<'r> Recipient<'r> {
 
     /// Connects if `main` is not open, and INIT: version negotiation, the
     /// donor's description, and the checks.
-    fn introduce(&mut self, main: &mut Option<Connection>) -> Result<(), Errno> {
+    fn introduce(&mut self, main: &mut Option<Connection>) -> Result<(), Error> {
         let conn = match main {
             Some(conn) => conn,
             None => main.insert(self.connect()?),
@@ -409,7 +423,7 @@ impl<'r> Recipient<'r> {
                 Ok(v) => version_locators.push(v),
                 Err(e) => {
                     for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
-                        let _ = engine.apply_end(thd, loc, task, e);
+                        let _ = engine.apply_end(thd, loc, task, e.code());
                     }
                     return Err(e);
                 }
@@ -446,21 +460,16 @@ impl<'r> Recipient<'r> {
         self.tell("The donor's version, platform, plugins, character sets and collations, configuration and max_allowed_packet suit this server");
         self.donor_locators = std::mem::take(&mut info.locators);
         if self.donor_locators.len() != self.engines.len() {
-            return Err(raise_protocol("Wrong Clone RPC response: locator count"));
+            return Err(Error::protocol("Wrong Clone RPC response: locator count"));
         }
         Ok(())
     }
 
     /// The start of the apply side, which in place drops our data.
-    fn begin_apply(&mut self, locked: &mut bool) -> Result<(), Errno> {
+    fn begin_apply(&mut self, locked: &mut bool) -> Result<(), Error> {
         let thd = self.thd;
         if self.in_place() {
-            if !services::backup_lock(thd, self.settings.ddl_timeout) {
-                if thd.error().0 == 0 {
-                    session::raise(message::ER_LOCK_WAIT_TIMEOUT);
-                }
-                return Err(ER_LOCK_WAIT_TIMEOUT);
-            }
+            services::backup_lock(thd, self.settings.ddl_timeout)?;
             *locked = true;
         }
         TRACKER.next_stage(0, 1);
@@ -468,12 +477,12 @@ impl<'r> Recipient<'r> {
             let (db_type, bytes) = &self.donor_locators[i];
             if *db_type != engine.db_type() || bytes.is_empty() {
                 self.end_apply(ER_CLONE_PROTOCOL);
-                return Err(raise_protocol("Wrong Clone RPC response: locator"));
+                return Err(Error::protocol("Wrong Clone RPC response: locator"));
             }
             match engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::Start, self.data_dir) {
                 Ok(v) => self.apply.push(v),
                 Err(e) => {
-                    self.end_apply(e);
+                    self.end_apply(e.code());
                     return Err(e);
                 }
             }
@@ -492,15 +501,15 @@ impl<'r> Recipient<'r> {
     /// acknowledgement with an error), and ended; the real clone starts
     /// anew with another INIT. That costs the donor one snapshot begun and
     /// ended, and the recipient one more connection pair.
-    fn look(&mut self, main: &mut Option<Connection>) -> Result<(), Errno> {
-        let Some(mut conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
+    fn look(&mut self, main: &mut Option<Connection>) -> Result<(), Error> {
+        let Some(mut conn) = main.take() else { return Err(missing("main connection")) };
         let estimate = self.read_estimate(&mut conn);
         self.end_look(conn, estimate.is_ok());
         check_space(self.thd, self.data_dir, estimate?.disk_bytes, |text| self.tell(text))
     }
 
     /// EXECUTE, and the descriptors up to the START of the file copy.
-    fn read_estimate(&self, conn: &mut Connection) -> Result<CopyEstimate, Errno> {
+    fn read_estimate(&self, conn: &mut Connection) -> Result<CopyEstimate, Error> {
         send(conn, self.thd, true, &Command::Execute)?;
         for _ in 0..LOOK_MESSAGES {
             let (packet, _) = conn.receive(Some(self.thd), true, 0)?;
@@ -519,11 +528,11 @@ impl<'r> Recipient<'r> {
                     }
                 }
                 Ok(Response::DataDesc { .. }) => {}
-                Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
-                _ => return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor")),
+                Ok(Response::Error { code, message }) => return Err(donor_error(code, message)),
+                _ => return Err(Error::protocol("Wrong Clone RPC response, expecting descriptor")),
             }
         }
-        Err(raise_protocol("Wrong Clone RPC: no estimate at the start of the file copy"))
+        Err(Error::protocol("Wrong Clone RPC: no estimate at the start of the file copy"))
     }
 
     /// Stops the donor's stream (if it runs) and leaves the donor once its
@@ -550,16 +559,17 @@ impl<'r> Recipient<'r> {
     /// Every check passed. In place the server restarts after any CLONE
     /// that returns success (sql_admin.cc), so there a dry run ends with an
     /// error that says so; into a new directory it returns OK.
-    fn conclude_dry_run(&self) -> Result<(), Errno> {
+    fn conclude_dry_run(&self) -> Result<(), Error> {
         if self.in_place() {
             if !session::server_is_supervised() {
                 // What the real clone ends with, after it has replaced the data.
-                session::raise_str(message::ER_RESTART_SERVER_FAILED, "mysqld is not managed by supervisor process");
-                return Err(ER_RESTART_SERVER_FAILED);
+                return Err(Error::with_str(message::ER_RESTART_SERVER_FAILED, "mysqld is not managed by supervisor process"));
             }
             self.tell("A supervisor restarts this server after the clone");
-            session::raise_str(message::ER_CLONE_DISALLOWED, "clone_dry_run is ON: every check passed and nothing was changed; the clone in place would start");
-            return Err(ER_CLONE_DISALLOWED);
+            return Err(Error::with_str(
+                message::ER_CLONE_DISALLOWED,
+                "clone_dry_run is ON: every check passed and nothing was changed; the clone in place would start",
+            ));
         }
         self.tell("Every check passed and nothing was written: the clone would start");
         Ok(())
@@ -575,7 +585,7 @@ impl<'r> Recipient<'r> {
     }
 
     /// Ends the apply side of the engines begun so far.
-    fn end_apply(&mut self, err: Errno) {
+    fn end_apply(&mut self, err: i32) {
         for (engine, (loc, task)) in self.engines.iter().zip(self.apply.drain(..)) {
             let _ = engine.apply_end(self.thd, loc, task, err);
         }
@@ -584,7 +594,7 @@ impl<'r> Recipient<'r> {
     /// After a network failure: drops this attempt's connections, connects
     /// again within the donor's network-failure timeout, and resumes the
     /// clone with COM_REINIT; the engines restart from what was acknowledged.
-    fn resume(&mut self, main: &mut Option<Connection>) -> Result<(), Errno> {
+    fn resume(&mut self, main: &mut Option<Connection>) -> Result<(), Error> {
         let thd = self.thd;
         if let Some(ack) = self.ack_link.lock().take() {
             ack.close(None, true, false);
@@ -599,14 +609,12 @@ impl<'r> Recipient<'r> {
                 b.close(Some(thd), true, kill);
             }
             if kill {
-                session::raise(message::ER_QUERY_INTERRUPTED);
-                ER_QUERY_INTERRUPTED
+                Error::new(message::ER_QUERY_INTERRUPTED)
             } else {
                 log::info!("Source break restart loop");
-                if thd.error().0 != 0 {
-                    thd.error().0 as Errno
-                } else {
-                    ER_NET_READ_ERROR
+                match thd.error().0 {
+                    0 => Error::unknown(ER_NET_READ_ERROR),
+                    code => Error::raised(code as i32),
                 }
             }
         };
@@ -657,7 +665,7 @@ impl<'r> Recipient<'r> {
         sent.map(|_| ())
     }
 
-    fn read_init_response(&self, main: &mut Connection) -> Result<DonorInfo, Errno> {
+    fn read_init_response(&self, main: &mut Connection) -> Result<DonorInfo, Error> {
         let thd = self.thd;
         let timeout = self.settings.ddl_timeout.saturating_add(INIT_EXTRA_TIMEOUT_S);
         let mut info = DonorInfo::default();
@@ -668,7 +676,7 @@ impl<'r> Recipient<'r> {
             messages += 1;
             bytes += packet.len();
             if messages > MAX_INIT_MESSAGES || bytes > MAX_INIT_BYTES {
-                return Err(raise_protocol("Wrong Clone RPC response to COM_INIT: too long"));
+                return Err(Error::protocol("Wrong Clone RPC response to COM_INIT: too long"));
             }
             match Response::decode(packet) {
                 Ok(Response::PluginV2 { name, soname }) => info.plugins.push((name.to_vec(), Some(soname.to_vec()))),
@@ -689,25 +697,28 @@ impl<'r> Recipient<'r> {
                     have_locators = true;
                 }
                 Ok(Response::Complete) if have_locators => return Ok(info),
-                Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
-                _ => return Err(raise_protocol("Wrong Clone RPC response to COM_INIT")),
+                Ok(Response::Error { code, message }) => return Err(donor_error(code, message)),
+                _ => return Err(Error::protocol("Wrong Clone RPC response to COM_INIT")),
             }
         }
     }
 
-    /// The stock checks, in the stock order; each failing one adds its
-    /// error, and the first one fails the clone.
-    fn validate(&self, info: &DonorInfo) -> Result<(), Errno> {
+    /// The stock checks, in the stock order; each failing one raises its
+    /// error at once (the statement shows them all), and the first one
+    /// fails the clone.
+    fn validate(&self, info: &DonorInfo) -> Result<(), Error> {
         let thd = self.thd;
         if info.version.stock < protocol::VERSION_V3 {
             // Older donors send neither maturity nor all configuration.
-            session::raise_str(message::ER_CLONE_PROTOCOL, "Donor protocol version is too old");
-            return Err(ER_CLONE_PROTOCOL);
+            return Err(Error::protocol("Donor protocol version is too old"));
         }
         let mut first = 0;
-        let mut note = |e: Errno| {
-            if first == 0 && e != 0 {
-                first = e;
+        let mut note = |checked: Result<(), Error>| {
+            if let Err(e) = checked {
+                let code = e.raise().code();
+                if first == 0 {
+                    first = code;
+                }
             }
         };
         let plugin_dir = clone_protocol::config(thd, "plugin_dir").unwrap_or_default();
@@ -724,8 +735,7 @@ impl<'r> Recipient<'r> {
                 continue;
             }
             if !plugin_is_available(thd, name, soname.as_deref(), &plugin_dir) {
-                session::raise_str(message::ER_CLONE_PLUGIN_MATCH, &text);
-                note(ER_CLONE_PLUGIN_MATCH);
+                note(Err(Error::with_str(message::ER_CLONE_PLUGIN_MATCH, text)));
             }
         }
         note(clone_protocol::validate_collations(thd, &info.collations));
@@ -742,19 +752,17 @@ impl<'r> Recipient<'r> {
             }
         };
         note(clone_protocol::validate_version(&own_version, &donor_version, recipient_lts, donor_lts));
-        if let Err(e) = check_packet_size(thd) {
-            note(e);
-        }
+        note(check_packet_size(thd));
         if first == 0 {
             Ok(())
         } else {
-            Err(first)
+            Err(Error::raised(first))
         }
     }
 
     /// clone_delay_after_data_drop: some filesystems release the space of
     /// removed files late. KILL is checked every 100 ms.
-    fn delay_after_drop(&self) -> Result<(), Errno> {
+    fn delay_after_drop(&self) -> Result<(), Error> {
         let seconds = self.settings.delay_after_data_drop;
         if seconds == 0 {
             return Ok(());
@@ -772,8 +780,8 @@ impl<'r> Recipient<'r> {
     }
 
     /// Streams the data with the master and its workers.
-    fn transfer(&self, main: &mut Option<Connection>) -> Result<(), Errno> {
-        let Some(conn) = main.take() else { return Err(ER_INTERNAL_ERROR) };
+    fn transfer(&self, main: &mut Option<Connection>) -> Result<(), Error> {
+        let Some(conn) = main.take() else { return Err(missing("main connection")) };
         let (result, conn) = std::thread::scope(|scope| {
             let config = self.team.config;
             // zstd makes each stream CPU-bound on the donor: with it, the
@@ -794,9 +802,9 @@ impl<'r> Recipient<'r> {
             let task = Task::new(self, 0, self.thd, conn, self.apply.clone(), Some(scope));
             let result = task.stream();
             task.meter.flush();
-            if let Err(e) = result {
+            if let Err(e) = &result {
                 for (engine, &(loc, t)) in self.engines.iter().zip(&self.apply) {
-                    engine.apply_error(self.thd, loc, t, e);
+                    engine.apply_error(self.thd, loc, t, e.code());
                 }
             }
             (result, task.conn.into_inner())
@@ -818,12 +826,13 @@ impl<'r> Recipient<'r> {
             let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
             let attach = Command::Attach(InitPayload { version: self.version.encode(), ddl_word: self.ddl_word(), locators });
             // Kept until the worker ends: the engine may use these bytes as its locator.
-            let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd));
+            // Errors are raised on the worker's own session, as the engines' are.
+            let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd)).map_err(Error::raise);
             let mut apply = Vec::new();
             // The engine joins the running clone through the donor's locator;
             // applying then goes through the master's apply locator (what the
             // engine returns here names the donor's clone, not ours).
-            let mut result = donor_locators.as_ref().map_err(|e| *e).and_then(|locs| {
+            let mut result = donor_locators.as_ref().map_err(|e| Error::quiet(e.code())).and_then(|locs| {
                 for ((engine, (_, bytes)), &(master_loc, _)) in self.engines.iter().zip(locs).zip(&self.apply) {
                     let (_, task) = engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::AddTask, self.data_dir)?;
                     apply.push((master_loc, task));
@@ -840,7 +849,7 @@ impl<'r> Recipient<'r> {
                     conn = Some(task.conn.into_inner());
                 }
             }
-            let err = result.err().unwrap_or(0);
+            let err = result.err().map_or(0, |e| e.raise().code());
             if let Some(mut c) = conn {
                 // A worker that could not join (the clone failed meanwhile)
                 // leaves with EXIT: a dropped connection would reach the
@@ -859,9 +868,9 @@ impl<'r> Recipient<'r> {
 
     /// COM_ACK over the auxiliary connection, for the engine at `index`: a
     /// state the apply side finished (`error` 0), or a local error.
-    fn acknowledge(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
+    fn acknowledge(&self, index: usize, error: i32, descriptor: &[u8]) -> Result<(), Error> {
         let (Some(engine), Some((loc, _))) = (self.engines.get(index), self.apply.get(index)) else {
-            return Err(ER_INTERNAL_ERROR);
+            return Err(missing("storage engine at that index"));
         };
         self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor })
     }
@@ -873,20 +882,20 @@ impl<'r> Recipient<'r> {
 
     /// COM_ACK of a state before the apply side has begun (a look at the
     /// snapshot): it names the donor's own locator.
-    fn acknowledge_for_donor(&self, index: usize, error: Errno, descriptor: &[u8]) -> Result<(), Errno> {
-        let Some((db_type, loc)) = self.donor_locators.get(index) else { return Err(ER_INTERNAL_ERROR) };
+    fn acknowledge_for_donor(&self, index: usize, error: i32, descriptor: &[u8]) -> Result<(), Error> {
+        let Some((db_type, loc)) = self.donor_locators.get(index) else { return Err(missing("donor locator at that index")) };
         self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: *db_type, bytes: loc }, descriptor })
     }
 
-    fn send_ack(&self, ack: &Command<'_>) -> Result<(), Errno> {
+    fn send_ack(&self, ack: &Command<'_>) -> Result<(), Error> {
         let mut link = self.ack_link.lock();
-        let Some(conn) = link.as_mut() else { return Err(ER_INTERNAL_ERROR) };
+        let Some(conn) = link.as_mut() else { return Err(missing("auxiliary connection")) };
         send(conn, self.thd, false, ack)?;
         let (packet, _) = conn.receive(Some(self.thd), false, 0)?;
         match Response::decode(packet) {
             Ok(Response::Complete) => Ok(()),
-            Ok(Response::Error { code, message }) => Err(raise_donor_error(code, message)),
-            _ => Err(raise_protocol("Wrong Clone RPC response to COM_ACK")),
+            Ok(Response::Error { code, message }) => Err(donor_error(code, message)),
+            _ => Err(Error::protocol("Wrong Clone RPC response to COM_ACK")),
         }
     }
 }
@@ -912,15 +921,15 @@ fn is_stream_message(packet: &[u8]) -> bool {
 }
 
 /// The answer to ATTACH: the donor's locators, then COMPLETE.
-fn read_locators(conn: &mut Connection, thd: Thd) -> Result<Vec<(u8, Vec<u8>)>, Errno> {
+fn read_locators(conn: &mut Connection, thd: Thd) -> Result<Vec<(u8, Vec<u8>)>, Error> {
     let mut locators = None;
     loop {
         let (packet, _) = conn.receive(Some(thd), true, 0)?;
         match Response::decode(packet) {
             Ok(Response::Locators { locators: l, .. }) => locators = Some(l.iter().map(|l| (l.db_type, l.bytes.to_vec())).collect()),
-            Ok(Response::Complete) => return locators.ok_or_else(|| raise_protocol("Wrong Clone RPC response to COM_ATTACH")),
-            Ok(Response::Error { code, message }) => return Err(raise_donor_error(code, message)),
-            _ => return Err(raise_protocol("Wrong Clone RPC response to COM_ATTACH")),
+            Ok(Response::Complete) => return locators.ok_or_else(|| Error::protocol("Wrong Clone RPC response to COM_ATTACH")),
+            Ok(Response::Error { code, message }) => return Err(donor_error(code, message)),
+            _ => return Err(Error::protocol("Wrong Clone RPC response to COM_ATTACH")),
         }
     }
 }
@@ -970,29 +979,21 @@ fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
 }
 
 /// The error for an InnoDB descriptor the guard refused.
-fn raise_refusal(refusal: Refusal) -> Errno {
+fn refusal_error(refusal: Refusal) -> Error {
     match refusal {
-        Refusal::Protocol(what) => raise_protocol(what),
-        Refusal::FilePath(name) => {
-            log::error!("Refused a file path from the donor: {name}");
-            session::raise_two_strs(message::ER_WRONG_VALUE, "file path", &name);
-            ER_WRONG_VALUE
-        }
+        Refusal::Protocol(what) => Error::protocol(what),
+        Refusal::FilePath(name) => Error::with_strs(message::ER_WRONG_VALUE, "file path", name),
     }
 }
 
 /// ER_ERROR_ON_WRITE for a failed write of file `name` (or of the file a
 /// write behind names).
-fn write_error(e: CopyError, name: impl FnOnce() -> String) -> Errno {
+fn write_error(e: CopyError, name: impl FnOnce() -> String) -> Error {
     match e {
-        CopyError::WriteBehind(f) => session::raise_file(message::ER_ERROR_ON_WRITE, &f.name, &f.error),
-        CopyError::Write(err) | CopyError::Read(err) => session::raise_file(message::ER_ERROR_ON_WRITE, &name(), &err),
-        CopyError::OutOfMemory(len) => {
-            session::raise_int(message::ER_OUTOFMEMORY, len as i64);
-            return ER_OUTOFMEMORY;
-        }
+        CopyError::WriteBehind(f) => Error::with_file(message::ER_ERROR_ON_WRITE, f.name, f.error),
+        CopyError::Write(err) | CopyError::Read(err) => Error::with_file(message::ER_ERROR_ON_WRITE, name(), err),
+        CopyError::OutOfMemory(len) => Error::with_int(message::ER_OUTOFMEMORY, len as i64),
     }
-    ER_ERROR_ON_WRITE
 }
 
 /// One thread's stream: descriptors and data read from its connection and
@@ -1045,12 +1046,12 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         }
     }
 
-    fn check_killed(&self) -> Result<(), Errno> {
+    fn check_killed(&self) -> Result<(), Error> {
         self.thd.interrupted(self.meter.is_master())
     }
 
     /// EXECUTE, then apply every descriptor until the donor's COMPLETE.
-    fn stream(&self) -> Result<(), Errno> {
+    fn stream(&self) -> Result<(), Error> {
         send(&mut self.conn.borrow_mut(), self.thd, true, &Command::Execute)?;
         let cbk = Callback::new(self)?;
         loop {
@@ -1064,18 +1065,18 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                         let index = loc_index as usize;
                         match self.clone.engines.get(index) {
                             Some(e) if e.db_type() == db_type && !descriptor.is_empty() => (index, descriptor.to_vec()),
-                            Some(_) => return Err(raise_protocol("Remote descriptor handlerton type mismatch")),
-                            None => return Err(raise_protocol("Remote descriptor index out of range")),
+                            Some(_) => return Err(Error::protocol("Remote descriptor handlerton type mismatch")),
+                            None => return Err(Error::protocol("Remote descriptor index out of range")),
                         }
                     }
                     Ok(Response::Complete) => return self.settle(),
                     Ok(Response::Error { code, message }) => {
                         let _ = self.settle();
-                        return Err(raise_donor_error(code, message));
+                        return Err(donor_error(code, message));
                     }
                     _ => {
                         let _ = self.settle();
-                        return Err(raise_protocol("Wrong Clone RPC response, expecting descriptor"));
+                        return Err(Error::protocol("Wrong Clone RPC response, expecting descriptor"));
                     }
                 }
             };
@@ -1105,7 +1106,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             });
             if let Err(e) = applied {
                 let _ = self.settle();
-                self.end_stream_after(e, index);
+                self.end_stream_after(e.code(), index);
                 return Err(e);
             }
         }
@@ -1116,7 +1117,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     /// task reads what the donor still sends until it ends its stream. Both
     /// ends can then exit cleanly; a connection dropped mid-stream would make
     /// the donor wait minutes for a restart that never comes.
-    fn end_stream_after(&self, error: Errno, index: usize) {
+    fn end_stream_after(&self, error: i32, index: usize) {
         if is_restartable(error) || error == ER_CLONE_DONOR {
             return;
         }
@@ -1134,13 +1135,13 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     /// `use_data` with its block while it is valid. A block that fails its
     /// checksum (DATA_CHECKED, or a zstd frame's) fails the clone, naming
     /// the file the engine would write it to and its offset there.
-    fn with_data<T>(&self, cbk: Cbk<'_>, use_data: impl FnOnce(Block<'_>) -> Result<T, Errno>) -> Result<T, Errno> {
+    fn with_data<T>(&self, cbk: Cbk<'_>, use_data: impl FnOnce(Block<'_>) -> Result<T, Error>) -> Result<T, Error> {
         self.check_killed()?;
         let mut conn = self.conn.borrow_mut();
         let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
         // InnoDB takes the block's length from the descriptor.
         let announced = self.announced.take();
-        let differs = || raise_protocol("Wrong Clone RPC: data length differs from its descriptor");
+        let differs = || Error::protocol("Wrong Clone RPC: data length differs from its descriptor");
         let place = || {
             let name = cbk.dest_name();
             let offset = announced.map_or(0, |(_, offset)| offset);
@@ -1149,7 +1150,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         let (block, len) = match (packet.split_first(), &self.zstd) {
             (Some((&protocol::response::DATA, data)), _) => (Block::Wire(data), data.len()),
             (Some((&protocol::response::DATA_CHECKED, body)), _) if self.checksums => {
-                let (sent, data) = extension::decode_checked_body(body).map_err(|_| raise_protocol("Wrong Clone RPC: checked data"))?;
+                let (sent, data) = extension::decode_checked_body(body).map_err(|_| Error::protocol("Wrong Clone RPC: checked data"))?;
                 if announced.is_some_and(|(a, _)| a as usize != data.len()) {
                     return Err(differs());
                 }
@@ -1157,18 +1158,18 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 if received != sent {
                     log::error!("Data from the donor failed its checksum: {}", place());
                     let what = format!("Data of {} fails its checksum (CRC-32C {sent:#010x} sent, {received:#010x} received)", place());
-                    return Err(raise_protocol(&what));
+                    return Err(Error::protocol(what));
                 }
                 (Block::Wire(data), data.len())
             }
             (Some((&protocol::response::DATA_ZSTD, body)), Some(zstd)) => {
-                let (len, frame) = extension::decode_zstd_body(body).map_err(|_| raise_protocol("Wrong Clone RPC: compressed data"))?;
+                let (len, frame) = extension::decode_zstd_body(body).map_err(|_| Error::protocol("Wrong Clone RPC: compressed data"))?;
                 if announced.is_some_and(|(a, _)| a as usize != len) || len > extension::MAX_BLOCK {
                     return Err(differs());
                 }
                 (Block::Staged(self.expand(&mut zstd.borrow_mut(), frame, len, place)?), len)
             }
-            _ => return Err(raise_protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA")),
+            _ => return Err(Error::protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA")),
         };
         if announced.is_some_and(|(a, _)| a as usize != len) {
             return Err(differs());
@@ -1184,7 +1185,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     }
 
     /// Waits for the writes queued so far; a failed one fails the clone.
-    fn settle(&self) -> Result<(), Errno> {
+    fn settle(&self) -> Result<(), Error> {
         match &self.writer {
             Some(w) => w.drain().map_err(|e| write_error(e, String::new)),
             None => Ok(()),
@@ -1192,34 +1193,28 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     }
 
     /// Expands a zstd frame of `len` bytes into this thread's aligned buffer.
-    fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize, place: impl Fn() -> String) -> Result<EngineBuf, Errno> {
+    fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize, place: impl Fn() -> String) -> Result<EngineBuf, Error> {
         let mut slot = self.buffer.borrow_mut();
-        let buf = copy::reserve(&mut slot, len).map_err(|_| {
-            session::raise_int(message::ER_OUTOFMEMORY, len as i64);
-            ER_OUTOFMEMORY
-        })?;
+        let buf = copy::reserve(&mut slot, len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))?;
         zstd.expand(frame, &mut buf.as_mut_slice()[..len]).map_err(|_| {
             log::error!("Data from the donor failed its checksum: {}", place());
-            raise_protocol(&format!("Compressed data of {} does not expand to its length or fails its checksum", place()))
+            Error::protocol(format!("Compressed data of {} does not expand to its length or fails its checksum", place()))
         })?;
         Ok(EngineBuf::lend(&mut buf.as_mut_slice()[..len]))
     }
 
     /// Copies data into this thread's aligned buffer (for O_DIRECT files and
     /// to outlive the connection's read buffer).
-    fn stage(&self, data: &[u8]) -> Result<EngineBuf, Errno> {
+    fn stage(&self, data: &[u8]) -> Result<EngineBuf, Error> {
         let mut slot = self.buffer.borrow_mut();
-        let buf = copy::reserve(&mut slot, data.len()).map_err(|_| {
-            session::raise_int(message::ER_OUTOFMEMORY, data.len() as i64);
-            ER_OUTOFMEMORY
-        })?;
+        let buf = copy::reserve(&mut slot, data.len()).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, data.len() as i64))?;
         buf.as_mut_slice()[..data.len()].copy_from_slice(data);
         Ok(EngineBuf::lend(&mut buf.as_mut_slice()[..data.len()]))
     }
 
     /// The apply side announced a state or asks to acknowledge one; the
     /// acknowledgement goes to the donor over the auxiliary connection.
-    fn notice(&self, cbk: Cbk<'_>) -> Result<(), Errno> {
+    fn notice(&self, cbk: Cbk<'_>) -> Result<(), Error> {
         self.settle()?;
         if let Some(estimate) = cbk.flags().state_change {
             TRACKER.next_stage(estimate, self.clone.team.threads());
@@ -1232,15 +1227,15 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
 }
 
 impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
-    fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Errno> {
-        Err(ER_INTERNAL_ERROR)
+    fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Error> {
+        Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine offered the recipient a file to send"))
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Errno> {
+    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Error> {
         self.notice(cbk)
     }
 
-    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Errno> {
+    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error> {
         let direct = !cbk.flags().os_buffer_cache;
         self.with_data(cbk, |block| {
             let written = match (&self.writer, block) {
@@ -1254,7 +1249,7 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
         })
     }
 
-    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Errno> {
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
         // The engine writes this block itself, after the queued ones.
         self.settle()?;
         self.with_data(cbk, |block| match block {

@@ -6,8 +6,7 @@
 use super::errors::*;
 use super::ffi::{self, cs_conn};
 use super::files::{AlignedBuf, BufferPool};
-use super::session::{self, Thd};
-use super::storage::Errno;
+use super::session::Thd;
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
@@ -27,7 +26,7 @@ pub struct DonorLink(pub Thd);
 impl DonorLink {
     /// Waits for the next command: its code and body. The body lives in
     /// the connection's buffer until the next read.
-    pub fn next_command(&mut self) -> Result<(u8, &[u8]), Errno> {
+    pub fn next_command(&mut self) -> Result<(u8, &[u8]), Error> {
         let mut code = 0u8;
         let mut buf: *mut u8 = std::ptr::null_mut();
         let mut len = 0usize;
@@ -40,14 +39,14 @@ impl DonorLink {
 
     /// Sends one response message (code byte first). With `secure`, the
     /// service refuses to send over a connection without TLS.
-    pub fn send(&self, secure: bool, packet: &mut [u8]) -> Result<(), Errno> {
+    pub fn send(&self, secure: bool, packet: &mut [u8]) -> Result<(), Error> {
         // SAFETY: the service only reads `packet`.
         check(unsafe { ffi::cs_send_response(self.0.as_ptr(), secure, packet.as_mut_ptr(), packet.len()) })
     }
 
     /// Sends the diagnostics area's error (or, if fatal, closes the
     /// connection) and clears the error.
-    pub fn send_error(&self, fatal: bool) -> Result<(), Errno> {
+    pub fn send_error(&self, fatal: bool) -> Result<(), Error> {
         // SAFETY: valid THD.
         check(unsafe { ffi::cs_send_error(self.0.as_ptr(), crate::protocol::response::ERROR, fatal) })
     }
@@ -71,7 +70,8 @@ enum Job {
 #[derive(Clone)]
 struct Courier {
     link: DonorLink,
-    failed: Arc<Mutex<Option<Errno>>>,
+    /// The error number of the first failed send.
+    failed: Arc<Mutex<Option<i32>>>,
     pool: BufferPool,
     keep: crossbeam_channel::Sender<Vec<u8>>,
 }
@@ -84,9 +84,9 @@ impl Courier {
                 Outgoing::Aligned(buf, range) => buf.as_mut_slice().get_mut(range.clone()),
                 Outgoing::Bytes(bytes, start) => bytes.get_mut(*start..),
             };
-            let sent = bytes.map_or(Err(ER_INTERNAL_ERROR), |b| self.link.send(secure, b));
-            if let Err(e) = sent {
-                *self.failed.lock() = Some(e);
+            let sent = bytes.map_or(Err(ER_INTERNAL_ERROR), |b| self.link.send(secure, b).map_err(|e| e.code()));
+            if let Err(code) = sent {
+                *self.failed.lock() = Some(code);
             }
         }
         self.recycle(message);
@@ -110,7 +110,7 @@ pub struct SendBehind {
     courier: Courier,
     jobs: Option<crossbeam_channel::Sender<Job>>,
     spare: crossbeam_channel::Receiver<Vec<u8>>,
-    /// The failure is in the session's diagnostics area.
+    /// The failure has been returned to be raised on the session.
     reported: Cell<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -152,11 +152,8 @@ impl SendBehind {
     }
 
     /// An aligned buffer of at least `len` bytes, once one is free.
-    pub fn aligned(&self, len: usize) -> Result<AlignedBuf, Errno> {
-        self.courier.pool.take(len).map_err(|_| {
-            session::raise_int(message::ER_OUTOFMEMORY, len as i64);
-            ER_OUTOFMEMORY
-        })
+    pub fn aligned(&self, len: usize) -> Result<AlignedBuf, Error> {
+        self.courier.pool.take(len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))
     }
 
     /// An empty vector, reused from a sent message where one is spare.
@@ -172,7 +169,7 @@ impl SendBehind {
     }
 
     /// Queues a message; fails with an earlier send's error.
-    pub fn send(&self, secure: bool, message: Outgoing) -> Result<(), Errno> {
+    pub fn send(&self, secure: bool, message: Outgoing) -> Result<(), Error> {
         if let Err(e) = self.check() {
             self.recycle(message);
             return Err(e);
@@ -181,7 +178,7 @@ impl SendBehind {
             Some(jobs) => {
                 if let Err(crossbeam_channel::SendError(Job::Send(_, message))) = jobs.send(Job::Send(secure, message)) {
                     self.recycle(message);
-                    return Err(ER_INTERNAL_ERROR);
+                    return Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the sender thread has ended"));
                 }
                 Ok(())
             }
@@ -193,7 +190,7 @@ impl SendBehind {
     }
 
     /// Waits until every queued message is sent; the first failure, if any.
-    pub fn drain(&self) -> Result<(), Errno> {
+    pub fn drain(&self) -> Result<(), Error> {
         let (done, wait) = crossbeam_channel::bounded(1);
         if let Some(jobs) = &self.jobs {
             if jobs.send(Job::Drain(done)).is_ok() {
@@ -204,14 +201,15 @@ impl SendBehind {
     }
 
     /// A send that failed on the thread was reported by the server to that
-    /// thread (its error log, as it has no session); it is raised here,
-    /// once, on the session. Sent in place, the server raised it itself.
-    fn check(&self) -> Result<(), Errno> {
-        let Some(e) = *self.courier.failed.lock() else { return Ok(()) };
+    /// thread (its error log, as it has no session); the first call after
+    /// it returns it to be raised on the session. Sent in place, the server
+    /// raised it itself.
+    fn check(&self) -> Result<(), Error> {
+        let Some(code) = *self.courier.failed.lock() else { return Ok(()) };
         if self.thread.is_some() && !self.reported.replace(true) {
-            session::raise_errno(e);
+            return Err(Error::unknown(code));
         }
-        Err(e)
+        Err(Error::raised(code))
     }
 }
 
@@ -283,7 +281,7 @@ fn opt(s: &Option<CString>) -> *const c_char {
 impl Connection {
     /// Connects, authenticates and sends COM_CLONE. `thd` (if any) gets the
     /// connection as its clone socket, so KILL wakes a blocked read.
-    pub fn open(thd: Option<Thd>, to: &DonorAddress) -> Result<Connection, Errno> {
+    pub fn open(thd: Option<Thd>, to: &DonorAddress) -> Result<Connection, Error> {
         let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
         // SAFETY: all strings outlive the call.
         let raw = unsafe {
@@ -300,12 +298,14 @@ impl Connection {
                 to.compress,
             )
         };
-        NonNull::new(raw)
-            .map(|raw| Connection { raw, watcher: None })
-            .ok_or_else(|| thd.map(|t| t.error().0 as i32).filter(|&e| e != 0).unwrap_or(ER_INTERNAL_ERROR))
+        NonNull::new(raw).map(|raw| Connection { raw, watcher: None }).ok_or_else(|| match thd.map(|t| t.error().0 as i32).filter(|&e| e != 0) {
+            Some(code) => Error::raised(code),
+            // Without a session the server only logs why.
+            None => Error::unknown(ER_INTERNAL_ERROR),
+        })
     }
 
-    pub fn send(&mut self, thd: Option<Thd>, set_active: bool, command: u8, body: &[u8]) -> Result<(), Errno> {
+    pub fn send(&mut self, thd: Option<Thd>, set_active: bool, command: u8, body: &[u8]) -> Result<(), Error> {
         let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
         let mut copy = body.to_vec();
         // SAFETY: valid connection; the service only reads the buffer.
@@ -315,7 +315,7 @@ impl Connection {
     /// Reads one response message (code byte first) and the bytes it took
     /// on the wire. The message lives in the connection's buffer until the
     /// next read, which the borrow enforces.
-    pub fn receive(&mut self, thd: Option<Thd>, set_active: bool, timeout_s: u32) -> Result<(&[u8], usize), Errno> {
+    pub fn receive(&mut self, thd: Option<Thd>, set_active: bool, timeout_s: u32) -> Result<(&[u8], usize), Error> {
         let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
         let mut pkt: *mut u8 = std::ptr::null_mut();
         let (mut len, mut net_len) = (0usize, 0usize);
@@ -370,7 +370,7 @@ extern "C" fn collect_string(ctx: *mut c_void, s: *const c_char, len: usize) {
 }
 
 /// Every collation the data dictionary knows.
-pub fn collations(thd: Thd) -> Result<Vec<String>, Errno> {
+pub fn collations(thd: Thd) -> Result<Vec<String>, Error> {
     let mut list: Vec<String> = Vec::new();
     // SAFETY: the visitor only pushes onto `list`.
     check(unsafe { ffi::cs_get_charsets(thd.as_ptr(), Some(collect_string), (&mut list as *mut Vec<String>).cast()) })?;
@@ -378,7 +378,7 @@ pub fn collations(thd: Thd) -> Result<Vec<String>, Errno> {
 }
 
 /// Global variables as text, in the order asked.
-pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Errno> {
+pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Error> {
     let owned: Vec<CString> = keys.iter().map(|k| CString::new(*k).unwrap_or_default()).collect();
     let ptrs: Vec<*const c_char> = owned.iter().map(|k| k.as_ptr()).collect();
     let mut values: Vec<String> = Vec::new();
@@ -407,29 +407,30 @@ pub fn library_loads(path: &Path) -> bool {
     true
 }
 
-/// ER_CLONE_CHARSET for every collation unknown here; the last error.
-pub fn validate_collations(thd: Thd, names: &[Vec<u8>]) -> Errno {
+/// ER_CLONE_CHARSET for every collation unknown here (each raised); the
+/// last error.
+pub fn validate_collations(thd: Thd, names: &[Vec<u8>]) -> Result<(), Error> {
     let ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr().cast()).collect();
     let lens: Vec<usize> = names.iter().map(Vec::len).collect();
     // SAFETY: all slices outlive the call.
-    unsafe { ffi::cs_validate_charsets(thd.as_ptr(), ptrs.as_ptr(), lens.as_ptr(), names.len()) }
+    check(unsafe { ffi::cs_validate_charsets(thd.as_ptr(), ptrs.as_ptr(), lens.as_ptr(), names.len()) })
 }
 
 /// Compares the donor's configuration values with ours (ER_CLONE_OS,
-/// ER_CLONE_PLATFORM, ER_CLONE_CONFIG).
-pub fn validate_configs(thd: Thd, pairs: &[(Vec<u8>, Vec<u8>)]) -> Errno {
+/// ER_CLONE_PLATFORM, ER_CLONE_CONFIG; each raised).
+pub fn validate_configs(thd: Thd, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<(), Error> {
     let keys: Vec<*const c_char> = pairs.iter().map(|p| p.0.as_ptr().cast()).collect();
     let key_lens: Vec<usize> = pairs.iter().map(|p| p.0.len()).collect();
     let values: Vec<*const c_char> = pairs.iter().map(|p| p.1.as_ptr().cast()).collect();
     let value_lens: Vec<usize> = pairs.iter().map(|p| p.1.len()).collect();
     // SAFETY: all slices outlive the call.
-    unsafe { ffi::cs_validate_configs(thd.as_ptr(), keys.as_ptr(), key_lens.as_ptr(), values.as_ptr(), value_lens.as_ptr(), pairs.len()) }
+    check(unsafe { ffi::cs_validate_configs(thd.as_ptr(), keys.as_ptr(), key_lens.as_ptr(), values.as_ptr(), value_lens.as_ptr(), pairs.len()) })
 }
 
-/// ER_CLONE_DONOR_VERSION unless the server's rules allow the clone.
-pub fn validate_version(recipient: &str, donor: &str, recipient_lts: bool, donor_lts: bool) -> Errno {
+/// ER_CLONE_DONOR_VERSION (raised) unless the server's rules allow the clone.
+pub fn validate_version(recipient: &str, donor: &str, recipient_lts: bool, donor_lts: bool) -> Result<(), Error> {
     // SAFETY: both strings outlive the call.
-    unsafe { ffi::cs_validate_version(recipient.as_ptr().cast(), recipient.len(), donor.as_ptr().cast(), donor.len(), recipient_lts, donor_lts) }
+    check(unsafe { ffi::cs_validate_version(recipient.as_ptr().cast(), recipient.len(), donor.as_ptr().cast(), donor.len(), recipient_lts, donor_lts) })
 }
 
 /// A plugin's name and shared object.
@@ -444,7 +445,7 @@ extern "C" fn collect_plugin(ctx: *mut c_void, name: *const c_char, name_len: us
 }
 
 /// Every ready plugin: name and shared object (empty for built-ins).
-pub fn plugins(thd: Thd) -> Result<Vec<PluginName>, Errno> {
+pub fn plugins(thd: Thd) -> Result<Vec<PluginName>, Error> {
     let mut list: Vec<PluginName> = Vec::new();
     // SAFETY: the visitor only pushes onto `list`.
     check(unsafe { ffi::cs_foreach_plugin(thd.as_ptr(), Some(collect_plugin), (&mut list as *mut Vec<PluginName>).cast()) })?;

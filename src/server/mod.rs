@@ -14,11 +14,11 @@ pub mod storage;
 pub mod sysvars;
 
 /// A server call's status: 0, or the error number it raised.
-fn status(err: i32) -> Result<(), storage::Errno> {
+fn status(err: i32) -> Result<(), errors::Error> {
     if err == 0 {
         Ok(())
     } else {
-        Err(err)
+        Err(errors::Error::raised(err))
     }
 }
 

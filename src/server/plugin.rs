@@ -24,11 +24,11 @@ static BOOTSTRAP: AtomicBool = AtomicBool::new(false);
 /// server's arguments into safe values.
 pub trait Flows {
     /// `CLONE LOCAL DATA DIRECTORY = 'dir'`.
-    fn local(thd: Thd, data_dir: &CStr) -> Result<(), i32>;
+    fn local(thd: Thd, data_dir: &CStr) -> Result<(), Error>;
     /// `CLONE INSTANCE FROM ...` (recipient).
-    fn client(thd: Thd, request: &CloneRequest<'_>) -> Result<(), i32>;
+    fn client(thd: Thd, request: &CloneRequest<'_>) -> Result<(), Error>;
     /// A donor session after COM_CLONE.
-    fn server(thd: Thd) -> Result<(), i32>;
+    fn server(thd: Thd) -> Result<(), Error>;
 }
 
 /// `CLONE INSTANCE FROM user@host:port IDENTIFIED BY ... [DATA DIRECTORY]
@@ -183,15 +183,18 @@ fn text<'a>(p: *const c_char) -> Option<&'a str> {
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().ok()).flatten()
 }
 
-/// Runs an entry point's body: turns errors into return codes, making sure
-/// the diagnostics area holds an error whenever the result is not 0.
-fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
+/// Runs an entry point's body: raises its error and returns its number,
+/// making sure the diagnostics area holds an error whenever the result is
+/// not 0 (an error the server only logged, on a connection without the
+/// session, becomes ER_INTERNAL_ERROR naming it).
+fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), Error>) -> c_int {
     guard(ER_INTERNAL_ERROR, || {
         // SAFETY: the server's session for this call, alive until it returns.
         let Some(thd) = (unsafe { Thd::from_raw(thd) }) else { return ER_INTERNAL_ERROR };
         match body(thd) {
             Ok(()) => 0,
-            Err(code) => {
+            Err(e) => {
+                let code = e.raise().code();
                 if thd.error().0 == 0 {
                     session::raise_str(message::ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
                 }
@@ -206,8 +209,7 @@ fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), i32>) -> c_int {
 pub unsafe extern "C" fn clone_local<F: Flows>(thd: *mut THD, data_dir: *const c_char) -> c_int {
     entry(thd, |thd| {
         if data_dir.is_null() {
-            session::raise_two_strs(message::ER_WRONG_VALUE, "path", "NULL");
-            return Err(ER_WRONG_VALUE);
+            return Err(Error::with_strs(message::ER_WRONG_VALUE, "path", "NULL"));
         }
         // SAFETY: the server's NUL-terminated path, alive for the statement.
         F::local(thd, unsafe { CStr::from_ptr(data_dir) })

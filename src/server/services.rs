@@ -3,7 +3,7 @@
 //! the error log, session variables, and the performance_schema table
 //! services.
 
-use super::errors::{ER_CLONE_CLIENT_TRACE, ER_CLONE_SERVER_TRACE};
+use super::errors::{message, Error, ER_CLONE_CLIENT_TRACE, ER_CLONE_SERVER_TRACE};
 use super::ffi::{self, my_h_service, mysql_service_registry_t};
 use super::session::Thd;
 use parking_lot::Mutex;
@@ -200,14 +200,18 @@ pub fn pfs() -> Option<PfsServices> {
 }
 
 /// The backup lock (as LOCK INSTANCE FOR BACKUP): blocks DDL while held.
-pub fn backup_lock(thd: Thd, timeout_s: u32) -> bool {
+/// Not granted: the server's error, or ER_LOCK_WAIT_TIMEOUT.
+pub fn backup_lock(thd: Thd, timeout_s: u32) -> Result<(), Error> {
     let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
-    if svc.is_null() {
-        return false;
-    }
     // SAFETY: acquired service; valid THD.
-    unsafe { (*svc).acquire.map(|f| f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0) }
-        .unwrap_or(false)
+    let granted = !svc.is_null()
+        && unsafe { (*svc).acquire.map(|f| f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0) }
+            .unwrap_or(false);
+    match thd.error().0 {
+        _ if granted => Ok(()),
+        0 => Err(Error::new(message::ER_LOCK_WAIT_TIMEOUT)),
+        code => Err(Error::raised(code as i32)),
+    }
 }
 
 pub fn backup_unlock(thd: Thd) {

@@ -1,7 +1,7 @@
 //! Sessions (THD), the diagnostics area (`my_error`) and the panic barrier
 //! every entry point from the server goes through.
 
-use super::errors::{args, message, Message};
+use super::errors::{args, message, Error, Message};
 use super::ffi::{self, THD};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -51,16 +51,14 @@ impl Thd {
         unsafe { ffi::thd_killed(self.as_ptr().cast()) != 0 }
     }
 
-    /// ER_QUERY_INTERRUPTED once the statement is killed, raised into the
-    /// diagnostics area when `raise` (the thread that reports it).
-    pub fn interrupted(self, raise: bool) -> Result<(), i32> {
-        if !self.killed() {
-            return Ok(());
+    /// ER_QUERY_INTERRUPTED once the statement is killed: to be raised by
+    /// the thread that `reports` it, only carried by the others.
+    pub fn interrupted(self, reports: bool) -> Result<(), Error> {
+        match (self.killed(), reports) {
+            (false, _) => Ok(()),
+            (true, true) => Err(Error::new(message::ER_QUERY_INTERRUPTED)),
+            (true, false) => Err(Error::quiet(super::errors::ER_QUERY_INTERRUPTED)),
         }
-        if raise {
-            self::raise(message::ER_QUERY_INTERRUPTED);
-        }
-        Err(super::errors::ER_QUERY_INTERRUPTED)
     }
 
     /// The processlist id.
@@ -116,7 +114,7 @@ pub fn server_is_supervised() -> bool {
 }
 
 /// `my_error` of a message without arguments.
-pub fn raise(m: Message<args::None>) {
+pub(super) fn raise(m: Message<args::None>) {
     // SAFETY: the message takes no arguments (its type says so).
     unsafe { ffi::my_error(m.code, 0) }
 }
@@ -124,7 +122,7 @@ pub fn raise(m: Message<args::None>) {
 /// Raises an error number known only at run time (one a server call
 /// returned): as itself when its message takes no arguments, otherwise as
 /// ER_INTERNAL_ERROR naming it, since its arguments are not known.
-pub fn raise_errno(code: i32) {
+pub(super) fn raise_errno(code: i32) {
     if message::NO_ARGUMENTS.binary_search(&code).is_ok() {
         // SAFETY: the message for `code` takes no arguments.
         unsafe { ffi::my_error(code, 0) }
@@ -134,27 +132,27 @@ pub fn raise_errno(code: i32) {
 }
 
 /// `my_error` of a message with one `%s`.
-pub fn raise_str(m: Message<args::Str>, arg: &str) {
+pub(super) fn raise_str(m: Message<args::Str>, arg: &str) {
     let arg = cstring(arg);
     // SAFETY: the message takes one string.
     unsafe { ffi::my_error(m.code, 0, arg.as_ptr()) }
 }
 
 /// `my_error` of a message with two `%s`.
-pub fn raise_two_strs(m: Message<args::StrStr>, a: &str, b: &str) {
+pub(super) fn raise_two_strs(m: Message<args::StrStr>, a: &str, b: &str) {
     let (a, b) = (cstring(a), cstring(b));
     // SAFETY: the message takes two strings.
     unsafe { ffi::my_error(m.code, 0, a.as_ptr(), b.as_ptr()) }
 }
 
 /// `my_error` of a message with one `%d`/`%u` (an int, saturated).
-pub fn raise_int(m: Message<args::Int>, arg: i64) {
+pub(super) fn raise_int(m: Message<args::Int>, arg: i64) {
     // SAFETY: the message takes one int.
     unsafe { ffi::my_error(m.code, 0, saturate(arg)) }
 }
 
 /// `my_error` of a message with two `%d`/`%u`.
-pub fn raise_two_ints(m: Message<args::IntInt>, a: i64, b: i64) {
+pub(super) fn raise_two_ints(m: Message<args::IntInt>, a: i64, b: i64) {
     // SAFETY: the message takes two ints.
     unsafe { ffi::my_error(m.code, 0, saturate(a), saturate(b)) }
 }
@@ -165,7 +163,7 @@ fn saturate(n: i64) -> c_int {
 
 /// `my_error(file, errno, text)`: ER_ERROR_ON_READ, ER_ERROR_ON_WRITE and
 /// the other messages of a file and an OS error.
-pub fn raise_file(m: Message<args::StrIntStr>, file: &str, err: &std::io::Error) {
+pub(super) fn raise_file(m: Message<args::StrIntStr>, file: &str, err: &std::io::Error) {
     let file = cstring(file);
     let text = cstring(&err.to_string());
     let errno = err.raw_os_error().unwrap_or(0);

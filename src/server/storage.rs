@@ -2,17 +2,13 @@
 //! clone_interface`) and on the callback object the engines drive. The C++
 //! half is in shim/clone_shim.cc.
 
-use super::errors::{ER_INTERNAL_ERROR, ER_OUTOFMEMORY};
+use super::errors::{message, Error, ER_INTERNAL_ERROR, ER_OUTOFMEMORY};
 use super::ffi::{self, handlerton, Ha_clone_cbk};
 use super::session::{guard, Thd};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-
-/// A MySQL error number from the engine or the plugin; the engine has
-/// usually put it into the diagnostics area already.
-pub type Errno = i32;
 
 use super::status as check;
 
@@ -108,7 +104,7 @@ impl Engine {
     }
 
     /// Starts (or joins, with AddTask) a clone on the source side.
-    pub fn begin(self, thd: Thd, loc: Option<Locator>, mode: Mode) -> Result<(Locator, u32), Errno> {
+    pub fn begin(self, thd: Thd, loc: Option<Locator>, mode: Mode) -> Result<(Locator, u32), Error> {
         let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
         let mut task: c_uint = 0;
         // SAFETY: valid handlerton and THD; out-pointers are locals.
@@ -117,18 +113,18 @@ impl Engine {
     }
 
     /// Streams this task's share of the data through `cbk`.
-    pub fn copy(self, thd: Thd, loc: Locator, task: u32, cbk: &Callback<'_>) -> Result<(), Errno> {
+    pub fn copy(self, thd: Thd, loc: Locator, task: u32, cbk: &Callback<'_>) -> Result<(), Error> {
         // SAFETY: as above; cbk outlives the call.
         check(unsafe { ffi::cs_clone_copy(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, cbk.raw()) })
     }
 
     /// Passes the apply side's acknowledgement (the descriptor set on `cbk`).
-    pub fn ack(self, thd: Thd, loc: Locator, task: u32, in_err: Errno, cbk: Cbk<'_>) -> Result<(), Errno> {
+    pub fn ack(self, thd: Thd, loc: Locator, task: u32, in_err: i32, cbk: Cbk<'_>) -> Result<(), Error> {
         // SAFETY: as above.
         check(unsafe { ffi::cs_clone_ack(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err, cbk.0.as_ptr()) })
     }
 
-    pub fn end(self, thd: Thd, loc: Locator, task: u32, in_err: Errno) -> Result<(), Errno> {
+    pub fn end(self, thd: Thd, loc: Locator, task: u32, in_err: i32) -> Result<(), Error> {
         // SAFETY: as above.
         check(unsafe { ffi::cs_clone_end(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err) })
     }
@@ -136,7 +132,7 @@ impl Engine {
     /// Starts (or joins) applying a clone into `data_dir` (None: replace the
     /// server's own data directory). The engine keeps the directory name
     /// until the clone ends, so it must outlive the clone.
-    pub fn apply_begin(self, thd: Thd, loc: Option<Locator>, mode: Mode, data_dir: Option<&CStr>) -> Result<(Locator, u32), Errno> {
+    pub fn apply_begin(self, thd: Thd, loc: Option<Locator>, mode: Mode, data_dir: Option<&CStr>) -> Result<(Locator, u32), Error> {
         let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
         let mut task: c_uint = 0;
         let dir_ptr = data_dir.map_or(std::ptr::null(), CStr::as_ptr);
@@ -146,18 +142,18 @@ impl Engine {
     }
 
     /// Applies the descriptor set on `cbk` (the engine may call back for data).
-    pub fn apply(self, thd: Thd, loc: Locator, task: u32, cbk: Cbk<'_>) -> Result<(), Errno> {
+    pub fn apply(self, thd: Thd, loc: Locator, task: u32, cbk: Cbk<'_>) -> Result<(), Error> {
         // SAFETY: as above.
         check(unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, 0, cbk.0.as_ptr()) })
     }
 
     /// Tells the apply side about an error elsewhere.
-    pub fn apply_error(self, thd: Thd, loc: Locator, task: u32, err: Errno) {
+    pub fn apply_error(self, thd: Thd, loc: Locator, task: u32, err: i32) {
         // SAFETY: a null callback with an error is the engine's "record error".
         unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, err, std::ptr::null_mut()) };
     }
 
-    pub fn apply_end(self, thd: Thd, loc: Locator, task: u32, in_err: Errno) -> Result<(), Errno> {
+    pub fn apply_end(self, thd: Thd, loc: Locator, task: u32, in_err: i32) -> Result<(), Error> {
         // SAFETY: as above.
         check(unsafe { ffi::cs_clone_apply_end(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err) })
     }
@@ -300,14 +296,14 @@ impl EngineBuf {
 /// the apply side calls back into the same object), so state lives in cells.
 pub trait Handler {
     /// Source side: `len` bytes are ready at `from`'s current offset.
-    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Errno>;
+    fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error>;
     /// Source side: a buffer is ready (len 0: a descriptor only); on the apply
     /// side, a state change or acknowledgement to pass back.
-    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Errno>;
+    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Error>;
     /// Apply side: write the pending chunk at `to`'s current offset.
-    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Errno>;
+    fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error>;
     /// Apply side: hand out the pending chunk in memory.
-    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Errno>;
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Error>;
 }
 
 /// The C++ callback object, forwarding to a Rust handler.
@@ -320,11 +316,11 @@ pub struct Callback<'h> {
 }
 
 impl<'h> Callback<'h> {
-    pub fn new(handler: &'h dyn Handler) -> Result<Callback<'h>, Errno> {
+    pub fn new(handler: &'h dyn Handler) -> Result<Callback<'h>, Error> {
         let ctx: Box<&'h dyn Handler> = Box::new(handler);
         let ctx_ptr = (&*ctx as *const &dyn Handler).cast_mut().cast::<c_void>();
         // SAFETY: the box outlives the C++ object (both dropped together).
-        let raw = NonNull::new(unsafe { ffi::cs_cbk_new(ctx_ptr) }).ok_or(ER_OUTOFMEMORY)?;
+        let raw = NonNull::new(unsafe { ffi::cs_cbk_new(ctx_ptr) }).ok_or_else(|| Error::unknown(ER_OUTOFMEMORY))?;
         Ok(Callback { raw, _ctx: ctx, _lifetime: PhantomData })
     }
 
@@ -356,13 +352,17 @@ unsafe fn handler<'a>(ctx: *mut c_void) -> &'a dyn Handler {
     unsafe { *ctx.cast::<&dyn Handler>() }
 }
 
-fn status(r: Result<(), Errno>) -> c_int {
-    r.err().unwrap_or(0)
+/// A callback's result for the engine: 0, or the error number, raised
+/// into the calling thread's session (the engine passes only the number on).
+fn status(r: Result<(), Error>) -> c_int {
+    r.err().map_or(0, |e| e.raise().code())
 }
 
 /// The engine's callback object, for the callback that received it.
-fn cbk_of<'a>(raw: *mut Ha_clone_cbk) -> Result<Cbk<'a>, Errno> {
-    NonNull::new(raw).map(|p| Cbk(p, PhantomData)).ok_or(ER_INTERNAL_ERROR)
+fn cbk_of<'a>(raw: *mut Ha_clone_cbk) -> Result<Cbk<'a>, Error> {
+    NonNull::new(raw)
+        .map(|p| Cbk(p, PhantomData))
+        .ok_or_else(|| Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine called back without its callback object"))
 }
 
 #[no_mangle]
@@ -395,6 +395,6 @@ extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk
             }
             0
         }
-        Err(e) => e,
+        Err(e) => e.raise().code(),
     })
 }
