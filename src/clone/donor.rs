@@ -13,7 +13,7 @@ use crate::server::errors::*;
 use crate::server::files::{self as copy, ALIGN};
 use crate::server::services;
 use crate::server::session::{Statement, Thd};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handler, Locator, Mode};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handle, Handler, Lend, Mode};
 use crate::server::sysvars;
 use std::cell::RefCell;
 use std::os::fd::RawFd;
@@ -39,19 +39,11 @@ const MAX_IDLE_S: u64 = 28800;
 const CONFIG_KEYS: [&str; 7] =
     ["version", "version_compile_machine", "version_compile_os", "character_set_server", "character_set_filesystem", "collation_server", "innodb_page_size"];
 
-/// The clone this connection takes part in.
-struct Active {
-    engine: Engine,
-    /// Our copy of the locator the recipient sent (the engine may keep a pointer).
-    _received: Vec<u8>,
-    locator: Locator,
-    task: u32,
-}
-
 struct Donor {
     link: DonorLink,
     thd: Thd,
-    active: Vec<Active>,
+    /// This connection's part in the clone, one handle per engine.
+    active: Vec<Handle>,
     /// The stock version spoken on this connection, and what our recipient
     /// was granted (see `protocol::extension`).
     version: Version,
@@ -202,20 +194,18 @@ impl Donor {
             log::info!(target: "donor", "Acquired backup lock");
         }
         for (engine, received) in engines.into_iter().zip(&p.locators) {
-            let received = received.bytes.to_vec();
-            let reference = Locator::from_bytes(&received);
-            let (locator, task) = sysvars::with_ddl_timeout(p.ddl_timeout(), || engine.begin(self.thd, Some(reference), mode))?;
-            self.active.push(Active { engine, _received: received, locator, task });
+            let handle = sysvars::with_ddl_timeout(p.ddl_timeout(), || engine.begin(self.thd, Some(received.bytes), mode))?;
+            self.active.push(handle);
         }
         if master && mode == Mode::Start {
-            self.owned = self.active.iter().find(|a| a.engine.is_innodb()).and_then(|a| CloneKey::of_innodb_locator(a.locator.bytes()));
+            self.owned = self.active.iter().find(|a| a.engine().is_innodb()).and_then(|a| CloneKey::of_innodb_locator(a.locator()));
             if let Some(key) = self.owned {
                 LIVE.started(key, &self.account, self.session(), Instant::now());
             }
             self.send_parameters()?;
         }
         let locators: Vec<protocol::Locator<'_>> =
-            self.active.iter().map(|a| protocol::Locator { db_type: a.engine.db_type(), bytes: a.locator.bytes() }).collect();
+            self.active.iter().map(|a| protocol::Locator { db_type: a.engine().db_type(), bytes: a.locator() }).collect();
         let mut locs = Response::Locators { version: self.version.encode(), locators }.encode();
         self.link.send(false, &mut locs)
     }
@@ -287,7 +277,7 @@ impl Donor {
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
         let sender = Sender::new(self.link, self.thd, self.version.granted(), true);
         let cbk = Callback::new(&sender)?;
-        let copied = self.active.iter().try_for_each(|a| a.engine.copy(self.thd, a.locator, a.task, &cbk));
+        let copied = self.active.iter().try_for_each(|a| a.copy(self.thd, &cbk));
         // Every queued message goes out before the session answers or reads.
         let sent = sender.behind.drain();
         copied.and(sent)
@@ -309,12 +299,11 @@ impl Donor {
                 return Err(Error::protocol(what));
             }
         }
-        let locator = locator.to_vec();
         let descriptor = descriptor.to_vec();
         let idle = Sender::new(self.link, self.thd, Caps::NONE, false);
         let cbk = Callback::new(&idle)?;
         cbk.cbk().set_data_desc(&descriptor);
-        engine.ack(self.thd, Locator::from_bytes(&locator), 0, error, cbk.cbk())
+        engine.ack(self.thd, locator, 0, error, cbk.cbk())
     }
 
     /// Ends the engines' part of this connection and releases the lock.
@@ -326,7 +315,7 @@ impl Donor {
             LIVE.ending(key, self.session(), super::is_restartable(error), Instant::now());
         }
         for a in self.active.drain(..) {
-            let _ = a.engine.end(self.thd, a.locator, a.task, error);
+            let _ = a.end(self.thd, error);
         }
         if let Some(key) = owned {
             LIVE.ended(key, self.session());
@@ -434,7 +423,7 @@ impl Handler for Sender {
         self.send_data(secure, Outgoing::Aligned(buf, ALIGN..ALIGN + len))
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Error> {
+    fn buffer<'c>(&self, cbk: Cbk<'c>, buf: EngineBuf<'c>) -> Result<(), Error> {
         self.thd.interrupted(true)?;
         let secure = self.send_descriptor(cbk)?;
         if buf.is_empty() {
@@ -450,7 +439,7 @@ impl Handler for Sender {
         Err(not_an_apply_side())
     }
 
-    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
+    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<&Lend, Error> {
         Err(not_an_apply_side())
     }
 }

@@ -9,14 +9,14 @@ use super::check_space;
 use super::meter::{Meter, Team};
 use crate::protocol::innodb::{self, CopyEstimate};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
+use crate::server::files::{self as copy, CopyError, WriteBehind};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handler, Locator, Mode};
+use crate::server::storage::{self, Callback, Cbk, EngineBuf, Handle, Handler, Lend, Mode, Relay};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
 use crate::transfer::stats::Config;
-use std::cell::{Cell, RefCell, RefMut};
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::thread::Scope;
@@ -73,16 +73,16 @@ fn look(thd: Thd) -> Result<CopyEstimate, Error> {
     let mut result = Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: no storage engine to clone from"));
     for engine in storage::source_engines(thd) {
         match engine.begin(thd, None, Mode::Start) {
-            Ok((loc, task)) => begun.push((engine, loc, task)),
+            Ok(handle) => begun.push(handle),
             Err(e) => {
                 result = Err(e);
                 break;
             }
         }
     }
-    if let Some(&(engine, loc, task)) = begun.iter().find(|(e, _, _)| e.is_innodb()) {
-        let look = Look { thd, engine, loc, estimate: Cell::new(None), ack: RefCell::new(Vec::new()) };
-        let copied = Callback::new(&look).and_then(|cbk| engine.copy(thd, loc, task, &cbk));
+    if let Some(source) = begun.iter().find(|h| h.engine().is_innodb()) {
+        let look = Look { thd, source, estimate: Cell::new(None), ack: RefCell::new(Vec::new()) };
+        let copied = Callback::new(&look).and_then(|cbk| source.copy(thd, &cbk));
         result = match (look.estimate.get(), copied) {
             (Some(estimate), _) => Ok(estimate),
             (None, Err(e)) => Err(e),
@@ -90,8 +90,8 @@ fn look(thd: Thd) -> Result<CopyEstimate, Error> {
         };
     }
     let err = result.as_ref().err().map_or(LOOK_ENDED, Error::code);
-    for (engine, loc, task) in begun {
-        let _ = engine.end(thd, loc, task, err);
+    for handle in begun {
+        let _ = handle.end(thd, err);
     }
     result
 }
@@ -100,21 +100,20 @@ fn look(thd: Thd) -> Result<CopyEstimate, Error> {
 const LOOK_ENDED: i32 = ER_QUERY_INTERRUPTED;
 
 /// The source side's callbacks while a dry run looks at the snapshot.
-struct Look {
+struct Look<'h> {
     thd: Thd,
-    engine: Engine,
-    loc: Locator,
+    source: &'h Handle,
     estimate: Cell<Option<CopyEstimate>>,
     /// The acknowledgement of the INIT state, alive while the engine reads it.
     ack: RefCell<Vec<u8>>,
 }
 
-impl Handler for Look {
+impl Handler for Look<'_> {
     fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Error> {
         Err(Error::quiet(LOOK_ENDED))
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Error> {
+    fn buffer<'c>(&self, cbk: Cbk<'c>, _buf: EngineBuf<'c>) -> Result<(), Error> {
         let desc = cbk.data_desc();
         if let Some(estimate) = innodb::file_copy_estimate(desc) {
             self.estimate.set(Some(estimate));
@@ -124,7 +123,7 @@ impl Handler for Look {
             let mut held = self.ack.borrow_mut();
             *held = ack;
             cbk.set_data_desc(&held);
-            return self.engine.ack(self.thd, self.loc, 0, 0, cbk);
+            return self.source.engine().ack(self.thd, self.source.locator(), 0, 0, cbk);
         }
         Ok(())
     }
@@ -133,19 +132,15 @@ impl Handler for Look {
         Err(no_apply_side())
     }
 
-    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
+    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<&Lend, Error> {
         Err(no_apply_side())
     }
 }
 
-/// One engine's clone: its source and apply locators.
-#[derive(Clone, Copy)]
+/// One engine's clone: the master's handles on its two sides.
 struct EngineClone {
-    engine: Engine,
-    source: Locator,
-    source_task: u32,
-    apply: Locator,
-    apply_task: u32,
+    source: Handle,
+    apply: Handle,
 }
 
 /// What all threads of one local clone share.
@@ -190,29 +185,30 @@ impl<'a> LocalClone<'a> {
         let mut sources = Vec::new();
         for engine in storage::source_engines(thd) {
             match engine.begin(thd, None, Mode::Start) {
-                Ok((loc, task)) => sources.push((engine, loc, task)),
+                Ok(handle) => sources.push(handle),
                 Err(e) => {
-                    for (engine, loc, task) in sources {
-                        let _ = engine.end(thd, loc, task, e.code());
+                    for source in sources {
+                        let _ = source.end(thd, e.code());
                     }
                     return Err(e);
                 }
             }
         }
-        for (i, &(engine, source, source_task)) in sources.iter().enumerate() {
-            match engine.apply_begin(thd, Some(source), Mode::Start, Some(self.data_dir)) {
-                Ok((apply, apply_task)) => self.engines.push(EngineClone { engine, source, source_task, apply, apply_task }),
+        let mut sources = sources.into_iter();
+        while let Some(source) = sources.next() {
+            match source.engine().apply_begin(thd, Some(source.locator()), Mode::Start, Some(self.data_dir)) {
+                Ok(apply) => self.engines.push(EngineClone { source, apply }),
                 Err(e) => {
-                    for c in &self.engines {
-                        let _ = c.engine.apply_end(thd, c.apply, c.apply_task, e.code());
+                    // The apply sides begun, then every source side.
+                    let begun = std::mem::take(&mut self.engines);
+                    let mut begun_sources = Vec::new();
+                    for c in begun {
+                        let _ = c.apply.apply_end(thd, e.code());
+                        begun_sources.push(c.source);
                     }
-                    for &(engine, loc, task) in &sources[i..] {
-                        let _ = engine.end(thd, loc, task, e.code());
+                    for source in std::iter::once(source).chain(sources).chain(begun_sources) {
+                        let _ = source.end(thd, e.code());
                     }
-                    for c in &self.engines {
-                        let _ = c.engine.end(thd, c.source, c.source_task, e.code());
-                    }
-                    self.engines.clear();
                     return Err(e);
                 }
             }
@@ -221,26 +217,28 @@ impl<'a> LocalClone<'a> {
     }
 
     /// Copies with the master and its workers, then ends both sides.
-    fn copy_all(&self) -> Result<(), Error> {
+    fn copy_all(&mut self) -> Result<(), Error> {
         let thd = self.master;
+        let clone = &*self;
         let result = std::thread::scope(|scope| {
-            let config = self.team.config;
+            let config = clone.team.config;
             if !config.autotune {
                 let wanted = config.allowed_threads(config.max_threads);
-                self.team.spawn_workers(scope, wanted, "clone_local", |i| self.worker(i));
+                clone.team.spawn_workers(scope, wanted, "clone_local", |i| clone.worker(i));
             }
-            let tasks: Vec<u32> = self.engines.iter().map(|c| c.apply_task).collect();
-            let task = Task::new(self, 0, thd, tasks, Some(scope));
-            let result = task.copy(self.engines.iter().map(|c| (c.engine, c.source, c.source_task)));
+            let tasks: Vec<u32> = clone.engines.iter().map(|c| c.apply.task()).collect();
+            let task = Task::new(clone, 0, thd, tasks, Some(scope));
+            let result = task.copy(clone.engines.iter().map(|c| &c.source));
             task.meter.flush();
             result
         });
         let err = result.as_ref().err().map_or(0, Error::code);
-        for c in &self.engines {
-            let _ = c.engine.apply_end(thd, c.apply, c.apply_task, err);
+        let (applies, sources): (Vec<_>, Vec<_>) = std::mem::take(&mut self.engines).into_iter().map(|c| (c.apply, c.source)).unzip();
+        for apply in applies {
+            let _ = apply.apply_end(thd, err);
         }
-        for c in &self.engines {
-            let _ = c.engine.end(thd, c.source, c.source_task, err);
+        for source in sources {
+            let _ = source.end(thd, err);
         }
         result
     }
@@ -256,39 +254,33 @@ impl<'a> LocalClone<'a> {
             let mut sources = Vec::new();
             let mut tasks = Vec::new();
             for c in &self.engines {
-                let Ok((source, source_task)) = c.engine.begin(thd, Some(c.source), Mode::AddTask) else { break };
-                // The engine finds the running apply clone through the source locator.
-                match c.engine.apply_begin(thd, Some(c.source), Mode::AddTask, Some(self.data_dir)) {
-                    Ok((_, apply_task)) => {
-                        sources.push((c.engine, source, source_task));
-                        tasks.push(apply_task);
+                let engine = c.source.engine();
+                let Ok(source) = engine.begin(thd, Some(c.source.locator()), Mode::AddTask) else { break };
+                // The engine finds the running apply clone through the source
+                // locator; this task applies through the master's apply handle.
+                match engine.apply_begin(thd, Some(c.source.locator()), Mode::AddTask, Some(self.data_dir)) {
+                    Ok(joined) => {
+                        sources.push(source);
+                        tasks.push(joined.task());
                     }
                     Err(e) => {
-                        let _ = c.engine.end(thd, source, source_task, e.code());
+                        let _ = source.end(thd, e.code());
                         break;
                     }
                 }
             }
             // A worker that cannot join leaves the clone to the others.
             let err = if sources.len() == self.engines.len() {
-                Task::new(self, index, thd, tasks.clone(), None).copy(sources.iter().copied()).err().map_or(0, |e| e.code())
+                Task::new(self, index, thd, tasks.clone(), None).copy(sources.iter()).err().map_or(0, |e| e.code())
             } else {
                 ER_INTERNAL_ERROR
             };
-            for (i, &(engine, source, source_task)) in sources.iter().enumerate() {
-                let _ = engine.apply_end(thd, self.engines[i].apply, tasks[i], err);
-                let _ = engine.end(thd, source, source_task, err);
+            for ((source, task), c) in sources.into_iter().zip(tasks).zip(&self.engines) {
+                let _ = c.apply.apply_end_task(thd, task, err);
+                let _ = source.end(thd, err);
             }
         })
     }
-}
-
-/// The chunk the source side offered, waiting for the apply side.
-#[derive(Clone, Copy)]
-enum Pending {
-    None,
-    File { fd: RawFd, len: u32 },
-    Buffer(EngineBuf),
 }
 
 /// One thread's part in the clone: the callback handler it gives the engine.
@@ -296,9 +288,13 @@ struct Task<'c, 's, 'e> {
     clone: &'c LocalClone<'c>,
     thd: Thd,
     apply_tasks: Vec<u32>,
-    pending: Cell<Pending>,
+    /// The chunk the source side offered, waiting for the apply side:
+    /// `len` bytes at a file's offset, or a buffer (relayed).
+    pending_file: Cell<Option<(RawFd, u32)>>,
+    pending_buffer: Relay,
     applying: Cell<bool>,
-    buffer: RefCell<Option<AlignedBuf>>,
+    /// Staging for copies, and the blocks the engine writes itself.
+    lend: Lend,
     meter: Meter<'c>,
     /// Master only: the scope to spawn workers in.
     scope: Option<&'s Scope<'s, 'e>>,
@@ -313,9 +309,10 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             clone,
             thd,
             apply_tasks,
-            pending: Cell::new(Pending::None),
+            pending_file: Cell::new(None),
+            pending_buffer: Relay::default(),
             applying: Cell::new(false),
-            buffer: RefCell::new(None),
+            lend: Lend::default(),
             meter: Meter::new(&clone.team, index),
             scope,
             writer: WriteBehind::new().map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
@@ -326,11 +323,11 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         self.meter.is_master()
     }
 
-    fn copy(&self, sources: impl Iterator<Item = (Engine, Locator, u32)>) -> Result<(), Error> {
+    fn copy<'h>(&self, sources: impl Iterator<Item = &'h Handle>) -> Result<(), Error> {
         let cbk = Callback::new(self)?;
         cbk.set_client_buffer_size(self.clone.buffer_size);
-        for (engine, loc, task) in sources {
-            if let Err(e) = engine.copy(self.thd, loc, task, &cbk) {
+        for source in sources {
+            if let Err(e) = source.copy(self.thd, &cbk) {
                 let _ = self.settle();
                 return Err(e);
             }
@@ -346,23 +343,17 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         }
     }
 
-    /// Hands the pending chunk to the apply side of the engine that offered it.
-    fn apply(&self, cbk: Cbk<'_>, pending: Pending) -> Result<(), Error> {
+    /// Hands the chunk at hand (file or buffer) to the apply side of the
+    /// engine that offered it.
+    fn apply(&self, cbk: Cbk<'_>) -> Result<(), Error> {
         self.thd.interrupted(self.is_master())?;
         let index = cbk.loc_index() as usize;
         let (Some(c), Some(&task)) = (self.clone.engines.get(index), self.apply_tasks.get(index)) else {
             return Err(engine_index_out_of_range());
         };
-        // Not file data: a file or state change, or pages the engine may
-        // write itself; the writes before it come first.
-        if let Pending::Buffer(_) = pending {
-            self.settle()?;
-        }
-        self.pending.set(pending);
         self.applying.set(true);
-        let result = c.engine.apply(self.thd, c.apply, task, cbk);
+        let result = c.apply.apply(self.thd, task, cbk);
         self.applying.set(false);
-        self.pending.set(Pending::None);
         result
     }
 
@@ -379,7 +370,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             return Err(engine_index_out_of_range());
         };
         // The source side's master task (0) waits for this acknowledgement.
-        c.engine.ack(self.clone.master, c.source, 0, 0, cbk)
+        c.source.engine().ack(self.clone.master, c.source.locator(), 0, 0, cbk)
     }
 
     /// Statistics, auto-tuning (master) and throttling after each chunk.
@@ -388,13 +379,6 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             let clone = self.clone;
             clone.team.spawn_workers(scope, n, "clone_local", |i| clone.worker(i));
         }
-    }
-
-    /// This thread's aligned buffer, grown to at least `len` bytes.
-    fn buffer(&self, len: usize) -> Result<RefMut<'_, AlignedBuf>, Error> {
-        let mut slot = self.buffer.borrow_mut();
-        copy::reserve(&mut slot, len).map_err(|e| self.report(e, &Default::default()))?;
-        RefMut::filter_map(slot, Option::as_mut).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))
     }
 
     /// The error of a failed copy, naming the (source, destination) file.
@@ -410,20 +394,26 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
 
 impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
     fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error> {
-        self.apply(cbk, Pending::File { fd: from, len })
+        self.pending_file.set(Some((from, len)));
+        let applied = self.apply(cbk);
+        self.pending_file.set(None);
+        applied
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Error> {
+    fn buffer<'b>(&self, cbk: Cbk<'b>, buf: EngineBuf<'b>) -> Result<(), Error> {
         if self.applying.get() {
             return self.apply_side_notice(cbk);
         }
-        self.apply(cbk, Pending::Buffer(buf))
+        // Not file data: a file or state change, or pages the engine may
+        // write itself; the writes before it come first.
+        self.settle()?;
+        self.pending_buffer.relay(buf, || self.apply(cbk))
     }
 
     fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error> {
         let names = || (cbk.source_name(), cbk.dest_name());
-        let bytes = match self.pending.get() {
-            Pending::File { fd, len } => {
+        let bytes = match self.pending_file.get() {
+            Some((fd, len)) => {
                 let flags = cbk.flags();
                 let in_kernel = flags.os_buffer_cache && flags.zero_copy;
                 match &self.writer {
@@ -435,37 +425,42 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
                             left -= piece as u64;
                         }
                     }
-                    _ => {
-                        let mut buf = self.buffer(self.clone.buffer_size as usize)?;
-                        copy::copy_file(fd, to, len as u64, in_kernel, &mut buf).map_err(|e| self.report(e, &names()))?;
-                    }
+                    _ => self.lend.scratch(self.clone.buffer_size as usize, |buf| {
+                        copy::copy_file(fd, to, len as u64, in_kernel, buf).map_err(|e| self.report(e, &names()))
+                    })?,
                 }
-                len
+                len as usize
             }
-            Pending::Buffer(b) => {
-                copy::write_all(to, b.as_slice()).map_err(|e| self.report(e, &names()))?;
-                b.len()
-            }
-            Pending::None => return Err(nothing_pending()),
+            None => self.pending_buffer.with(|buf| match buf {
+                Some(b) => copy::write_all(to, b).map(|()| b.len()).map_err(|e| self.report(e, &names())),
+                None => Err(nothing_pending()),
+            })?,
         };
         self.account(bytes as u64);
         Ok(())
     }
 
-    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<&Lend, Error> {
         // The engine writes what it gets here itself, after the queued writes.
         self.settle()?;
-        let out = match self.pending.get() {
-            Pending::Buffer(b) => b,
-            Pending::File { fd, len } => {
-                let mut buf = self.buffer(len as usize)?;
-                copy::read_exact(fd, &mut buf.as_mut_slice()[..len as usize]).map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())))?;
-                EngineBuf::lend(&mut buf.as_mut_slice()[..len as usize])
+        let (len, lent) = match self.pending_file.get() {
+            Some((fd, len)) => {
+                let read = |buf: &mut [u8]| copy::read_exact(fd, buf).map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())));
+                (len as usize, self.lend.fill(len as usize, read)?)
             }
-            Pending::None => return Err(nothing_pending()),
+            None => self.pending_buffer.with(|buf| match buf {
+                Some(b) => {
+                    let copy = |out: &mut [u8]| {
+                        out.copy_from_slice(b);
+                        Ok(())
+                    };
+                    self.lend.fill(b.len(), copy).map(|lent| (b.len(), lent))
+                }
+                None => Err(nothing_pending()),
+            })?,
         };
-        self.account(out.len() as u64);
-        Ok(out)
+        self.account(len as u64);
+        Ok(lent)
     }
 }
 

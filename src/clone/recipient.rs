@@ -13,11 +13,11 @@ use crate::protocol::innodb::{self, Checked, CopyEstimate, DescriptorGuard, Plac
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, AlignedBuf, CopyError, WriteBehind};
+use crate::server::files::{self as copy, CopyError, WriteBehind};
 use crate::server::plugin::CloneRequest as Request;
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handler, Locator, Mode};
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handle, Handler, Lend, Mode};
 use crate::server::sysvars::{self, Settings};
 use crate::status::{Busy, TRACKER};
 use crate::transfer::stats::Config;
@@ -116,11 +116,11 @@ struct Recipient<'r> {
     offer: Caps,
     team: Team,
     engines: Vec<Engine>,
-    /// The locators the donor sent, kept alive: an engine may hand them
-    /// back as its own.
+    /// The locators the donor sent in its answer to INIT.
     donor_locators: Vec<(u8, Vec<u8>)>,
-    /// The master's apply locators and tasks (what ATTACH and ACK carry).
-    apply: Vec<(Locator, u32)>,
+    /// The master's apply handles, one per engine (their locators are
+    /// what ATTACH and ACK carry).
+    apply: Vec<Handle>,
     /// The donor's answer to INIT: what ATTACH and REINIT offer again.
     version: Version,
     /// How long the donor keeps a clone for us after a network failure.
@@ -343,8 +343,8 @@ impl<'r> Recipient<'r> {
         }
         let result = result.map_err(Error::raise);
         // Whatever the apply side began (nothing if the checks failed).
-        for (engine, &(loc, task)) in self.engines.iter().zip(&self.apply) {
-            let _ = engine.apply_end(thd, loc, task, err);
+        for handle in self.apply.drain(..) {
+            let _ = handle.apply_end(thd, err);
         }
         // After an in-place clone the lock is kept until the server restarts.
         if locked && (err != 0 || !self.in_place()) {
@@ -422,22 +422,21 @@ impl<'r> Recipient<'r> {
             match engine.apply_begin(thd, None, Mode::Version, self.data_dir) {
                 Ok(v) => version_locators.push(v),
                 Err(e) => {
-                    for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
-                        let _ = engine.apply_end(thd, loc, task, e.code());
+                    for handle in version_locators {
+                        let _ = handle.apply_end(thd, e.code());
                     }
                     return Err(e);
                 }
             }
         }
-        let locators: Vec<_> =
-            self.engines.iter().zip(&version_locators).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+        let locators: Vec<_> = version_locators.iter().map(|h| protocol::Locator { db_type: h.engine().db_type(), bytes: h.locator() }).collect();
         let wanted = self.offer;
         let mut info = self.init(conn, Version::ours(protocol::VERSION_CURRENT, wanted), &locators);
         if info.as_ref().is_ok_and(|i| !i.version.granted().contains(wanted)) && self.address.compress {
             info = self.init_compressed(conn, &locators);
         }
-        for (engine, (loc, task)) in self.engines.iter().zip(version_locators) {
-            let _ = engine.apply_end(thd, loc, task, 0);
+        for handle in version_locators {
+            let _ = handle.apply_end(thd, 0);
         }
         let mut info = info?;
         self.version = info.version;
@@ -479,7 +478,7 @@ impl<'r> Recipient<'r> {
                 self.end_apply(ER_CLONE_PROTOCOL);
                 return Err(Error::protocol("Wrong Clone RPC response: locator"));
             }
-            match engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::Start, self.data_dir) {
+            match engine.apply_begin(thd, Some(bytes), Mode::Start, self.data_dir) {
                 Ok(v) => self.apply.push(v),
                 Err(e) => {
                     self.end_apply(e.code());
@@ -586,8 +585,8 @@ impl<'r> Recipient<'r> {
 
     /// Ends the apply side of the engines begun so far.
     fn end_apply(&mut self, err: i32) {
-        for (engine, (loc, task)) in self.engines.iter().zip(self.apply.drain(..)) {
-            let _ = engine.apply_end(self.thd, loc, task, err);
+        for handle in self.apply.drain(..) {
+            let _ = handle.apply_end(self.thd, err);
         }
     }
 
@@ -654,11 +653,11 @@ impl<'r> Recipient<'r> {
         let mut m = new_main;
         // The engines re-issue their locators for the restart.
         let mut restarted = Vec::new();
-        for (engine, &(loc, _)) in self.engines.iter().zip(&self.apply) {
-            restarted.push(engine.apply_begin(thd, Some(loc), Mode::Restart, self.data_dir)?);
+        for handle in &self.apply {
+            restarted.push(handle.engine().apply_begin(thd, Some(handle.locator()), Mode::Restart, self.data_dir)?);
         }
         self.apply = restarted;
-        let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+        let locators = self.apply.iter().map(|h| protocol::Locator { db_type: h.engine().db_type(), bytes: h.locator() }).collect();
         let reinit = Command::Reinit(InitPayload { version: self.version.encode(), ddl_word: self.ddl_word(), locators });
         let sent = send(&mut m, thd, true, &reinit).and_then(|()| read_locators(&mut m, thd));
         *main = Some(m);
@@ -799,12 +798,12 @@ impl<'r> Recipient<'r> {
             if start > 1 {
                 self.team.spawn_workers(scope, config.allowed_threads(start), "clone_client", |i| self.worker(i));
             }
-            let task = Task::new(self, 0, self.thd, conn, self.apply.clone(), Some(scope));
+            let task = Task::new(self, 0, self.thd, conn, self.apply.iter().map(|h| (h, h.task())).collect(), Some(scope));
             let result = task.stream();
             task.meter.flush();
             if let Err(e) = &result {
-                for (engine, &(loc, t)) in self.engines.iter().zip(&self.apply) {
-                    engine.apply_error(self.thd, loc, t, e.code());
+                for handle in &self.apply {
+                    handle.apply_error(self.thd, handle.task(), e.code());
                 }
             }
             (result, task.conn.into_inner())
@@ -823,19 +822,21 @@ impl<'r> Recipient<'r> {
                 return;
             };
             conn.watch(&self.interrupter);
-            let locators = self.engines.iter().zip(&self.apply).map(|(e, (l, _))| protocol::Locator { db_type: e.db_type(), bytes: l.bytes() }).collect();
+            let locators = self.apply.iter().map(|h| protocol::Locator { db_type: h.engine().db_type(), bytes: h.locator() }).collect();
             let attach = Command::Attach(InitPayload { version: self.version.encode(), ddl_word: self.ddl_word(), locators });
-            // Kept until the worker ends: the engine may use these bytes as its locator.
             // Errors are raised on the worker's own session, as the engines' are.
             let donor_locators = send(&mut conn, thd, true, &attach).and_then(|()| read_locators(&mut conn, thd)).map_err(Error::raise);
             let mut apply = Vec::new();
+            // Kept until the worker ends, with the locator bytes they were opened with.
+            let mut joined = Vec::new();
             // The engine joins the running clone through the donor's locator;
-            // applying then goes through the master's apply locator (what the
+            // applying then goes through the master's apply handle (what the
             // engine returns here names the donor's clone, not ours).
-            let mut result = donor_locators.as_ref().map_err(|e| Error::quiet(e.code())).and_then(|locs| {
-                for ((engine, (_, bytes)), &(master_loc, _)) in self.engines.iter().zip(locs).zip(&self.apply) {
-                    let (_, task) = engine.apply_begin(thd, Some(Locator::from_bytes(bytes)), Mode::AddTask, self.data_dir)?;
-                    apply.push((master_loc, task));
+            let mut result = donor_locators.map_err(|e| Error::quiet(e.code())).and_then(|locs| {
+                for ((engine, (_, bytes)), master) in self.engines.iter().zip(&locs).zip(&self.apply) {
+                    let handle = engine.apply_begin(thd, Some(bytes), Mode::AddTask, self.data_dir)?;
+                    apply.push((master, handle.task()));
+                    joined.push(handle);
                 }
                 Ok(())
             });
@@ -857,22 +858,23 @@ impl<'r> Recipient<'r> {
                 let fatal = (streamed && breaks_connection(err)) || exit(&mut c, thd, true).is_err();
                 c.close(Some(thd), fatal, true);
             }
-            for (engine, (loc, task)) in self.engines.iter().zip(apply) {
+            for (master, task) in apply {
                 if err != 0 {
-                    engine.apply_error(thd, loc, task, err);
+                    master.apply_error(thd, task, err);
                 }
-                let _ = engine.apply_end(thd, loc, task, err);
+                let _ = master.apply_end_task(thd, task, err);
             }
+            drop(joined);
         })
     }
 
     /// COM_ACK over the auxiliary connection, for the engine at `index`: a
     /// state the apply side finished (`error` 0), or a local error.
     fn acknowledge(&self, index: usize, error: i32, descriptor: &[u8]) -> Result<(), Error> {
-        let (Some(engine), Some((loc, _))) = (self.engines.get(index), self.apply.get(index)) else {
+        let Some(handle) = self.apply.get(index) else {
             return Err(missing("storage engine at that index"));
         };
-        self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: engine.db_type(), bytes: loc.bytes() }, descriptor })
+        self.send_ack(&Command::Ack { error, locator: protocol::Locator { db_type: handle.engine().db_type(), bytes: handle.locator() }, descriptor })
     }
 
     /// Where InnoDB is among the engines (and the donor's locators).
@@ -1002,10 +1004,13 @@ struct Task<'r, 's, 'e> {
     clone: &'r Recipient<'r>,
     thd: Thd,
     conn: RefCell<Connection>,
-    apply: Vec<(Locator, u32)>,
+    /// Per engine: the master's apply handle, and this thread's task.
+    apply: Vec<(&'r Handle, u32)>,
     meter: Meter<'r>,
     scope: Option<&'s Scope<'s, 'e>>,
-    buffer: RefCell<Option<AlignedBuf>>,
+    /// Staging for O_DIRECT writes and zstd blocks, and the blocks the
+    /// engine writes itself.
+    lend: Lend,
     /// This connection's place in InnoDB's snapshot, for the guard.
     view: RefCell<TaskView>,
     /// The length and file offset the last data descriptor announced for
@@ -1020,15 +1025,15 @@ struct Task<'r, 's, 'e> {
     writer: Option<WriteBehind>,
 }
 
-/// A data block as it arrived (in the connection's buffer) or expanded
-/// into the task's aligned buffer.
+/// A data block as it arrived, in the connection's buffer: as it is, or
+/// a zstd frame and the length it expands to.
 enum Block<'a> {
     Wire(&'a [u8]),
-    Staged(EngineBuf),
+    Zstd(&'a [u8], usize),
 }
 
 impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
-    fn new(clone: &'r Recipient<'r>, index: usize, thd: Thd, conn: Connection, apply: Vec<(Locator, u32)>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
+    fn new(clone: &'r Recipient<'r>, index: usize, thd: Thd, conn: Connection, apply: Vec<(&'r Handle, u32)>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
         let view = if index == 0 { TaskView::master() } else { TaskView::worker() };
         Task {
             clone,
@@ -1037,7 +1042,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             apply,
             meter: Meter::new(&clone.team, index),
             scope,
-            buffer: RefCell::new(None),
+            lend: Lend::default(),
             view: RefCell::new(view),
             announced: Cell::new(None),
             checksums: clone.version.granted().contains(Caps::CHECKSUM),
@@ -1081,7 +1086,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 }
             };
             let engine = self.clone.engines[index];
-            let (loc, task) = self.apply[index];
+            let (handle, task) = self.apply[index];
             let c = cbk.cbk();
             // The engine sets the flags that apply to this chunk only.
             c.clear_flags();
@@ -1102,7 +1107,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                         None
                     }
                 });
-                engine.apply(self.thd, loc, task, c)
+                handle.apply(self.thd, task, c)
             });
             if let Err(e) = applied {
                 let _ = self.settle();
@@ -1132,10 +1137,11 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     }
 
     /// Reads the data message that must follow a descriptor; calls
-    /// `use_data` with its block while it is valid. A block that fails its
-    /// checksum (DATA_CHECKED, or a zstd frame's) fails the clone, naming
-    /// the file the engine would write it to and its offset there.
-    fn with_data<T>(&self, cbk: Cbk<'_>, use_data: impl FnOnce(Block<'_>) -> Result<T, Error>) -> Result<T, Error> {
+    /// `use_data` with its block while it is valid, and with what names
+    /// the block's place (the file the engine writes it to, and the offset
+    /// there) for an error. A block that fails its checksum (DATA_CHECKED,
+    /// or a zstd frame's) fails the clone.
+    fn with_data<T>(&self, cbk: Cbk<'_>, use_data: impl FnOnce(Block<'_>, &dyn Fn() -> String) -> Result<T, Error>) -> Result<T, Error> {
         self.check_killed()?;
         let mut conn = self.conn.borrow_mut();
         let (packet, wire) = conn.receive(Some(self.thd), true, 0)?;
@@ -1162,19 +1168,19 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 }
                 (Block::Wire(data), data.len())
             }
-            (Some((&protocol::response::DATA_ZSTD, body)), Some(zstd)) => {
+            (Some((&protocol::response::DATA_ZSTD, body)), Some(_)) => {
                 let (len, frame) = extension::decode_zstd_body(body).map_err(|_| Error::protocol("Wrong Clone RPC: compressed data"))?;
                 if announced.is_some_and(|(a, _)| a as usize != len) || len > extension::MAX_BLOCK {
                     return Err(differs());
                 }
-                (Block::Staged(self.expand(&mut zstd.borrow_mut(), frame, len, place)?), len)
+                (Block::Zstd(frame, len), len)
             }
             _ => return Err(Error::protocol("Wrong Clone RPC response, expecting data packet COM_RES_DATA")),
         };
         if announced.is_some_and(|(a, _)| a as usize != len) {
             return Err(differs());
         }
-        let result = use_data(block)?;
+        let result = use_data(block, &place)?;
         let grow = self.meter.account(len as u64, wire as u64);
         drop(conn);
         if let (Some(n), Some(scope)) = (grow, self.scope) {
@@ -1192,24 +1198,17 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         }
     }
 
-    /// Expands a zstd frame of `len` bytes into this thread's aligned buffer.
-    fn expand(&self, zstd: &mut BlockDecompressor, frame: &[u8], len: usize, place: impl Fn() -> String) -> Result<EngineBuf, Error> {
-        let mut slot = self.buffer.borrow_mut();
-        let buf = copy::reserve(&mut slot, len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))?;
-        zstd.expand(frame, &mut buf.as_mut_slice()[..len]).map_err(|_| {
+    /// Expands a zstd `frame` into `out`, which is as long as the frame
+    /// says it expands to.
+    fn expand(&self, frame: &[u8], out: &mut [u8], place: &dyn Fn() -> String) -> Result<(), Error> {
+        let expanded = match &self.zstd {
+            Some(zstd) => zstd.borrow_mut().expand(frame, out),
+            None => return Err(Error::protocol("Wrong Clone RPC: compressed data without zstd")),
+        };
+        expanded.map_err(|_| {
             log::error!("Data from the donor failed its checksum: {}", place());
             Error::protocol(format!("Compressed data of {} does not expand to its length or fails its checksum", place()))
-        })?;
-        Ok(EngineBuf::lend(&mut buf.as_mut_slice()[..len]))
-    }
-
-    /// Copies data into this thread's aligned buffer (for O_DIRECT files and
-    /// to outlive the connection's read buffer).
-    fn stage(&self, data: &[u8]) -> Result<EngineBuf, Error> {
-        let mut slot = self.buffer.borrow_mut();
-        let buf = copy::reserve(&mut slot, data.len()).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, data.len() as i64))?;
-        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
-        Ok(EngineBuf::lend(&mut buf.as_mut_slice()[..data.len()]))
+        })
     }
 
     /// The apply side announced a state or asks to acknowledge one; the
@@ -1231,30 +1230,42 @@ impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
         Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine offered the recipient a file to send"))
     }
 
-    fn buffer(&self, cbk: Cbk<'_>, _buf: EngineBuf) -> Result<(), Error> {
+    fn buffer<'c>(&self, cbk: Cbk<'c>, _buf: EngineBuf<'c>) -> Result<(), Error> {
         self.notice(cbk)
     }
 
     fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error> {
+        // O_DIRECT files take aligned memory: the connection's buffer is not.
         let direct = !cbk.flags().os_buffer_cache;
-        self.with_data(cbk, |block| {
-            let written = match (&self.writer, block) {
-                (Some(writer), Block::Staged(staged)) => writer.write(to, staged.as_slice(), || cbk.dest_name()),
-                (Some(writer), Block::Wire(data)) => writer.write(to, data, || cbk.dest_name()),
-                (None, Block::Staged(staged)) => copy::write_all(to, staged.as_slice()),
-                (None, Block::Wire(data)) if direct => copy::write_all(to, self.stage(data)?.as_slice()),
-                (None, Block::Wire(data)) => copy::write_all(to, data),
+        let write = |data: &[u8]| {
+            let written = match &self.writer {
+                Some(writer) => writer.write(to, data, || cbk.dest_name()),
+                None => copy::write_all(to, data),
             };
             written.map_err(|e| write_error(e, || cbk.dest_name()))
+        };
+        self.with_data(cbk, |block, place| match block {
+            Block::Wire(data) if direct && self.writer.is_none() => self.lend.scratch(data.len(), |staged| {
+                staged.copy_from_slice(data);
+                write(staged)
+            }),
+            Block::Wire(data) => write(data),
+            Block::Zstd(frame, len) => self.lend.scratch(len, |staged| {
+                self.expand(frame, staged, place)?;
+                write(staged)
+            }),
         })
     }
 
-    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Error> {
+    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<&Lend, Error> {
         // The engine writes this block itself, after the queued ones.
         self.settle()?;
-        self.with_data(cbk, |block| match block {
-            Block::Staged(staged) => Ok(staged),
-            Block::Wire(data) => self.stage(data),
+        self.with_data(cbk, |block, place| match block {
+            Block::Wire(data) => self.lend.fill(data.len(), |out| {
+                out.copy_from_slice(data);
+                Ok(())
+            }),
+            Block::Zstd(frame, len) => self.lend.fill(len, |out| self.expand(frame, out, place)),
         })
     }
 }

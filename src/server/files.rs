@@ -163,7 +163,7 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), CopyError> {
 /// Copies `len` bytes from `from` to `to`. `in_kernel` says whether the
 /// engine allows a copy that bypasses user buffers (both files use the OS
 /// cache); otherwise, and as fallback, `buf` carries the data.
-pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mut AlignedBuf) -> Result<(), CopyError> {
+pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mut [u8]) -> Result<(), CopyError> {
     if in_kernel {
         // No offsets given: the kernel uses and advances both files' own.
         while len > 0 && COPY_FILE_RANGE_OK.load(Relaxed) {
@@ -187,7 +187,7 @@ pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mu
     }
     while len > 0 {
         let n = (buf.len() as u64).min(len) as usize;
-        let chunk = &mut buf.as_mut_slice()[..n];
+        let chunk = &mut buf[..n];
         read_exact(from, chunk)?;
         write_all(to, chunk)?;
         len -= n as u64;
@@ -453,7 +453,7 @@ mod tests {
                 dst.set_len(4).unwrap();
                 dst.seek(SeekFrom::End(0)).unwrap();
                 let mut buf = AlignedBuf::new(buf_len).unwrap();
-                copy_file(src.as_raw_fd(), dst.as_raw_fd(), len as u64, in_kernel, &mut buf).unwrap();
+                copy_file(src.as_raw_fd(), dst.as_raw_fd(), len as u64, in_kernel, buf.as_mut_slice()).unwrap();
                 assert_eq!(dst.stream_position().unwrap(), 4 + len as u64);
                 let mut out = vec![];
                 dst.seek(SeekFrom::Start(0)).unwrap();
@@ -470,7 +470,7 @@ mod tests {
         let src = temp("short", b"abc");
         let dst = temp("short-dst", b"");
         let mut buf = AlignedBuf::new(4096).unwrap();
-        let r = copy_file(src.as_raw_fd(), dst.as_raw_fd(), 10, false, &mut buf);
+        let r = copy_file(src.as_raw_fd(), dst.as_raw_fd(), 10, false, buf.as_mut_slice());
         assert!(matches!(r, Err(CopyError::Read(_))));
     }
 

@@ -4,7 +4,9 @@
 
 use super::errors::{message, Error, ER_INTERNAL_ERROR, ER_OUTOFMEMORY};
 use super::ffi::{self, handlerton, Ha_clone_cbk};
+use super::files::{self, AlignedBuf};
 use super::session::{guard, Thd};
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
@@ -31,33 +33,81 @@ unsafe impl Send for Engine {}
 // SAFETY: as above.
 unsafe impl Sync for Engine {}
 
-/// Engine-owned locator bytes identifying one clone in that engine. The
-/// engine keeps them alive until the clone ends (and may update them).
-#[derive(Clone, Copy, Debug)]
-pub struct Locator {
+/// One task's part in an engine's clone, as `begin` or `apply_begin`
+/// opened it: the task's number and the engine's locator, the engine's
+/// memory until the clone is ended (which takes the handle). The locator
+/// bytes it was opened with are kept with it: the engine may answer with
+/// the same bytes.
+#[derive(Debug)]
+pub struct Handle {
+    engine: Engine,
     ptr: *const u8,
     len: u32,
+    task: u32,
+    _given: Option<Box<[u8]>>,
 }
 
-// SAFETY: see Locator: engine memory valid for the clone's lifetime.
-unsafe impl Send for Locator {}
+// SAFETY: the engine writes a locator only in the begin call that returns
+// it, and frees it only once every task holding it has ended (ending one
+// consumes its handle): reading it from any thread in between is safe.
+unsafe impl Send for Handle {}
 // SAFETY: as above.
-unsafe impl Sync for Locator {}
+unsafe impl Sync for Handle {}
 
-impl Locator {
-    /// A locator over bytes the caller keeps alive for as long as the
-    /// engine may use them (e.g. one received from the network and copied).
-    pub fn from_bytes(bytes: &[u8]) -> Locator {
-        Locator { ptr: bytes.as_ptr(), len: bytes.len() as u32 }
+impl Handle {
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
-    pub fn bytes(&self) -> &[u8] {
+    pub fn task(&self) -> u32 {
+        self.task
+    }
+
+    pub fn locator(&self) -> &[u8] {
         if self.ptr.is_null() {
             &[]
         } else {
-            // SAFETY: engine memory of `len` bytes, alive for the clone.
+            // SAFETY: `len` bytes of engine memory (or of `_given`), alive
+            // until the clone is ended, which consumes the handle.
             unsafe { std::slice::from_raw_parts(self.ptr, self.len as usize) }
         }
+    }
+
+    /// Streams this task's share of the data through `cbk`.
+    pub fn copy(&self, thd: Thd, cbk: &Callback<'_>) -> Result<(), Error> {
+        // SAFETY: valid handlerton, THD and locator; cbk outlives the call.
+        check(unsafe { ffi::cs_clone_copy(self.engine.raw(), thd.as_ptr(), self.ptr, self.len, self.task, cbk.raw()) })
+    }
+
+    /// Ends this task's part of the source side.
+    pub fn end(self, thd: Thd, in_err: i32) -> Result<(), Error> {
+        // SAFETY: as above; the handle is consumed.
+        check(unsafe { ffi::cs_clone_end(self.engine.raw(), thd.as_ptr(), self.ptr, self.len, self.task, in_err) })
+    }
+
+    /// Applies the descriptor set on `cbk` as `task` of this clone (a
+    /// worker applies through the master's handle); the engine may call
+    /// back for data.
+    pub fn apply(&self, thd: Thd, task: u32, cbk: Cbk<'_>) -> Result<(), Error> {
+        // SAFETY: as above.
+        check(unsafe { ffi::cs_clone_apply(self.engine.raw(), thd.as_ptr(), self.ptr, self.len, task, 0, cbk.0.as_ptr()) })
+    }
+
+    /// Tells `task` of this clone's apply side about an error elsewhere.
+    pub fn apply_error(&self, thd: Thd, task: u32, err: i32) {
+        // SAFETY: as above; a null callback with an error is the engine's "record error".
+        unsafe { ffi::cs_clone_apply(self.engine.raw(), thd.as_ptr(), self.ptr, self.len, task, err, std::ptr::null_mut()) };
+    }
+
+    /// Ends this handle's own task on the apply side.
+    pub fn apply_end(self, thd: Thd, in_err: i32) -> Result<(), Error> {
+        self.apply_end_task(thd, self.task, in_err)
+    }
+
+    /// Ends a worker's `task` that joined this clone's apply side.
+    pub fn apply_end_task(&self, thd: Thd, task: u32, in_err: i32) -> Result<(), Error> {
+        // SAFETY: as above.
+        check(unsafe { ffi::cs_clone_apply_end(self.engine.raw(), thd.as_ptr(), self.ptr, self.len, task, in_err) })
     }
 }
 
@@ -103,59 +153,44 @@ impl Engine {
         unsafe { ffi::cs_hton_is_innodb(self.raw()) }
     }
 
-    /// Starts (or joins, with AddTask) a clone on the source side.
-    pub fn begin(self, thd: Thd, loc: Option<Locator>, mode: Mode) -> Result<(Locator, u32), Error> {
-        let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
-        let mut task: c_uint = 0;
-        // SAFETY: valid handlerton and THD; out-pointers are locals.
-        check(unsafe { ffi::cs_clone_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int) })?;
-        Ok((Locator { ptr, len }, task))
+    /// Starts (or joins, with AddTask, the clone `given` names) a clone on
+    /// the source side.
+    pub fn begin(self, thd: Thd, given: Option<&[u8]>, mode: Mode) -> Result<Handle, Error> {
+        self.open(given, |ptr, len, task| {
+            // SAFETY: valid handlerton and THD; out-pointers are locals.
+            unsafe { ffi::cs_clone_begin(self.raw(), thd.as_ptr(), ptr, len, task, mode as c_int) }
+        })
     }
 
-    /// Streams this task's share of the data through `cbk`.
-    pub fn copy(self, thd: Thd, loc: Locator, task: u32, cbk: &Callback<'_>) -> Result<(), Error> {
-        // SAFETY: as above; cbk outlives the call.
-        check(unsafe { ffi::cs_clone_copy(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, cbk.raw()) })
-    }
-
-    /// Passes the apply side's acknowledgement (the descriptor set on `cbk`).
-    pub fn ack(self, thd: Thd, loc: Locator, task: u32, in_err: i32, cbk: Cbk<'_>) -> Result<(), Error> {
-        // SAFETY: as above.
-        check(unsafe { ffi::cs_clone_ack(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err, cbk.0.as_ptr()) })
-    }
-
-    pub fn end(self, thd: Thd, loc: Locator, task: u32, in_err: i32) -> Result<(), Error> {
-        // SAFETY: as above.
-        check(unsafe { ffi::cs_clone_end(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err) })
-    }
-
-    /// Starts (or joins) applying a clone into `data_dir` (None: replace the
-    /// server's own data directory). The engine keeps the directory name
-    /// until the clone ends, so it must outlive the clone.
-    pub fn apply_begin(self, thd: Thd, loc: Option<Locator>, mode: Mode, data_dir: Option<&CStr>) -> Result<(Locator, u32), Error> {
-        let (mut ptr, mut len) = loc.map_or((std::ptr::null(), 0), |l| (l.ptr, l.len));
-        let mut task: c_uint = 0;
+    /// Starts (or joins, or restarts) applying a clone into `data_dir`
+    /// (None: replace the server's own data directory). The engine keeps
+    /// the directory name until the clone ends, so it must outlive the clone.
+    pub fn apply_begin(self, thd: Thd, given: Option<&[u8]>, mode: Mode, data_dir: Option<&CStr>) -> Result<Handle, Error> {
         let dir_ptr = data_dir.map_or(std::ptr::null(), CStr::as_ptr);
-        // SAFETY: as above; the caller keeps data_dir alive.
-        check(unsafe { ffi::cs_clone_apply_begin(self.raw(), thd.as_ptr(), &mut ptr, &mut len, &mut task, mode as c_int, dir_ptr) })?;
-        Ok((Locator { ptr, len }, task))
+        self.open(given, |ptr, len, task| {
+            // SAFETY: as above; the caller keeps data_dir alive.
+            unsafe { ffi::cs_clone_apply_begin(self.raw(), thd.as_ptr(), ptr, len, task, mode as c_int, dir_ptr) }
+        })
     }
 
-    /// Applies the descriptor set on `cbk` (the engine may call back for data).
-    pub fn apply(self, thd: Thd, loc: Locator, task: u32, cbk: Cbk<'_>) -> Result<(), Error> {
-        // SAFETY: as above.
-        check(unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, 0, cbk.0.as_ptr()) })
+    /// Calls `begin` with a copy of the `given` locator, kept with the handle.
+    fn open(self, given: Option<&[u8]>, begin: impl FnOnce(&mut *const u8, &mut c_uint, &mut c_uint) -> c_int) -> Result<Handle, Error> {
+        let given: Option<Box<[u8]>> = given.map(Box::from);
+        let (mut ptr, mut len) = match &given {
+            Some(bytes) => (bytes.as_ptr(), u32::try_from(bytes.len()).map_err(|_| Error::protocol("Wrong Clone RPC: Invalid Locator"))?),
+            None => (std::ptr::null(), 0),
+        };
+        let mut task: c_uint = 0;
+        check(begin(&mut ptr, &mut len, &mut task))?;
+        Ok(Handle { engine: self, ptr, len, task, _given: given })
     }
 
-    /// Tells the apply side about an error elsewhere.
-    pub fn apply_error(self, thd: Thd, loc: Locator, task: u32, err: i32) {
-        // SAFETY: a null callback with an error is the engine's "record error".
-        unsafe { ffi::cs_clone_apply(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, err, std::ptr::null_mut()) };
-    }
-
-    pub fn apply_end(self, thd: Thd, loc: Locator, task: u32, in_err: i32) -> Result<(), Error> {
-        // SAFETY: as above.
-        check(unsafe { ffi::cs_clone_apply_end(self.raw(), thd.as_ptr(), loc.ptr, loc.len, task, in_err) })
+    /// Passes the apply side's acknowledgement (the descriptor set on
+    /// `cbk`) to `task` of the clone `locator` names.
+    pub fn ack(self, thd: Thd, locator: &[u8], task: u32, in_err: i32, cbk: Cbk<'_>) -> Result<(), Error> {
+        let len = u32::try_from(locator.len()).map_err(|_| Error::protocol("Wrong Clone RPC: Invalid Locator"))?;
+        // SAFETY: valid handlerton and THD; the locator outlives the call.
+        check(unsafe { ffi::cs_clone_ack(self.raw(), thd.as_ptr(), locator.as_ptr(), len, task, in_err, cbk.0.as_ptr()) })
     }
 }
 
@@ -253,41 +288,95 @@ impl<'a> Cbk<'a> {
     }
 }
 
-/// A buffer the engine owns (source side) or that the plugin lends to the
-/// engine (apply side), valid for the duration of the callback that saw it.
-/// Made only from the engine's own pointer or from a slice (`lend`).
+/// A buffer the engine hands to a source-side callback, valid for that
+/// callback (`'c`). Only the engine makes one.
 #[derive(Clone, Copy, Debug)]
-pub struct EngineBuf {
-    ptr: *mut u8,
+pub struct EngineBuf<'c> {
+    ptr: *const u8,
     len: u32,
+    _engine: PhantomData<&'c [u8]>,
 }
 
-// SAFETY: only used within the nested callbacks of one thread.
-unsafe impl Send for EngineBuf {}
-
-impl EngineBuf {
-    /// Lends `buf` to the engine, which reads it after the callback that
-    /// returns it: the caller keeps the bytes unchanged until the engine's
-    /// next call. Longer than `u32::MAX` bytes is not lent whole.
-    pub fn lend(buf: &mut [u8]) -> EngineBuf {
-        EngineBuf { ptr: buf.as_mut_ptr(), len: u32::try_from(buf.len()).unwrap_or(u32::MAX) }
-    }
-
-    pub fn len(&self) -> u32 {
-        self.len
-    }
-
+impl<'c> EngineBuf<'c> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    pub fn as_slice(&self) -> &[u8] {
+    pub fn as_slice(&self) -> &'c [u8] {
         if self.ptr.is_null() || self.len == 0 {
             &[]
         } else {
-            // SAFETY: the engine guarantees `len` readable bytes during the callback.
+            // SAFETY: the engine guarantees `len` readable bytes during the callback ('c).
             unsafe { std::slice::from_raw_parts(self.ptr, self.len as usize) }
         }
+    }
+}
+
+/// Hands the buffer a source-side callback received to the apply-side
+/// callbacks of the engine call it makes (CLONE LOCAL: the source's
+/// callback applies its chunk, and the apply side calls back for it).
+#[derive(Default)]
+pub struct Relay {
+    slot: Cell<Option<(NonNull<u8>, u32)>>,
+}
+
+impl Relay {
+    /// Runs `during` with `buf` relayed (what was relayed before, after).
+    pub fn relay<R>(&self, buf: EngineBuf<'_>, during: impl FnOnce() -> R) -> R {
+        struct Restore<'r>(&'r Relay, Option<(NonNull<u8>, u32)>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.slot.set(self.1);
+            }
+        }
+        let relayed = NonNull::new(buf.ptr.cast_mut()).map(|p| (p, buf.len));
+        let _restore = Restore(self, self.slot.replace(relayed));
+        during()
+    }
+
+    /// The relayed bytes (None outside `relay`), for `with` only.
+    pub fn with<R>(&self, with: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        // SAFETY: the slot holds a buffer only while `relay` runs, which
+        // borrows it; a `Relay` is used by one thread (it is not Sync).
+        with(self.slot.get().map(|(p, len)| unsafe { std::slice::from_raw_parts(p.as_ptr().cast_const(), len as usize) }))
+    }
+}
+
+/// A handler's own aligned buffer: its scratch space (staging for
+/// O_DIRECT writes), and what an apply-side callback fills and lends to
+/// the engine, which writes the block after the callback returns and
+/// before it calls back again.
+#[derive(Default)]
+pub struct Lend {
+    buf: RefCell<Option<AlignedBuf>>,
+    /// Bytes filled for the engine, until the callback hands them over.
+    lent: Cell<Option<usize>>,
+}
+
+impl Lend {
+    /// Runs `work` on `len` bytes of the buffer (grown if need be).
+    pub fn scratch<R>(&self, len: usize, work: impl FnOnce(&mut [u8]) -> Result<R, Error>) -> Result<R, Error> {
+        let mut slot = self.buf.try_borrow_mut().map_err(|_| Error::with_str(message::ER_INTERNAL_ERROR, "clone: the transfer buffer is in use"))?;
+        let buf = files::reserve(&mut slot, len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))?;
+        self.lent.set(None);
+        work(&mut buf.as_mut_slice()[..len])
+    }
+
+    /// Fills `len` bytes with `fill`, for the engine to write once the
+    /// callback returns this.
+    pub fn fill(&self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<(), Error>) -> Result<&Lend, Error> {
+        let len32 = u32::try_from(len).map_err(|_| Error::with_str(message::ER_INTERNAL_ERROR, "clone: a block of 4 GiB or more"))?;
+        self.scratch(len, fill)?;
+        self.lent.set(Some(len32 as usize));
+        Ok(self)
+    }
+
+    /// The filled bytes, handed to the engine.
+    fn hand_over(&self) -> Option<(*mut u8, c_uint)> {
+        let len = self.lent.take()?;
+        let mut slot = self.buf.try_borrow_mut().ok()?;
+        let buf = slot.as_mut()?.as_mut_slice();
+        Some((buf.as_mut_ptr(), len as c_uint))
     }
 }
 
@@ -299,11 +388,11 @@ pub trait Handler {
     fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error>;
     /// Source side: a buffer is ready (len 0: a descriptor only); on the apply
     /// side, a state change or acknowledgement to pass back.
-    fn buffer(&self, cbk: Cbk<'_>, buf: EngineBuf) -> Result<(), Error>;
+    fn buffer<'c>(&self, cbk: Cbk<'c>, buf: EngineBuf<'c>) -> Result<(), Error>;
     /// Apply side: write the pending chunk at `to`'s current offset.
     fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error>;
-    /// Apply side: hand out the pending chunk in memory.
-    fn apply_buffer(&self, cbk: Cbk<'_>) -> Result<EngineBuf, Error>;
+    /// Apply side: the pending chunk, filled into a `Lend` for the engine.
+    fn apply_buffer<'s>(&'s self, cbk: Cbk<'_>) -> Result<&'s Lend, Error>;
 }
 
 /// The C++ callback object, forwarding to a Rust handler.
@@ -373,8 +462,9 @@ extern "C" fn clone_rs_cbk_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, from: 
 
 #[no_mangle]
 extern "C" fn clone_rs_cbk_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut u8, len: c_uint) -> c_int {
+    let buf = EngineBuf { ptr: buf, len, _engine: PhantomData };
     // SAFETY: ctx is the Callback that Callback::new made for this call.
-    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, EngineBuf { ptr: buf, len }))))
+    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, buf))))
 }
 
 #[no_mangle]
@@ -385,16 +475,70 @@ extern "C" fn clone_rs_cbk_apply_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, 
 
 #[no_mangle]
 extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut *mut u8, len: *mut c_uint) -> c_int {
-    // SAFETY: ctx is the Callback that Callback::new made for this call.
-    guard(ER_INTERNAL_ERROR, || match cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_buffer(c)) {
-        Ok(b) => {
+    let lent = || {
+        // SAFETY: ctx is the Callback that Callback::new made for this call.
+        let lend = cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_buffer(c))?;
+        lend.hand_over().ok_or_else(|| Error::with_str(message::ER_INTERNAL_ERROR, "clone: no block filled for the engine"))
+    };
+    guard(ER_INTERNAL_ERROR, || match lent() {
+        Ok((ptr, n)) => {
             // SAFETY: the engine passes valid out-references.
             unsafe {
-                *buf = b.ptr;
-                *len = b.len;
+                *buf = ptr;
+                *len = n;
             }
             0
         }
         Err(e) => e.raise().code(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_buf(bytes: &[u8]) -> EngineBuf<'_> {
+        EngineBuf { ptr: bytes.as_ptr(), len: bytes.len() as u32, _engine: PhantomData }
+    }
+
+    #[test]
+    fn relay_lends_a_buffer_only_while_it_runs() {
+        let relay = Relay::default();
+        let outer = [1u8, 2, 3];
+        let inner = [9u8];
+        assert_eq!(relay.with(|b| b.map(<[u8]>::to_vec)), None);
+        relay.relay(engine_buf(&outer), || {
+            assert_eq!(relay.with(|b| b.map(<[u8]>::to_vec)), Some(vec![1, 2, 3]));
+            relay.relay(engine_buf(&inner), || assert_eq!(relay.with(|b| b.map(<[u8]>::to_vec)), Some(vec![9])));
+            assert_eq!(relay.with(|b| b.map(<[u8]>::to_vec)), Some(vec![1, 2, 3]));
+        });
+        assert_eq!(relay.with(|b| b.map(<[u8]>::to_vec)), None);
+        // Also when what runs panics.
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| relay.relay(engine_buf(&outer), || panic!("boom"))));
+        assert!(unwound.is_err());
+        assert_eq!(relay.with(|b| b.map(<[u8]>::to_vec)), None);
+    }
+
+    #[test]
+    fn lend_hands_over_what_was_filled_once() {
+        let lend = Lend::default();
+        assert!(lend.hand_over().is_none());
+        lend.fill(5, |buf| {
+            buf.copy_from_slice(b"hello");
+            Ok(())
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| panic!("fill: {e:?}"));
+        let (ptr, len) = lend.hand_over().unwrap_or_else(|| panic!("nothing handed over"));
+        // SAFETY: the buffer stays in `lend` until it is filled again.
+        assert_eq!(unsafe { std::slice::from_raw_parts(ptr, len as usize) }, b"hello");
+        assert!(lend.hand_over().is_none(), "handed over twice");
+        // Scratch use is not lent.
+        lend.fill(3, |_| Ok(())).map(|_| ()).unwrap_or_else(|e| panic!("fill: {e:?}"));
+        lend.scratch(3, |_| Ok(())).unwrap_or_else(|e| panic!("scratch: {e:?}"));
+        assert!(lend.hand_over().is_none(), "scratch use handed over");
+        // A failed fill is not lent either.
+        assert!(lend.fill(3, |_| Err(Error::quiet(1))).is_err());
+        assert!(lend.hand_over().is_none(), "failed fill handed over");
+    }
 }
