@@ -334,7 +334,8 @@ impl Relay {
         during()
     }
 
-    /// The relayed bytes (None outside `relay`), for `with` only.
+    /// Calls `with` with the relayed bytes (None outside `relay`), lent
+    /// for that call only.
     pub fn with<R>(&self, with: impl FnOnce(Option<&[u8]>) -> R) -> R {
         // SAFETY: the slot holds a buffer only while `relay` runs, which
         // borrows it; a `Relay` is used by one thread (it is not Sync).
