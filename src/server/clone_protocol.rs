@@ -134,6 +134,7 @@ impl SendBehind {
         // session does not: the session reads the next command, or sends
         // itself, after `drain` (or the drop) has waited for the queue.
         let spawned = std::thread::Builder::new().name("clone_send".into()).spawn(move || {
+            super::files::yield_to_workload();
             for job in queue {
                 match job {
                     Job::Send(secure, message) => courier.deliver(secure, message),

@@ -10,10 +10,10 @@ use super::session;
 
 /// An error of a clone: a MySQL error number with its message's arguments,
 /// carried up to where the server reads the session's diagnostics area
-/// (an entry point returning, a callback returning to a storage engine,
-/// the donor's error packet) and raised there, once. The constructors take
-/// a [`Message`] of the matching shape, so a wrong argument list does not
-/// compile.
+/// (an entry point or an engine callback returning, the donor's error
+/// packet, the end of a clone before clone_status records it) and raised
+/// there, once. The constructors take a [`Message`] of the matching shape,
+/// so a wrong argument list does not compile.
 #[derive(Debug)]
 pub struct Error {
     code: i32,

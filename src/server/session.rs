@@ -61,7 +61,6 @@ impl Thd {
         }
     }
 
-    /// The processlist id.
     /// The authenticated account, "priv_user@priv_host"; None if the
     /// server cannot tell.
     pub fn account(self) -> Option<String> {
@@ -71,6 +70,7 @@ impl Thd {
         (len > 0 && len <= buf.len()).then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
     }
 
+    /// The processlist id.
     pub fn thread_id(self) -> u32 {
         // SAFETY: valid THD.
         unsafe { ffi::thd_get_thread_id(self.as_ptr()) as u32 }
