@@ -365,7 +365,7 @@ impl Sender {
         };
         let Some(area) = area.filter(|a| head >= HEAD_ROOM && head <= a.len()) else {
             self.behind.recycle(block);
-            return Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: a data block without room for its head"));
+            return Err(Error::internal("a data block without room for its head"));
         };
         if let Some(zstd) = &self.zstd {
             let mut packed = self.behind.bytes();
@@ -391,7 +391,7 @@ impl Sender {
     }
 
     fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Error> {
-        let engine = cbk.engine().ok_or_else(|| Error::with_str(message::ER_INTERNAL_ERROR, "clone: a descriptor from no storage engine"))?;
+        let engine = cbk.engine().ok_or_else(|| Error::internal("a descriptor from no storage engine"))?;
         let flags = cbk.flags();
         let mut message = self.behind.bytes();
         message.extend_from_slice(&[response::DATA_DESC, engine.db_type(), cbk.loc_index() as u8]);
@@ -445,5 +445,5 @@ impl Handler for Sender {
 }
 
 fn not_an_apply_side() -> Error {
-    Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine asked the donor to apply data")
+    Error::internal("the engine asked the donor to apply data")
 }

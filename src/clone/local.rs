@@ -70,7 +70,7 @@ fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Error> {
 /// the START of its file copy, then ends them all.
 fn look(thd: Thd) -> Result<CopyEstimate, Error> {
     let mut begun = Vec::new();
-    let mut result = Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: no storage engine to clone from"));
+    let mut result = Err(Error::internal("no storage engine to clone from"));
     for engine in storage::source_engines(thd) {
         match engine.begin(thd, None, Mode::Start) {
             Ok(handle) => begun.push(handle),
@@ -86,7 +86,7 @@ fn look(thd: Thd) -> Result<CopyEstimate, Error> {
         result = match (look.estimate.get(), copied) {
             (Some(estimate), _) => Ok(estimate),
             (None, Err(e)) => Err(e),
-            (None, Ok(())) => Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the file copy announced no estimate")),
+            (None, Ok(())) => Err(Error::internal("the file copy announced no estimate")),
         };
     }
     let err = result.as_ref().err().map_or(LOOK_ENDED, Error::code);
@@ -465,13 +465,13 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
 }
 
 fn no_apply_side() -> Error {
-    Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine asked a dry run to apply data")
+    Error::internal("the engine asked a dry run to apply data")
 }
 
 fn engine_index_out_of_range() -> Error {
-    Error::with_str(message::ER_INTERNAL_ERROR, "clone: storage engine index out of range")
+    Error::internal("storage engine index out of range")
 }
 
 fn nothing_pending() -> Error {
-    Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine asked to apply data it had not offered")
+    Error::internal("the engine asked to apply data it had not offered")
 }

@@ -145,7 +145,7 @@ fn donor_error(code: i32, message: &[u8]) -> Error {
 
 /// For a call the code makes only once what it needs is in place.
 fn missing(what: &str) -> Error {
-    Error::with_str(message::ER_INTERNAL_ERROR, format!("clone: no {what}"))
+    Error::internal(format_args!("no {what}"))
 }
 
 /// Sends a command. `active` makes the connection the session's clone
@@ -1227,7 +1227,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
 
 impl<'r: 's, 's, 'e> Handler for Task<'r, 's, 'e> {
     fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Error> {
-        Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine offered the recipient a file to send"))
+        Err(Error::internal("the engine offered the recipient a file to send"))
     }
 
     fn buffer<'c>(&self, cbk: Cbk<'c>, _buf: EngineBuf<'c>) -> Result<(), Error> {

@@ -179,7 +179,7 @@ impl SendBehind {
             Some(jobs) => {
                 if let Err(crossbeam_channel::SendError(Job::Send(_, message))) = jobs.send(Job::Send(secure, message)) {
                     self.recycle(message);
-                    return Err(Error::with_str(message::ER_INTERNAL_ERROR, "clone: the sender thread has ended"));
+                    return Err(Error::internal("the sender thread has ended"));
                 }
                 Ok(())
             }

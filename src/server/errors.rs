@@ -76,6 +76,12 @@ impl Error {
         Error { code, pending: Some(Args::Unknown) }
     }
 
+    /// ER_INTERNAL_ERROR "clone: `what`": something this plugin or an
+    /// engine did that cannot happen.
+    pub fn internal(what: impl std::fmt::Display) -> Error {
+        Error::with_str(message::ER_INTERNAL_ERROR, format!("clone: {what}"))
+    }
+
     /// ER_CLONE_PROTOCOL: the peer broke the protocol (`what` says how).
     pub fn protocol(what: impl Into<String>) -> Error {
         Error::with_str(message::ER_CLONE_PROTOCOL, what)

@@ -357,7 +357,7 @@ pub struct Lend {
 impl Lend {
     /// Runs `work` on `len` bytes of the buffer (grown if need be).
     pub fn scratch<R>(&self, len: usize, work: impl FnOnce(&mut [u8]) -> Result<R, Error>) -> Result<R, Error> {
-        let mut slot = self.buf.try_borrow_mut().map_err(|_| Error::with_str(message::ER_INTERNAL_ERROR, "clone: the transfer buffer is in use"))?;
+        let mut slot = self.buf.try_borrow_mut().map_err(|_| Error::internal("the transfer buffer is in use"))?;
         let buf = files::reserve(&mut slot, len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))?;
         self.lent.set(None);
         work(&mut buf.as_mut_slice()[..len])
@@ -366,9 +366,11 @@ impl Lend {
     /// Fills `len` bytes with `fill`, for the engine to write once the
     /// callback returns this.
     pub fn fill(&self, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<(), Error>) -> Result<&Lend, Error> {
-        let len32 = u32::try_from(len).map_err(|_| Error::with_str(message::ER_INTERNAL_ERROR, "clone: a block of 4 GiB or more"))?;
+        if u32::try_from(len).is_err() {
+            return Err(Error::internal("a block of 4 GiB or more"));
+        }
         self.scratch(len, fill)?;
-        self.lent.set(Some(len32 as usize));
+        self.lent.set(Some(len));
         Ok(self)
     }
 
@@ -450,9 +452,7 @@ fn status(r: Result<(), Error>) -> c_int {
 
 /// The engine's callback object, for the callback that received it.
 fn cbk_of<'a>(raw: *mut Ha_clone_cbk) -> Result<Cbk<'a>, Error> {
-    NonNull::new(raw)
-        .map(|p| Cbk(p, PhantomData))
-        .ok_or_else(|| Error::with_str(message::ER_INTERNAL_ERROR, "clone: the engine called back without its callback object"))
+    NonNull::new(raw).map(|p| Cbk(p, PhantomData)).ok_or_else(|| Error::internal("the engine called back without its callback object"))
 }
 
 #[no_mangle]
@@ -479,7 +479,7 @@ extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk
     let lent = || {
         // SAFETY: ctx is the Callback that Callback::new made for this call.
         let lend = cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_buffer(c))?;
-        lend.hand_over().ok_or_else(|| Error::with_str(message::ER_INTERNAL_ERROR, "clone: no block filled for the engine"))
+        lend.hand_over().ok_or_else(|| Error::internal("no block filled for the engine"))
     };
     guard(ER_INTERNAL_ERROR, || match lent() {
         Ok((ptr, n)) => {
