@@ -21,6 +21,9 @@
 #   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold]
 #               [--links "200 400 1000"]
 #               [--modes "local remote remote-compressed remote-inplace link sysbench"]
+#
+# KEEP_LOGS=DIR keeps each clone's server error logs there (named by the
+# time the clone ended), for where the time went.
 set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
@@ -117,6 +120,11 @@ one_clone() {
   esac
   [ "$mode" != local ] && server_stop bench-rcpt
   server_stop bench
+  if [ -n "${KEEP_LOGS:-}" ]; then
+    local at; at=$(date +%H%M%S.%N | cut -c1-10); mkdir -p "$KEEP_LOGS"
+    cp "$ROOTFS$(server_dir bench)/error.log" "$KEEP_LOGS/$at-$mode-$plugin-donor.log"
+    [ "$mode" != local ] && cp "$ROOTFS$(server_dir bench-rcpt)/error.log" "$KEEP_LOGS/$at-$mode-$plugin-recipient.log"
+  fi
   rm -rf "$ROOTFS$dest"
   echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0")"
 }

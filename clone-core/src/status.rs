@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Shown as SOURCE for a local clone and as DESTINATION for an in-place one.
@@ -136,6 +137,8 @@ struct Inner {
     heartbeat: Option<Instant>,
     /// The cloned directory's recovery report is still to be merged.
     recovery_pending: bool,
+    /// While a clone runs: writes its files off the clone's own threads.
+    behind: Option<WriteBehind>,
 }
 
 impl Inner {
@@ -204,6 +207,7 @@ impl Tracker {
                 target: None,
                 heartbeat: None,
                 recovery_pending: false,
+                behind: None,
             }),
         }
     }
@@ -339,6 +343,7 @@ impl Tracker {
             }
         }
         persist(&inner, false);
+        inner.behind = WriteBehind::start();
         Ok(())
     }
 
@@ -390,11 +395,26 @@ impl Tracker {
         }
     }
 
+    /// An in-place clone that succeeded stays In Progress until the restart
+    /// completes it: the files it has queued are written before the server
+    /// stops.
+    pub fn await_restart(&self) {
+        let behind = self.inner.lock().behind.take();
+        if let Some(b) = behind {
+            b.finish();
+        }
+    }
+
     /// Ends the clone with the statement's error (0 = success).
     pub fn end(&self, error_no: u32, error_message: &str) {
         let mut inner = self.inner.lock();
         if !inner.running {
             return;
+        }
+        // The final state is written after what is queued, and before the
+        // statement returns.
+        if let Some(b) = inner.behind.take() {
+            b.finish();
         }
         let now = now_us();
         let state = if error_no == 0 { State::Completed } else { State::Failed };
@@ -494,14 +514,64 @@ fn files_of(inner: &Inner, name: &str) -> Vec<PathBuf> {
 
 fn persist(inner: &Inner, finished: bool) {
     for path in files_of(inner, VIEW_STATUS_FILE) {
-        write_file(&path, &format_status(&inner.view.status, finished));
+        write_now_or_behind(inner, path, format_status(&inner.view.status, finished));
     }
     persist_progress(inner);
 }
 
 fn persist_progress(inner: &Inner) {
     for path in files_of(inner, VIEW_PROGRESS_FILE) {
-        write_file(&path, &format_progress(&inner.view.progress));
+        write_now_or_behind(inner, path, format_progress(&inner.view.progress));
+    }
+}
+
+fn write_now_or_behind(inner: &Inner, path: PathBuf, text: String) {
+    match &inner.behind {
+        Some(behind) => behind.write(path, text),
+        None => write_file(&path, &text),
+    }
+}
+
+/// Writes a running clone's status files from a thread of its own. A file
+/// is replaced by renaming a new one over it, and on ext4 busy with the
+/// clone's own O_DIRECT writes such a rename took from 2 ms to 1.6 s here
+/// (the file system writes the new file's data out first): the clone's
+/// threads, which record every stage and a heartbeat a second, must not
+/// wait for that. Files are written in the order given; a file queued
+/// again before its turn is written once, with its latest text.
+struct WriteBehind {
+    queue: mpsc::Sender<(PathBuf, String)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WriteBehind {
+    /// None when no thread can start: the files are then written in place.
+    fn start() -> Option<WriteBehind> {
+        let (queue, files) = mpsc::channel::<(PathBuf, String)>();
+        let thread = std::thread::Builder::new().name("clone_status".into()).spawn(move || {
+            while let Ok(first) = files.recv() {
+                let mut batch = vec![first];
+                batch.extend(files.try_iter());
+                for (i, (path, text)) in batch.iter().enumerate() {
+                    if !batch[i + 1..].iter().any(|(later, _)| later == path) {
+                        write_file(path, text);
+                    }
+                }
+            }
+        });
+        thread.ok().map(|thread| WriteBehind { queue, thread })
+    }
+
+    fn write(&self, path: PathBuf, text: String) {
+        if let Err(mpsc::SendError((path, text))) = self.queue.send((path, text)) {
+            write_file(&path, &text);
+        }
+    }
+
+    /// Returns once every queued file is written.
+    fn finish(self) {
+        drop(self.queue);
+        let _ = self.thread.join();
     }
 }
 
@@ -799,6 +869,27 @@ mod tests {
         assert_eq!(utc(1_796_164_245_123_456), "2026-12-01 22:30:45 UTC");
     }
 
+    /// Waits until the files a running clone queued are written.
+    fn written(t: &Tracker) {
+        let behind = t.inner.lock().behind.take();
+        behind.expect("a running clone writes behind").finish();
+    }
+
+    #[test]
+    fn files_written_behind_land_in_order_with_their_latest_text() {
+        let dir = scratch_dir("behind");
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let behind = WriteBehind::start().unwrap();
+        for i in 0..200 {
+            behind.write(a.clone(), format!("a{i}"));
+            behind.write(b.clone(), format!("b{i}"));
+        }
+        behind.write(a.clone(), "last".into());
+        behind.finish();
+        assert_eq!((fs::read_to_string(&a).unwrap(), fs::read_to_string(&b).unwrap()), ("last".into(), "b199".into()));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn scratch_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("clone-rs-status-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -816,7 +907,9 @@ mod tests {
         t.next_stage(0, 1);
         t.next_stage(1000, 1);
         t.add_progress(400, 400, 0, 0, 1);
-        // The server dies here; the next start loads what the files say.
+        // The server dies here, with what it wrote on disk; the next start
+        // loads what the files say.
+        written(&t);
         let after = Tracker::new();
         let notes = after.load(&datadir);
         assert_eq!(notes.len(), 1, "{notes:?}");
@@ -843,6 +936,7 @@ mod tests {
         t.load(&datadir);
         t.begin(7, "127.0.0.1:3306", Some(target.to_str().unwrap())).unwrap();
         t.next_stage(0, 1);
+        written(&t);
         let after = Tracker::new();
         after.load(&datadir);
         let snap = after.snapshot();
