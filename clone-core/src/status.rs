@@ -138,7 +138,7 @@ struct Inner {
     /// The cloned directory's recovery report is still to be merged.
     recovery_pending: bool,
     /// While a clone runs: writes its files off the clone's own threads.
-    behind: Option<WriteBehind>,
+    behind: Option<FileWriter>,
 }
 
 impl Inner {
@@ -343,7 +343,7 @@ impl Tracker {
             }
         }
         persist(&inner, false);
-        inner.behind = WriteBehind::start();
+        inner.behind = FileWriter::start();
         Ok(())
     }
 
@@ -535,18 +535,18 @@ fn write_now_or_behind(inner: &Inner, path: PathBuf, text: String) {
 /// Writes a running clone's status files from a thread of its own. A file
 /// is replaced by renaming a new one over it, and on ext4 busy with the
 /// clone's own O_DIRECT writes such a rename took from 2 ms to 1.6 s here
-/// (the file system writes the new file's data out first): the clone's
-/// threads, which record every stage and a heartbeat a second, must not
-/// wait for that. Files are written in the order given; a file queued
-/// again before its turn is written once, with its latest text.
-struct WriteBehind {
+/// (it waits for the journal): the clone's threads, which record every
+/// stage and a heartbeat a second, must not wait for that. Files are
+/// written in the order given; a file queued again before its turn is
+/// written once, with its latest text.
+struct FileWriter {
     queue: mpsc::Sender<(PathBuf, String)>,
     thread: std::thread::JoinHandle<()>,
 }
 
-impl WriteBehind {
+impl FileWriter {
     /// None when no thread can start: the files are then written in place.
-    fn start() -> Option<WriteBehind> {
+    fn start() -> Option<FileWriter> {
         let (queue, files) = mpsc::channel::<(PathBuf, String)>();
         let thread = std::thread::Builder::new().name("clone_status".into()).spawn(move || {
             while let Ok(first) = files.recv() {
@@ -559,7 +559,7 @@ impl WriteBehind {
                 }
             }
         });
-        thread.ok().map(|thread| WriteBehind { queue, thread })
+        thread.ok().map(|thread| FileWriter { queue, thread })
     }
 
     fn write(&self, path: PathBuf, text: String) {
@@ -879,7 +879,7 @@ mod tests {
     fn files_written_behind_land_in_order_with_their_latest_text() {
         let dir = scratch_dir("behind");
         let (a, b) = (dir.join("a"), dir.join("b"));
-        let behind = WriteBehind::start().unwrap();
+        let behind = FileWriter::start().unwrap();
         for i in 0..200 {
             behind.write(a.clone(), format!("a{i}"));
             behind.write(b.clone(), format!("b{i}"));
