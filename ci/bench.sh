@@ -17,10 +17,6 @@
 # Speed-up = stock's median time / ours (above 1: ours is faster). Peak RSS
 # is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
 # user+system seconds of both mysqld during the clone, per GB cloned.
-# Under local and remote (compression off) a row gives the time the disk
-# alone takes to write the same bytes (dd, O_DIRECT, fsync), measured in
-# every round: a clone that reads and writes them on this one disk cannot
-# take less.
 #
 #   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold]
 #               [--links "200 400 1000"]
@@ -53,7 +49,6 @@ install_our_plugin
 cleanup() {
   server_stop bench; server_stop bench-rcpt
   ip netns del "$NS" 2>/dev/null || true
-  rm -f "$FLOOR_SRC"
 }
 trap cleanup EXIT
 
@@ -134,22 +129,6 @@ one_clone() {
   echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0")"
 }
 
-# disk_floor BYTES: seconds for dd to write BYTES of random data with
-# O_DIRECT in 1 MiB blocks to the file system the clones write to, and to
-# fsync them: what writing a clone's data costs on this disk, with nothing
-# read and nothing sent (a clone also reads every byte, from the same disk).
-FLOOR_SRC=/dev/shm/clone-rs-bench-floor
-disk_floor() {
-  local to=$ROOTFS$(server_dir bench-rcpt)/files/floor t0 t1
-  [ "$(stat -c %s "$FLOOR_SRC" 2>/dev/null)" = "$1" ] || head -c "$1" /dev/urandom >"$FLOOR_SRC"
-  mkdir -p "$(dirname "$to")"; rm -f "$to"; sync
-  t0=$(date +%s.%N)
-  dd if="$FLOOR_SRC" of="$to" bs=1M oflag=direct conv=fsync status=none
-  t1=$(date +%s.%N)
-  rm -f "$to"
-  calc "$t1 - $t0"
-}
-
 rows=()
 # row NAME "stock figures" "our figures" RATIO
 row() { rows+=("$(printf '%-34s | %-38s | %-38s | %s' "$@")"); }
@@ -158,7 +137,7 @@ row() { rows+=("$(printf '%-34s | %-38s | %-38s | %s' "$@")"); }
 # pairs; adds a table row of medians. STOCK_COMPRESS "best" runs stock
 # with compression off and on and keeps the faster median.
 clone_series() {
-  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret floor=""
+  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret
   declare -A times=() rss_d=() rss_r=() cpus=() returned=()
   local variants="stock:$scomp ours:$ocomp"
   [ "$scomp" = best ] && variants="stock:OFF stock:ON ours:$ocomp"
@@ -173,9 +152,6 @@ clone_series() {
       [ "$dh" -gt "${rss_d[$v]:-0}" ] && rss_d[$v]=$dh
       [ "$rh" -gt "${rss_r[$v]:-0}" ] && rss_r[$v]=$rh
     done
-    if [ "$mode" = local ] || { [ "$mode" = remote ] && [ "$ocomp" = OFF ] && [ -z "${NETNS:-}" ]; }; then
-      floor+="$(disk_floor "$bytes") "
-    fi
   done
   local stock_v=stock:$scomp
   if [ "$scomp" = best ]; then
@@ -190,11 +166,6 @@ clone_series() {
   local st ot; st=$(tr ' ' '\n' <<<"${times[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${times[ours:$ocomp]}" | grep . | median)
   local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
   row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")"
-  if [ -n "$floor" ]; then
-    local ft; ft=$(tr ' ' '\n' <<<"$floor" | grep . | median)
-    row "  the disk alone writing them" "$(printf '%6.2f s: stock took %.2f times that' "$ft" "$(calc "$st / $ft")")" \
-      "$(printf 'ours took %.2f times that' "$(calc "$ot / $ft")")" ""
-  fi
   if [ "$mode" = remote-inplace ]; then
     # The clone itself; after it the server shuts down and starts on the clone.
     st=$(tr ' ' '\n' <<<"${returned[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${returned[ours:$ocomp]}" | grep . | median)
