@@ -399,6 +399,13 @@ impl Tracker {
     /// completes it: the files it has queued are written before the server
     /// stops.
     pub fn await_restart(&self) {
+        self.write_queued();
+    }
+
+    /// Waits (without the lock, so that readers of the tables do not) until
+    /// the files the running clone queued are written; later writes are
+    /// made in place.
+    fn write_queued(&self) {
         let behind = self.inner.lock().behind.take();
         if let Some(b) = behind {
             b.finish();
@@ -407,14 +414,12 @@ impl Tracker {
 
     /// Ends the clone with the statement's error (0 = success).
     pub fn end(&self, error_no: u32, error_message: &str) {
+        // The final state is written after what is queued, and before the
+        // statement returns.
+        self.write_queued();
         let mut inner = self.inner.lock();
         if !inner.running {
             return;
-        }
-        // The final state is written after what is queued, and before the
-        // statement returns.
-        if let Some(b) = inner.behind.take() {
-            b.finish();
         }
         let now = now_us();
         let state = if error_no == 0 { State::Completed } else { State::Failed };
