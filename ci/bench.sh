@@ -123,7 +123,9 @@ one_clone() {
   if [ -n "${KEEP_LOGS:-}" ]; then
     local at; at=$(date +%H%M%S.%N | cut -c1-10); mkdir -p "$KEEP_LOGS"
     cp "$ROOTFS$(server_dir bench)/error.log" "$KEEP_LOGS/$at-$mode-$plugin-donor.log"
-    [ "$mode" != local ] && cp "$ROOTFS$(server_dir bench-rcpt)/error.log" "$KEEP_LOGS/$at-$mode-$plugin-recipient.log"
+    if [ "$mode" != local ]; then
+      cp "$ROOTFS$(server_dir bench-rcpt)/error.log" "$KEEP_LOGS/$at-$mode-$plugin-recipient.log"
+    fi
   fi
   rm -rf "$ROOTFS$dest"
   echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0")"
