@@ -209,7 +209,8 @@ sysbench_series() {
       local sbpid=$! t0 t1 start
       start=$(date +%s.%N)
       sleep 2
-      local w0 c0 c1; w0=$(commits) && sleep 6
+      local w0 c0 c1; w0=$(commits)
+      sleep 6
       t0=$(calc "$(date +%s.%N) - $start"); c0=$(commits)
       sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'"
       t1=$(calc "$(date +%s.%N) - $start"); c1=$(commits)

@@ -84,11 +84,13 @@ pub fn run(thd: Thd, req: &Request<'_>) -> Result<(), Error> {
     // A finished in-place clone stays "In Progress" until the restart, when
     // the storage engine's recovery report completes it (as stock does).
     let restarts = result.is_ok() && req.data_dir.is_none();
-    if !dry_run && restarts {
-        TRACKER.await_restart();
-    } else if !dry_run {
-        let (code, message) = thd.error();
-        TRACKER.end(code, &message);
+    if !dry_run {
+        if restarts {
+            TRACKER.await_restart();
+        } else {
+            let (code, message) = thd.error();
+            TRACKER.end(code, &message);
+        }
     }
     result
 }
