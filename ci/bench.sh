@@ -18,9 +18,13 @@
 # is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
 # user+system seconds of both mysqld during the clone, per GB cloned.
 #
-#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold]
+#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory]
 #               [--links "200 400 1000"]
 #               [--modes "local remote remote-compressed remote-inplace link sysbench"]
+#
+# --memory puts both servers' directories on a tmpfs, which takes the disk
+# out of the comparison (InnoDB then finds no O_DIRECT and uses the page
+# cache): what is left is each plugin's own cost.
 #
 # KEEP_LOGS=DIR keeps each clone's server error logs there (named by the
 # time the clone ended), for where the time went.
@@ -28,7 +32,7 @@ set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=512 LINK_MB=256 ROUNDS=3 COLD=0 LINKS="200 400 1000"
+MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 LINKS="200 400 1000"
 MODES="local remote remote-compressed remote-inplace link sysbench"
 PORT=13600 RPORT=13601 NS=clone-rs-bench
 while [ $# -gt 0 ]; do
@@ -38,6 +42,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --links) LINKS=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
+    --memory) MEMORY=1; shift ;;
     --modes) MODES=$2; shift 2 ;;
     *) fail "unknown option $1" ;;
   esac
@@ -49,8 +54,15 @@ install_our_plugin
 cleanup() {
   server_stop bench; server_stop bench-rcpt
   ip netns del "$NS" 2>/dev/null || true
+  if [ "$MEMORY" = 1 ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
 }
 trap cleanup EXIT
+if [ "$MEMORY" = 1 ]; then
+  [ "$COLD" = 1 ] && fail "--cold and --memory exclude each other"
+  SERVER_ROOT=/clone-rs-memory
+  mkdir -p "$ROOTFS$SERVER_ROOT"
+  mount -t tmpfs -o size=12g clone-rs-bench "$ROOTFS$SERVER_ROOT"
+fi
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -268,7 +280,8 @@ for mode in $MODES; do
   esac
 done
 
-echo "--- median of $ROUNDS rounds, $([ "$COLD" = 1 ] && echo cold || echo warm) page cache, $MB MB of data ($LINK_MB MB on the links); ratio = stock / ours (above 1: ours is better)"
+where="warm page cache"; [ "$COLD" = 1 ] && where="cold page cache"; [ "$MEMORY" = 1 ] && where="servers on tmpfs"
+echo "--- median of $ROUNDS rounds, $where, $MB MB of data ($LINK_MB MB on the links); ratio = stock / ours (above 1: ours is better)"
 printf '%-34s | %-38s | %-38s | %s\n' "" "stock" "ours" "ratio"
 printf '%s\n' "${rows[@]}"
 echo "--- peak RSS (VmHWM) of each mysqld"

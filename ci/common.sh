@@ -45,8 +45,9 @@ install_our_plugin() {
 
 # server_dir NAME: a server's directory inside the chroot. A script that
 # sets SERVERS before starting any gets names of its own (SERVERS-NAME), so
-# that it can run next to another.
-server_dir() { echo "/clone-rs/${SERVERS:+$SERVERS-}$1"; }
+# that it can run next to another; one that sets SERVER_ROOT puts them
+# under that directory (of the chroot) instead of /clone-rs.
+server_dir() { echo "${SERVER_ROOT:-/clone-rs}/${SERVERS:+$SERVERS-}$1"; }
 
 # plugin_dir ours|stock: the plugin directory (inside the chroot) to load
 # that clone plugin from.
