@@ -933,6 +933,24 @@ mod tests {
     }
 
     #[test]
+    fn an_in_place_clone_leaves_nothing_queued_for_the_restart() {
+        let datadir = scratch_dir("restart");
+        fs::create_dir_all(datadir.join("#clone")).unwrap();
+        let t = Tracker::new();
+        t.load(&datadir);
+        t.begin(7, "127.0.0.1:3306", None).unwrap();
+        t.next_stage(0, 1);
+        t.next_stage(1000, 1);
+        t.add_progress(700, 700, 0, 0, 1);
+        t.await_restart();
+        assert!(t.inner.lock().behind.is_none(), "the writer has finished");
+        let on_disk = parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap();
+        // The latest progress, in the state a crash would leave it in.
+        assert_eq!((on_disk.stages[1].state, on_disk.stages[1].data), (State::Failed, 700));
+        fs::remove_dir_all(&datadir).unwrap();
+    }
+
+    #[test]
     fn data_directory_clone_is_remembered_and_its_remains_marked() {
         let datadir = scratch_dir("own");
         let target = scratch_dir("target");
