@@ -147,6 +147,15 @@ rows=()
 # row NAME "stock figures" "our figures" RATIO
 row() { rows+=("$(printf '%-34s | %-38s | %-38s | %s' "$@")"); }
 
+# pairs "STOCK TIMES" "OUR TIMES": the spread of the per-round ratios (the
+# rounds alternate, so round i of each ran in the same state of the machine)
+# and in how many rounds ours was faster.
+pairs() {
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
+    awk '{ r = $1 / $2; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r; if (r > 1) ahead++ }
+      END { printf "rounds %.2f-%.2f, ours ahead in %d of %d", lo, hi, ahead, NR }'
+}
+
 # clone_series LABEL MODE STOCK_COMPRESS OUR_COMPRESS: ROUNDS alternating
 # pairs; adds a table row of medians. STOCK_COMPRESS "best" runs stock
 # with compression off and on and keeps the faster median.
@@ -179,12 +188,13 @@ clone_series() {
   }
   local st ot; st=$(tr ' ' '\n' <<<"${times[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${times[ours:$ocomp]}" | grep . | median)
   local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
-  row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")"
+  row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${times[$stock_v]}" "${times[ours:$ocomp]}"))"
   if [ "$mode" = remote-inplace ]; then
     # The clone itself; after it the server shuts down and starts on the clone.
     st=$(tr ' ' '\n' <<<"${returned[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${returned[ours:$ocomp]}" | grep . | median)
     row "in place, until CLONE returns" "$(printf '%6.2f s %6.1f MiB/s' "$st" "$(calc "$mib / $st")")" \
-      "$(printf '%6.2f s %6.1f MiB/s' "$ot" "$(calc "$mib / $ot")")" "$(printf '%.2f' "$(calc "$st / $ot")")"
+      "$(printf '%6.2f s %6.1f MiB/s' "$ot" "$(calc "$mib / $ot")")" \
+      "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${returned[$stock_v]}" "${returned[ours:$ocomp]}"))"
   fi
   rss+=("$(printf '%-34s | donor %5.0f recipient %5.0f MiB     | donor %5.0f recipient %5.0f MiB     |' "$label" \
     "$(calc "${rss_d[$stock_v]} / 1024")" "$(calc "${rss_r[$stock_v]:-0} / 1024")" "$(calc "${rss_d[ours:$ocomp]} / 1024")" "$(calc "${rss_r[ours:$ocomp]:-0} / 1024")")")
