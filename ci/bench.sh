@@ -54,14 +54,12 @@ install_our_plugin
 cleanup() {
   server_stop bench; server_stop bench-rcpt
   ip netns del "$NS" 2>/dev/null || true
-  if [ "$MEMORY" = 1 ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
+  servers_in_memory_end
 }
 trap cleanup EXIT
 if [ "$MEMORY" = 1 ]; then
   [ "$COLD" = 1 ] && fail "--cold and --memory exclude each other"
-  SERVER_ROOT=/clone-rs-memory
-  mkdir -p "$ROOTFS$SERVER_ROOT"
-  mount -t tmpfs -o size=12g clone-rs-bench "$ROOTFS$SERVER_ROOT"
+  servers_in_memory
 fi
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }

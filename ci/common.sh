@@ -49,6 +49,18 @@ install_our_plugin() {
 # under that directory (of the chroot) instead of /clone-rs.
 server_dir() { echo "${SERVER_ROOT:-/clone-rs}/${SERVERS:+$SERVERS-}$1"; }
 
+# servers_in_memory: the servers started from here on live on a tmpfs
+# (SERVER_ROOT), which takes the disk out of what a script measures; the
+# script's exit trap calls servers_in_memory_end.
+servers_in_memory() {
+  SERVER_ROOT=/clone-rs-memory
+  mkdir -p "$ROOTFS$SERVER_ROOT"
+  mount -t tmpfs -o size=12g clone-rs-memory "$ROOTFS$SERVER_ROOT"
+}
+servers_in_memory_end() {
+  if [ -n "${SERVER_ROOT:-}" ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
+}
+
 # plugin_dir ours|stock: the plugin directory (inside the chroot) to load
 # that clone plugin from.
 plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }

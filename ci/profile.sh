@@ -33,13 +33,11 @@ OUT=$CACHE/profile
 mkdir -p "$OUT"
 cleanup() {
   server_stop prof; server_stop prof-rcpt
-  if [ "$MEMORY" = 1 ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
+  servers_in_memory_end
 }
 trap cleanup EXIT
 if [ "$MEMORY" = 1 ]; then
-  SERVER_ROOT=/clone-rs-memory
-  mkdir -p "$ROOTFS$SERVER_ROOT"
-  mount -t tmpfs -o size=12g clone-rs-profile "$ROOTFS$SERVER_ROOT"
+  servers_in_memory
 fi
 
 log "generating ~$MB MB of data"
@@ -105,6 +103,7 @@ for round in $(seq "$ROUNDS"); do
     rm -rf "$ROOTFS$dest"
     sync
     data=$OUT/$MODE-$plugin-$round.data
+    rm -f "$OUT/wall"
     # The clone's own time, measured inside what perf runs (not perf's start).
     perf record -a -F "$HZ" -e cpu-clock -o "$data" -q -- bash -c '
       t0=$(date +%s.%N); chroot "$1" mysql -uroot -h127.0.0.1 -P"$2" -N -B -e "$3" >/dev/null || exit
