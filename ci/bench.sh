@@ -24,7 +24,8 @@
 #
 # --memory puts both servers' directories on a tmpfs, which takes the disk
 # out of the comparison (InnoDB then finds no O_DIRECT and uses the page
-# cache): what is left is each plugin's own cost.
+# cache): what is left is CPU, the plugins' own work and the copies into
+# the tmpfs.
 #
 # KEEP_LOGS=DIR keeps each clone's server error logs there (named by the
 # time the clone ended), for where the time went.
@@ -64,20 +65,9 @@ fi
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-pid_of() { cat "$ROOTFS$(server_dir "$1")/mysqld.pid"; }
-hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$(pid_of "$1")/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$(pid_of "$1")/stat"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$(server_pid "$1")/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(server_pid "$1")/stat"; }
 TICKS=$(getconf CLK_TCK)
-
-# make_donor MB: the donor's data directory (schema bench, user bench).
-make_donor() {
-  log "generating ~$1 MB of data"
-  server_init bench
-  server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
-  bash "$REPO/ci/gen-data.sh" "$PORT" "$1"
-  sql "$PORT" "CREATE USER bench IDENTIFIED BY 'Bench-1234'; GRANT BACKUP_ADMIN ON *.* TO bench"
-  server_stop bench
-}
 
 # one_clone MODE PLUGIN COMPRESS: one clone on fresh servers; prints
 # "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds returned", the
@@ -109,7 +99,7 @@ one_clone() {
   case $mode in
     local) sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$dest'" ;;
     remote-inplace)
-      local before; before=$(pid_of bench-rcpt)
+      local before; before=$(server_pid bench-rcpt)
       sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
       t_ret=$(date +%s.%N)
       # The old server exits, then the new one answers.
@@ -260,7 +250,7 @@ made=0
 for mode in $MODES; do
   case $mode in
     local|remote|remote-compressed|remote-inplace)
-      [ "$made" = "$MB" ] || { make_donor "$MB"; made=$MB; }
+      [ "$made" = "$MB" ] || { make_bench_donor "$PORT" "$MB"; made=$MB; }
       case $mode in
         local) clone_series "local" local OFF OFF ;;
         remote) clone_series "remote, compression off" remote OFF OFF ;;
@@ -268,7 +258,7 @@ for mode in $MODES; do
         remote-inplace) clone_series "in place, until it answers" remote-inplace OFF OFF ;;
       esac ;;
     link)
-      [ "$made" = "$LINK_MB" ] || { make_donor "$LINK_MB"; made=$LINK_MB; }
+      [ "$made" = "$LINK_MB" ] || { make_bench_donor "$PORT" "$LINK_MB"; made=$LINK_MB; }
       for rate in $LINKS; do
         link_up "$rate"
         NETNS=$NS clone_series "link $rate Mbit/s" remote best ON
@@ -276,7 +266,7 @@ for mode in $MODES; do
       done ;;
     sysbench)
       [ -x "$ROOTFS/usr/bin/sysbench" ] || { log "no sysbench in the root filesystem (see ci/setup-env.sh): skipped"; continue; }
-      [ "$made" = "$MB" ] || { make_donor "$MB"; made=$MB; }
+      [ "$made" = "$MB" ] || { make_bench_donor "$PORT" "$MB"; made=$MB; }
       server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
       sql "$PORT" "CREATE DATABASE IF NOT EXISTS sbtest"
       in_root sysbench oltp_read_write --mysql-host=127.0.0.1 --mysql-port="$PORT" --mysql-user=root --mysql-db=sbtest \

@@ -61,6 +61,21 @@ servers_in_memory_end() {
   if [ -n "${SERVER_ROOT:-}" ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
 }
 
+# server_pid NAME: the PID of the running mysqld NAME.
+server_pid() { cat "$ROOTFS$(server_dir "$1")/mysqld.pid"; }
+
+# make_bench_donor PORT MB: the benchmark's donor, server "bench": ~MB of
+# generated rows (schema bench) and the account bench / Bench-1234 that
+# clones from it.
+make_bench_donor() {
+  log "generating ~$2 MB of data"
+  server_init bench
+  server_start bench "$1" "$STOCK_PLUGIN_DIR" --disable-log-bin
+  bash "$REPO/ci/gen-data.sh" "$1" "$2"
+  sql "$1" "CREATE USER bench IDENTIFIED BY 'Bench-1234'; GRANT BACKUP_ADMIN ON *.* TO bench"
+  server_stop bench
+}
+
 # plugin_dir ours|stock: the plugin directory (inside the chroot) to load
 # that clone plugin from.
 plugin_dir() { [ "$1" = stock ] && echo "$STOCK_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR"; }

@@ -32,7 +32,7 @@ install_our_plugin
 OUT=$CACHE/profile
 mkdir -p "$OUT"
 cleanup() {
-  server_stop prof; server_stop prof-rcpt
+  server_stop bench; server_stop bench-rcpt
   servers_in_memory_end
 }
 trap cleanup EXIT
@@ -40,14 +40,7 @@ if [ "$MEMORY" = 1 ]; then
   servers_in_memory
 fi
 
-log "generating ~$MB MB of data"
-server_init prof
-server_start prof "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
-bash "$REPO/ci/gen-data.sh" "$PORT" "$MB"
-sql "$PORT" "CREATE USER prof IDENTIFIED BY 'Prof-1234'; GRANT BACKUP_ADMIN ON *.* TO prof"
-server_stop prof
-
-pid_of() { cat "$ROOTFS$(server_dir "$1")/mysqld.pid"; }
+make_bench_donor "$PORT" "$MB"
 
 # summarize DATA WALL DONOR_PID RECIPIENT_PID: the per-thread table.
 summarize() {
@@ -85,18 +78,18 @@ summarize() {
 for round in $(seq "$ROUNDS"); do
   for plugin in stock ours; do
     pdir=$(plugin_dir "$plugin")
-    server_start prof "$PORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
+    server_start bench "$PORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
     recipient=none
     if [ "$MODE" = remote ]; then
-      server_init prof-rcpt
-      server_start prof-rcpt "$RPORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
+      server_init bench-rcpt
+      server_start bench-rcpt "$RPORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
       sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT'"
-      recipient=$(pid_of prof-rcpt)
-      dest=$(server_dir prof-rcpt)/files/clone
-      stmt="CLONE INSTANCE FROM prof@127.0.0.1:$PORT IDENTIFIED BY 'Prof-1234' DATA DIRECTORY = '$dest'"
+      recipient=$(server_pid bench-rcpt)
+      dest=$(server_dir bench-rcpt)/files/clone
+      stmt="CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'"
       port=$RPORT
     else
-      dest=$(server_dir prof)/files/clone
+      dest=$(server_dir bench)/files/clone
       stmt="CLONE LOCAL DATA DIRECTORY = '$dest'"
       port=$PORT
     fi
@@ -112,9 +105,9 @@ for round in $(seq "$ROUNDS"); do
     wall=$(cat "$OUT/wall")
     echo "== $plugin, $MODE, $(du -sm "$ROOTFS$dest" | cut -f1) MiB cloned in $wall s (round $round)"
     printf '  %-38s %6s %6s  %s\n' "server, thread (tid)" "CPU-s" "busy" "where its samples fell"
-    summarize "$data" "$wall" "$(pid_of prof)" "$recipient"
-    [ "$MODE" = remote ] && server_stop prof-rcpt
-    server_stop prof
+    summarize "$data" "$wall" "$(server_pid bench)" "$recipient"
+    [ "$MODE" = remote ] && server_stop bench-rcpt
+    server_stop bench
     rm -rf "$ROOTFS$dest"
   done
 done
