@@ -73,9 +73,7 @@ pub fn replace_with_zeroes(data_dir: &Path, files: &[PathBuf]) -> io::Result<()>
     for file in files {
         let name = file.to_str().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"))?;
         let size = std::fs::metadata(file)?.len();
-        let zeroes = std::fs::File::create(format!("{name}{REPLACEMENT_SUFFIX}"))?;
-        zeroes.set_len(size)?;
-        zeroes.sync_all()?;
+        write_zeroes(Path::new(&format!("{name}{REPLACEMENT_SUFFIX}")), size)?;
         text.push_str(name);
         text.push('\n');
     }
@@ -85,12 +83,43 @@ pub fn replace_with_zeroes(data_dir: &Path, files: &[PathBuf]) -> io::Result<()>
     }
     let mut list = OpenOptions::new().create(true).append(true).open(&list_path)?;
     list.write_all(text.as_bytes())?;
-    list.sync_all()
+    list.sync_all()?;
+    for folder in files.iter().filter_map(|f| f.parent()).chain(list_path.parent()) {
+        sync_directory(folder)?;
+    }
+    Ok(())
+}
+
+/// Creates `path` with `size` zero bytes written and synced. A file of holes
+/// (`set_len`) will not do: InnoDB writes zeroes into a doublewrite file only
+/// when it is empty (buf0dblwr.cc) and, under O_DIRECT, never syncs its
+/// writes there, counting on the blocks being allocated already; a first
+/// write into a hole allocates it, which is not durable until the file
+/// system commits its journal, and fails on a full disk. So the blocks are
+/// written, as InnoDB's own `os_file_write_zeros` does.
+fn write_zeroes(path: &Path, size: u64) -> io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeroes = vec![0u8; CHUNK];
+    let mut file = std::fs::File::create(path)?;
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        file.write_all(&zeroes[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
+}
+
+/// Makes the names created in `dir` durable.
+fn sync_directory(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn directory_follows_innodb() {
@@ -131,6 +160,9 @@ mod tests {
         for file in &files[1..] {
             let zeroes = std::fs::read(format!("{}.#clone", file.display())).unwrap();
             assert_eq!(zeroes, vec![0u8; 3 * 16384]);
+            // Every block allocated: no hole for a first write to fill.
+            let allocated = std::fs::metadata(format!("{}.#clone", file.display())).unwrap().blocks() * 512;
+            assert!(allocated >= 3 * 16384, "{} has {allocated} bytes allocated", file.display());
             assert_eq!(std::fs::read(file).unwrap(), vec![7u8; 3 * 16384], "the file itself is left to InnoDB");
         }
         assert!(!dir.join("#ib_16384_0.bdblwr.#clone").exists());

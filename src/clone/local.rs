@@ -9,7 +9,7 @@ use super::check_space;
 use super::meter::{Meter, Team};
 use crate::protocol::innodb::{self, CopyEstimate};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, CopyError, WriteBehind};
+use crate::server::files::{self as copy, CopyError, WriteBehind, ZeroRuns};
 use crate::server::services;
 use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
 use crate::server::storage::{self, Callback, Cbk, EngineBuf, Handle, Handler, Lend, Mode, Relay};
@@ -152,6 +152,7 @@ struct LocalClone<'a> {
     team: Team,
     /// Bytes per thread buffer (also the engine's read-size hint).
     buffer_size: u32,
+    zeros: ZeroRuns,
 }
 
 impl<'a> LocalClone<'a> {
@@ -163,7 +164,7 @@ impl<'a> LocalClone<'a> {
             max_network_mib: 0,
         };
         let buffer_size = settings.buffer_size.min(BUFFER_BUDGET / config.max_threads);
-        LocalClone { master, data_dir, settings, engines: Vec::new(), team: Team::new(config), buffer_size }
+        LocalClone { master, data_dir, settings, engines: Vec::new(), team: Team::new(config), buffer_size, zeros: super::zero_runs(master) }
     }
 
     fn execute(mut self) -> Result<(), Error> {
@@ -315,7 +316,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             lend: Lend::default(),
             meter: Meter::new(&clone.team, index),
             scope,
-            writer: WriteBehind::new().map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
+            writer: WriteBehind::new(clone.zeros).map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         }
     }
 

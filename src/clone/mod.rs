@@ -18,6 +18,15 @@ use std::path::{Path, PathBuf};
 /// Both ends need room for 1 MiB data messages and then some.
 const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
 
+/// How the writers treat runs of zero bytes: as InnoDB itself extends files
+/// on this server (innodb_extend_and_initialize, ON unless set OFF).
+fn zero_runs(thd: Thd) -> files::ZeroRuns {
+    match clone_protocol::config(thd, "innodb_extend_and_initialize").as_deref() {
+        Some("OFF" | "0") => files::ZeroRuns::Allocated,
+        _ => files::ZeroRuns::Written,
+    }
+}
+
 /// ER_CLONE_NETWORK_PACKET if this server's max_allowed_packet is too
 /// small for clone data messages.
 fn check_packet_size(thd: Thd) -> Result<(), Error> {

@@ -13,7 +13,7 @@ use crate::protocol::innodb::{self, Checked, CopyEstimate, DescriptorGuard, Plac
 use crate::protocol::{self, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, Connection, DonorAddress, Interrupter};
 use crate::server::errors::*;
-use crate::server::files::{self as copy, CopyError, WriteBehind};
+use crate::server::files::{self as copy, CopyError, WriteBehind, ZeroRuns};
 use crate::server::plugin::CloneRequest as Request;
 use crate::server::services;
 use crate::server::session::{self, guard, Statement, Thd, Worker, WorkerSession};
@@ -136,6 +136,11 @@ struct Recipient<'r> {
     innodb_guard: Mutex<DescriptorGuard>,
     /// The first descriptor the guard refused, on any connection.
     refusal: Mutex<Option<Refusal>>,
+    /// The first write that failed behind a stream, on any connection:
+    /// InnoDB counts its block done, so the clone never resumes past it.
+    lost_write: Mutex<Option<LostWrite>>,
+    /// How the writers treat runs of zeros in file data.
+    zeros: ZeroRuns,
     /// What a dry run checked, for SHOW WARNINGS.
     notes: Mutex<Vec<String>>,
 }
@@ -209,6 +214,8 @@ impl<'r> Recipient<'r> {
             interrupter: Arc::default(),
             innodb_guard: Mutex::new(DescriptorGuard::new(clone_places(thd, req.data_dir))),
             refusal: Mutex::new(None),
+            lost_write: Mutex::new(None),
+            zeros: super::zero_runs(thd),
             notes: Mutex::default(),
         }
     }
@@ -300,15 +307,19 @@ impl<'r> Recipient<'r> {
         self.begin_apply(locked)?;
         let mut attempt = 1;
         loop {
-            match self.transfer(main) {
-                // Never resume with a donor that sent what the guard refused.
-                Err(e) if is_restartable(e.code()) && attempt < MAX_ATTEMPTS && self.refusal.lock().is_none() => {
-                    attempt += 1;
-                    log::info!("Source Network issue: error: {}", e.code());
-                    self.resume(main)?;
-                }
-                result => return result,
+            let Err(e) = self.transfer(main) else { return Ok(()) };
+            // Never resume past a write that failed on any task: its error
+            // is the clone's.
+            if let Some(lost) = &*self.lost_write.lock() {
+                return Err(lost.error());
             }
+            // Never resume with a donor that sent what the guard refused.
+            if !is_restartable(e.code()) || attempt >= MAX_ATTEMPTS || self.refusal.lock().is_some() {
+                return Err(e);
+            }
+            attempt += 1;
+            log::info!("Source Network issue: error: {}", e.code());
+            self.resume(main)?;
         }
     }
 
@@ -992,6 +1003,25 @@ fn refusal_error(refusal: Refusal) -> Error {
     }
 }
 
+/// A write that failed behind a stream: its file and OS error, kept for
+/// the statement's error when another task saw only a network error.
+struct LostWrite {
+    name: String,
+    errno: Option<i32>,
+    kind: std::io::ErrorKind,
+}
+
+impl LostWrite {
+    fn of(f: &copy::WriteFailure) -> LostWrite {
+        LostWrite { name: f.name.clone(), errno: f.error.raw_os_error(), kind: f.error.kind() }
+    }
+
+    fn error(&self) -> Error {
+        let os = self.errno.map_or_else(|| std::io::Error::from(self.kind), std::io::Error::from_raw_os_error);
+        Error::with_file(message::ER_ERROR_ON_WRITE, self.name.clone(), os)
+    }
+}
+
 /// ER_ERROR_ON_WRITE for a failed write of file `name` (or of the file a
 /// write behind names).
 fn write_error(e: CopyError, name: impl FnOnce() -> String) -> Error {
@@ -1051,7 +1081,7 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
             announced: Cell::new(None),
             checksums: clone.version.granted().contains(Caps::CHECKSUM),
             zstd: clone.version.granted().contains(Caps::ZSTD).then(|| BlockDecompressor::new().ok().map(RefCell::new)).flatten(),
-            writer: WriteBehind::new().map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
+            writer: WriteBehind::new(clone.zeros).map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         }
     }
 
@@ -1060,7 +1090,17 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
     }
 
     /// EXECUTE, then apply every descriptor until the donor's COMPLETE.
+    /// However the stream ends, the writes queued on it end first: InnoDB
+    /// counts a block done once it is handed over, so a write that failed
+    /// behind the stream fails the clone, with its own error, whatever
+    /// else went wrong (a network error would otherwise resume past it).
     fn stream(&self) -> Result<(), Error> {
+        let streamed = self.stream_descriptors();
+        self.settle()?;
+        streamed
+    }
+
+    fn stream_descriptors(&self) -> Result<(), Error> {
         send(&mut self.conn.borrow_mut(), self.thd, true, &Command::Execute)?;
         let cbk = Callback::new(self)?;
         loop {
@@ -1078,15 +1118,9 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                             None => return Err(Error::protocol("Remote descriptor index out of range")),
                         }
                     }
-                    Ok(Response::Complete) => return self.settle(),
-                    Ok(Response::Error { code, message }) => {
-                        let _ = self.settle();
-                        return Err(donor_error(code, message));
-                    }
-                    _ => {
-                        let _ = self.settle();
-                        return Err(Error::protocol("Wrong Clone RPC response, expecting descriptor"));
-                    }
+                    Ok(Response::Complete) => return Ok(()),
+                    Ok(Response::Error { code, message }) => return Err(donor_error(code, message)),
+                    _ => return Err(Error::protocol("Wrong Clone RPC response, expecting descriptor")),
                 }
             };
             let engine = self.clone.engines[index];
@@ -1114,7 +1148,8 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
                 handle.apply(self.thd, task, c)
             });
             if let Err(e) = applied {
-                let _ = self.settle();
+                // A write that failed behind this one is the clone's error.
+                let e = self.settle().err().unwrap_or(e);
                 self.end_stream_after(e.code(), index);
                 return Err(e);
             }
@@ -1194,12 +1229,16 @@ impl<'r: 's, 's, 'e> Task<'r, 's, 'e> {
         Ok(result)
     }
 
-    /// Waits for the writes queued so far; a failed one fails the clone.
+    /// Waits for the writes queued so far; a failed one fails the clone,
+    /// and is kept so that no task of it resumes.
     fn settle(&self) -> Result<(), Error> {
-        match &self.writer {
-            Some(w) => w.drain().map_err(|e| write_error(e, String::new)),
-            None => Ok(()),
-        }
+        let Some(writer) = &self.writer else { return Ok(()) };
+        writer.drain().map_err(|e| {
+            if let CopyError::WriteBehind(f) = &e {
+                self.clone.lost_write.lock().get_or_insert_with(|| LostWrite::of(f));
+            }
+            write_error(e, String::new)
+        })
     }
 
     /// Expands a zstd `frame` into `out`, which is as long as the frame

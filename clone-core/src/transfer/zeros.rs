@@ -1,9 +1,12 @@
-//! Long runs of zero bytes in a block of file data. The writer hands them to
-//! the file system as zero ranges (`fallocate(FALLOC_FL_ZERO_RANGE)`, as
-//! InnoDB itself extends files): the blocks are allocated, read back as
-//! zeros, and are not written. InnoDB files carry many such pages (free
-//! extents, the unused part of undo tablespaces and ibdata1; 16 % of the
-//! benchmark's files), and the disk's write speed bounds a clone.
+//! Long runs of zero bytes in a block of file data. Where the server extends
+//! its own files without writing them (innodb_extend_and_initialize OFF:
+//! InnoDB's `fallocate`), the writer hands these runs to the file system as
+//! zero ranges (`fallocate(FALLOC_FL_ZERO_RANGE)`): the blocks are
+//! allocated, read back as zeros, and are not written. InnoDB files carry
+//! many such pages (free extents, the unused part of undo tablespaces and
+//! ibdata1; 16 % of the benchmark's files), and the disk's write speed
+//! bounds a clone. With the default ON, InnoDB writes its zeros, and so
+//! does the writer.
 
 use std::ops::Range;
 
