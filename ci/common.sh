@@ -204,6 +204,26 @@ checksums() {
   [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
 }
 
+# unallocated_doublewrite NAME: the doublewrite files of server NAME with
+# blocks left unallocated ("file size blocks-allocated-in-bytes"), none if
+# all are written through: InnoDB counts on that under O_DIRECT.
+unallocated_doublewrite() {
+  local f
+  for f in "$ROOTFS$(server_dir "$1")"/data/#ib_*.dblwr "$ROOTFS$(server_dir "$1")"/data/#ib_*.bdblwr; do
+    [ -f "$f" ] && stat -c '%n %s %b %B' "$f"
+  done | awk '$3 * $4 < $2 { print $1, $2, $3 * $4 }'
+}
+
+# unwritten_extents DIR: the InnoDB files under DIR (of the host) that have
+# unwritten extents, with their count: none where every block was written.
+unwritten_extents() {
+  local f n
+  find "$1" -type f \( -name '*.ibd' -o -name 'ibdata*' -o -name 'undo_*' -o -name '*.ibu' \) | sort | while read -r f; do
+    n=$(filefrag -v "$f" 2>/dev/null | grep -c unwritten)
+    [ "$n" = 0 ] || echo "$(basename "$f"):$n"
+  done
+}
+
 # Test helpers: `check NAME EXPECTED ACTUAL` counts and prints one result
 # (and fails when it is a failure);
 # `errno_of PORT SQL` prints the error number a statement fails with (0 if

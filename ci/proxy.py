@@ -44,6 +44,12 @@ MODE:
                       connection ends
   stall-worker        a worker's stream stops after its first data block
                       (the connection stays open)
+  hold-cut            on SIGUSR2 stops reading what donors send (what was
+                      read still reaches the recipient); on a second
+                      SIGUSR2 reads again, passes the master's next data
+                      message, and cuts every connection once it is
+                      delivered: the recipient's last block is exactly that
+                      one
   victim FILE         writes the InnoDB locator of the donor's answer to
                       INIT, in hex, to FILE, and has every connection ask
                       for a year of idle time (SET SESSION wait_timeout)
@@ -194,6 +200,11 @@ def stateful_response(conn, payload):
         if key == b"clone_donor_timeout_after_network_failure":
             value = args[0].encode()
             return [payload[:5 + key_len] + struct.pack("<I", len(value)) + value]
+    if mode == "hold-cut" and hold_phase == 2 and conn.role == "master" and payload[:1] in (bytes([DATA]), bytes([DATA_CHECKED])):
+        global cut_when_delivered
+        conn.stalled = True
+        cut_when_delivered = True
+        return [payload]
     if mode == "stall-worker" and conn.role == "worker" and payload[:1] in (bytes([DATA]), bytes([DATA_CHECKED])):
         conn.stalled = True
         return [payload]
@@ -349,6 +360,7 @@ def close_pair(sock):
             waited = time.monotonic() - conn.empty_sent
             print(f"connection ended after {waited:.1f} s", file=sys.stderr, flush=True)
         pairs.pop(s, None)
+        upstreams.discard(s)
         streams.pop(s, None)
         outgoing.pop(s, None)
         ended.discard(s)
@@ -364,7 +376,7 @@ def update_interest(sock):
     if sock not in pairs:
         return
     events = 0
-    if sock not in ended and len(outgoing[pairs[sock]]) < HIGH_WATER:
+    if sock not in ended and len(outgoing[pairs[sock]]) < HIGH_WATER and not (hold_phase == 1 and sock in upstreams):
         events |= selectors.EVENT_READ
     if outgoing[sock]:
         events |= selectors.EVENT_WRITE
@@ -378,6 +390,9 @@ def update_interest(sock):
 
 
 cut_requested = False
+hold_phase = 0  # hold-cut: 0 passing, 1 holding, 2 passing one data message
+cut_when_delivered = False
+upstreams = set()  # the donor-side sockets
 
 
 def request_cut(*_):
@@ -385,7 +400,13 @@ def request_cut(*_):
     cut_requested = True
 
 
+def next_hold_phase(*_):
+    global hold_phase
+    hold_phase = min(hold_phase + 1, 2)
+
+
 signal.signal(signal.SIGUSR1, request_cut)
+signal.signal(signal.SIGUSR2, next_hold_phase)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -393,16 +414,21 @@ server.bind(("127.0.0.1", listen_port))
 server.listen(64)
 sel.register(server, selectors.EVENT_READ)
 while True:
+    if cut_when_delivered and not any(outgoing[s] for s in pairs):
+        cut_when_delivered, cut_requested = False, True
     if cut_requested:
         cut_requested = False
         for s in list(pairs):
             close_pair(s)
+    for s in list(pairs):
+        update_interest(s)
     for key, events in sel.select(timeout=0.2):
         sock = key.fileobj
         if sock is server:
             client, _ = server.accept()
             upstream = socket.create_connection(("127.0.0.1", target_port))
             pairs[client], pairs[upstream] = upstream, client
+            upstreams.add(upstream)
             # Without a mode the bytes pass as they are (they may be TLS).
             if mode:
                 conn = Conn()

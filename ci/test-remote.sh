@@ -80,6 +80,11 @@ clone_into() {
     found=$(tail -n +"$donor_log_from" "$ROOTFS$(server_dir donor)/error.log" | grep -c 'The recipient is this plugin')
     check "$rp <- $dp: the donor knows its recipient is $rp" "$([ "$rp" = ours ] && echo 1 || echo 0)" "$([ "$found" -gt 0 ] && echo 1 || echo 0)"
   fi
+  # InnoDB (innodb_extend_and_initialize ON) writes the zeros of the files
+  # it extends; so does our recipient: no extent left for a later write to
+  # convert, a change O_DIRECT_NO_FSYNC would not sync.
+  [ "$rp" = ours ] && check "$rp <- $dp: no unwritten extents in the cloned files" "" \
+    "$(unwritten_extents "$ROOTFS$dest" | paste -sd' ' -)"
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
   check "$rp <- $dp: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
   local max q
@@ -242,6 +247,65 @@ scenario resumes && resumes ours stock
 scenario resumes && resumes stock ours
 server_stop donor
 
+# lost_write DONOR_PLUGIN: a write of the recipient's writer thread fails
+# while the network fails. The proxy holds the donor's stream until the
+# recipient has written all it got, then passes one more data block and
+# cuts every connection; strace holds the writer's write of that block for
+# 3 s and fails it with ENOSPC, so the recipient meets the cut connection
+# with the failure still behind it. InnoDB counted the block done when it
+# was handed over, so a resume would skip it: the clone must fail with the
+# write's error, never resume past it and complete.
+lost_write() {
+  local dp=$1 dest cl proxy tracer pid tid i out
+  local PROXY=$((PORT + 5)) trace=$ROOTFS$(server_dir recipient)/strace.out
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" hold-cut &
+  proxy=$!
+  server_init recipient
+  server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
+  sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY', clone_max_data_bandwidth=40,
+    clone_autotune_concurrency=OFF, clone_max_concurrency=1"
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  ( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL" \
+      >"$ROOTFS$(server_dir recipient)/lost.out" 2>&1 ) &
+  cl=$!
+  for i in $(seq 50); do
+    [ "$(sql "$RECIPIENT" "SELECT data > 20971520 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && break
+    sleep 0.2
+  done
+  kill -USR2 "$proxy"
+  # The recipient writes what it got; then its writer has nothing queued.
+  pid=$(server_pid recipient)
+  tid=$(grep -lx clone_write /proc/"$pid"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+  for i in $(seq 50); do
+    [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/"$pid"/task/"$tid"/status 2>/dev/null)" = S ] && break
+    sleep 0.1
+  done
+  sleep 1
+  strace -qq -p "$tid" -e trace=pwrite64 -e inject=pwrite64:error=ENOSPC:delay_enter=3000000:when=1 -o "$trace" &
+  tracer=$!
+  sleep 0.5
+  kill -USR2 "$proxy"
+  for i in $(seq 100); do grep -q INJECTED "$trace" 2>/dev/null && break; sleep 0.1; done
+  kill "$tracer" 2>/dev/null; wait "$tracer" 2>/dev/null
+  check "lost write <- $dp: the failure was injected into the writer" "1" "$(grep -c 'ENOSPC.*INJECTED' "$trace")"
+  wait "$cl"
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  out=$(cat "$ROOTFS$(server_dir recipient)/lost.out")
+  check "lost write <- $dp: the clone fails with the write's error, ENOSPC on a named file" "1026 1" \
+    "$(sed -n 's/^ERROR \([0-9]*\).*/\1/p' <<<"$out") $(grep -c "Error writing file '.*' (errno: 28" <<<"$out")"
+  check "lost write <- $dp: clone_status says so" "Failed	1026" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status")"
+  check "lost write <- $dp: no resume past it" "0" "$(grep -c 'Source re-connect' "$ROOTFS$(server_dir recipient)/error.log")"
+  server_stop recipient
+  # The donor keeps the clone for a reconnection that never comes.
+  server_stop donor
+}
+
+log "a write fails behind the stream while the network fails: no resume past it"
+scenario lost_write && lost_write ours
+scenario lost_write && lost_write stock
+
 if scenario in_place; then
 server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
 
@@ -259,6 +323,7 @@ check "in-place: all stages completed after restart" "Completed,Completed,Comple
   "$(sql "$RECIPIENT" "SELECT state FROM performance_schema.clone_progress" | paste -sd, -)"
 check "in-place: status Completed with donor coordinates" "Completed	0	1" \
   "$(sql "$RECIPIENT" "SELECT state, error_no, binlog_file LIKE 'binlog.%' FROM performance_schema.clone_status")"
+check "in-place: every doublewrite file fully allocated" "" "$(unallocated_doublewrite recipient)"
 check "in-place: old data is gone" "0" "$(sql "$RECIPIENT" "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name='old_data'")"
 check "in-place: checksums" "$(checksums "$DONOR")" "$(checksums "$RECIPIENT")"
 check "in-place: gtid_executed equals the donor's" "$(sql "$DONOR" "SELECT @@global.gtid_executed")" "$(sql "$RECIPIENT" "SELECT @@global.gtid_executed")"

@@ -75,8 +75,10 @@ const DATA_LEN: usize = 52;
 /// donor sends one file per tablespace, redo file or undo file).
 pub const MAX_FILES: u32 = 1 << 22;
 /// At most this many chunks in a state (InnoDB zero-fills a bitmap of half
-/// a byte per chunk): 32 MiB. A chunk is 64 pages, so this is 64 TiB of
-/// data at the default 16 KiB page size (16 TiB at 4 KiB pages).
+/// a byte per chunk): 32 MiB. A chunk is 4096 pages (clone0snapshot.h,
+/// SNAPSHOT_DEF_CHUNK_SIZE_POW2; 64 pages is a block, the unit of a data
+/// descriptor), so this is 4 PiB of data at the default 16 KiB page size
+/// (1 PiB at 4 KiB pages).
 pub const MAX_CHUNKS: u32 = 1 << 26;
 
 /// Why a descriptor was refused.
@@ -264,6 +266,13 @@ pub struct DescriptorGuard {
     master_state: u32,
     /// Data files: as announced, then with those DDL appended.
     data_files: u32,
+    /// The names of the files DDL appended since the master's latest START,
+    /// at `data_files - appended.len()` on: after a network failure the
+    /// donor restarts the state it moved to and sends every file DDL
+    /// touched again (clone0copy.cc, copy and send_all_ddl_metadata),
+    /// and InnoDB takes a file it holds as known (clone0apply.cc,
+    /// apply_file_metadata).
+    appended: Vec<Box<[u8]>>,
     /// Data files InnoDB holds in page copy: those of file copy and those
     /// DDL appended before the page copy's START.
     page_files: u32,
@@ -289,7 +298,16 @@ const INVALID_CHUNK: Refusal = Refusal::Protocol("Wrong Clone RPC: Invalid Chunk
 
 impl DescriptorGuard {
     pub fn new(places: Places) -> Self {
-        DescriptorGuard { places, counts: [None; STATE_DONE as usize + 1], ahead: None, master_state: 0, data_files: 0, page_files: 0, redo_files: 0 }
+        DescriptorGuard {
+            places,
+            counts: [None; STATE_DONE as usize + 1],
+            ahead: None,
+            master_state: 0,
+            data_files: 0,
+            appended: Vec::new(),
+            page_files: 0,
+            redo_files: 0,
+        }
     }
 
     /// Checks one InnoDB descriptor received by `task` and follows the
@@ -358,6 +376,9 @@ impl DescriptorGuard {
                 STATE_REDO_COPY => self.redo_files = counts.files,
                 _ => {}
             }
+            // What DDL appended is now among the state's files: a repeat
+            // is checked as any of those.
+            self.appended.clear();
         } else if known.is_none() {
             // Ahead of the master: InnoDB will move every task to the state
             // the first one asks for, so all of them must ask the same.
@@ -378,17 +399,18 @@ impl DescriptorGuard {
         let Some(name) = desc.get(FILE_NAME_OFFSET..).and_then(|rest| rest.get(..name_len)) else {
             return Err(INVALID_FILE);
         };
-        match name.split_last() {
+        let text: &[u8] = match name.split_last() {
             // InnoDB reads the name as a C string: up to the first NUL.
             Some((0, text)) => {
                 let text = text.split(|&b| b == 0).next().unwrap_or_default();
                 self.places.check(text)?;
+                text
             }
             Some(_) => return Err(INVALID_FILE),
             // Only redo files come without a name (theirs is fixed).
-            None if task.state == STATE_REDO_COPY => {}
+            None if task.state == STATE_REDO_COPY => &[],
             None => return Err(INVALID_FILE),
-        }
+        };
         let desc_state = be32(desc, FILE_STATE_OFFSET);
         let index = be32(desc, FILE_INDEX_OFFSET);
         // The files InnoDB holds while the task is in its state.
@@ -401,9 +423,19 @@ impl DescriptorGuard {
         // A data file created by DDL: the master announces it with the next
         // state, before that state's START, and InnoDB appends it (asserting
         // it is exactly the next index).
-        if desc_state == next && task.state != STATE_REDO_COPY && task.master && index == self.data_files && index < MAX_FILES {
-            self.data_files += 1;
-            return Ok(Checked::Pass);
+        if desc_state == next && task.state != STATE_REDO_COPY && task.master {
+            if index == self.data_files && index < MAX_FILES {
+                self.data_files += 1;
+                self.appended.push(text.into());
+                return Ok(Checked::Pass);
+            }
+            // Sent again by a restart: the same file, which the donor names
+            // anew only when a state begins (a rename or drop meanwhile sets
+            // only a flag).
+            let first = self.data_files - self.appended.len() as u32;
+            if let Some(known) = index.checked_sub(first).and_then(|i| self.appended.get(i as usize)) {
+                return if **known == *text { Ok(Checked::Pass) } else { Err(INVALID_FILE) };
+            }
         }
         if index >= files {
             return Err(INVALID_INDEX);
@@ -608,6 +640,65 @@ mod tests {
         assert!(matches!(g.check(&mut m, &file(STATE_REDO_COPY, 2, b"")), Err(Refusal::Protocol(_))));
         g.check(&mut m, &state(STATE_DONE, 0, 0, STATE_FLAG_START)).unwrap();
         assert!(matches!(g.check(&mut m, &file(STATE_DONE, 0, b"a.ibd")), Err(Refusal::Protocol(_))));
+    }
+
+    #[test]
+    fn a_restart_resends_the_files_ddl_appended() {
+        let (mut g, mut m) = guard_in_file_copy(2);
+        assert_eq!(g.check(&mut m, &file(STATE_PAGE_COPY, 2, b"db/new.ibd")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut m, &file(STATE_PAGE_COPY, 3, b"db/new2.ibd")), Ok(Checked::Pass));
+        // The network breaks before the page copy's START; the donor's
+        // restart sends every file DDL touched again, in index order: the
+        // appended ones at the index and with the name they came with, an
+        // existing one (renamed or dropped meanwhile) as before.
+        let mut restarted = TaskView::master();
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 1, b"db/renamed.ibd")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 2, b"db/new.ibd")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 3, b"db/new2.ibd")), Ok(Checked::Pass));
+        // A file the first round did not reach is appended as before.
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 4, b"db/new3.ibd")), Ok(Checked::Pass));
+        assert!(matches!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 6, b"db/gap.ibd")), Err(Refusal::Protocol(_))));
+        // Workers never carry DDL descriptors, first or repeated.
+        let mut w = TaskView::worker();
+        assert!(matches!(g.check(&mut w, &file(STATE_PAGE_COPY, 2, b"db/new.ibd")), Err(Refusal::Protocol(_))));
+        // Page copy holds all five.
+        g.check(&mut restarted, &state(STATE_PAGE_COPY, 4, 100, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 4, b"db/new3.ibd")), Ok(Checked::Pass));
+        assert!(matches!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 5, b"db/x.ibd")), Err(Refusal::Protocol(_))));
+    }
+
+    #[test]
+    fn a_resent_file_keeps_its_name() {
+        let (mut g, mut m) = guard_in_file_copy(2);
+        g.check(&mut m, &file(STATE_PAGE_COPY, 2, b"db/new.ibd")).unwrap();
+        let mut restarted = TaskView::master();
+        // Dropped while the network was down: the same file, flagged.
+        let mut dropped = file(STATE_PAGE_COPY, 2, b"db/new.ibd");
+        dropped[FILE_FLAGS_OFFSET..][..2].copy_from_slice(&FILE_FLAG_DELETED.to_be_bytes());
+        assert_eq!(g.check(&mut restarted, &dropped), Ok(Checked::Pass));
+        // What InnoDB reads ends at the first NUL.
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 2, b"db/new.ibd\0junk")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 2, b"db/other.ibd")), Err(INVALID_FILE));
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 2, b"db/new.ibd.x")), Err(INVALID_FILE));
+        assert_eq!(g.check(&mut restarted, &file(STATE_PAGE_COPY, 4, b"db/new.ibd")), Err(INVALID_INDEX));
+    }
+
+    #[test]
+    fn a_restart_resends_the_files_ddl_appended_in_page_copy() {
+        let (mut g, mut m) = guard_in_file_copy(2);
+        g.check(&mut m, &file(STATE_PAGE_COPY, 2, b"db/new.ibd")).unwrap();
+        g.check(&mut m, &state(STATE_PAGE_COPY, 4, 100, STATE_FLAG_START)).unwrap();
+        assert_eq!(g.check(&mut m, &file(STATE_REDO_COPY, 3, b"db/late.ibd")), Ok(Checked::Pass));
+        let mut restarted = TaskView::master();
+        // Renamed in page copy: the redo copy's start names it anew.
+        assert_eq!(g.check(&mut restarted, &file(STATE_REDO_COPY, 2, b"db/moved.ibd")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut restarted, &file(STATE_REDO_COPY, 3, b"db/late.ibd")), Ok(Checked::Pass));
+        assert_eq!(g.check(&mut restarted, &file(STATE_REDO_COPY, 3, b"db/other.ibd")), Err(INVALID_FILE));
+        assert_eq!(g.check(&mut restarted, &file(STATE_REDO_COPY, 5, b"db/gap.ibd")), Err(INVALID_INDEX));
+        // Once the redo copy starts, nothing is appended or repeated.
+        g.check(&mut restarted, &state(STATE_REDO_COPY, 4, 2, STATE_FLAG_START)).unwrap();
+        assert!(g.check(&mut restarted, &file(STATE_DONE, 3, b"db/late.ibd")).is_err());
+        assert!(g.check(&mut restarted, &file(STATE_REDO_COPY, 3, b"")).is_err());
     }
 
     #[test]
