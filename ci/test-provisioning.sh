@@ -16,10 +16,13 @@ PORT=${PORT_BASE:-14100}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) SMALL=$((PORT + 2)) CLONED=$((PORT + 3))
 SMALL_FS=$CACHE/provisioning-small.img
 SMALL_MNT=$ROOTFS/clone-rs/prov-small
+OTHER_FS=$CACHE/provisioning-other.img
+OTHER_MNT=$ROOTFS/clone-rs/prov-ext-other
 cleanup() {
   server_stop prov-donor; server_stop prov-recipient; server_stop prov-small/srv; server_stop prov-cloned
   mountpoint -q "$SMALL_MNT" && umount "$SMALL_MNT"
-  rm -f "$SMALL_FS"
+  mountpoint -q "$OTHER_MNT" && umount "$OTHER_MNT"
+  rm -f "$SMALL_FS" "$OTHER_FS"
 }
 trap cleanup EXIT
 
@@ -163,6 +166,109 @@ space_first() {
 scenario space_first && space_first ours ours
 scenario space_first && space_first stock ours
 scenario space_first && space_first stock stock
+
+# The band where only the new counting lets a clone in: a user table under
+# innodb_directories on the recipient's own file system (DATA DIRECTORY),
+# and the binary log its rows filled. InnoDB's check, after the drop, sees
+# free + everything the drop releases on the data directory's file system;
+# F is the free space at which that equals the estimate. Below F both
+# plugins refuse the clone (ours before the drop), above F both complete
+# it. The free space is set with a filler file, X/2 away from F (X: the
+# table's size), far beyond what the drop itself writes.
+to_bytes() { awk '{ split("Bytes KiB MiB GiB TiB", u, " "); for (i = 1; i <= 5; i++) if ($2 == u[i]) printf "%.0f\n", $1 * 1024 ^ (i - 1) }' <<<"$1"; }
+allocated() { [ $# -gt 0 ] || { echo 0; return; }; stat -c '%b %B' "$@" | awk '{ s += $1 * $2 } END { print s + 0 }'; }
+free_bytes() { stat -f -c '%s %a' "$1" | awk '{ print $1 * $2 }'; }
+band_ext() { echo "${BAND_EXT:-$SMALL_MNT/ext}"; }
+
+# band_recipient PLUGIN: the small file system, big enough this time, with
+# a recipient holding mine.t and mine.big (under innodb_directories).
+band_recipient() {
+  SMALL_FS_MB=${BAND_FS_MB:-1400} small_fs
+  mkdir -p "$(band_ext)"
+  server_start_supervised prov-small/srv "$SMALL" "$(plugin_dir "$1")" --plugin-load-add=mysql_clone.so \
+    --innodb-directories="${BAND_EXT_IN_ROOT:-/clone-rs/prov-small/ext}"
+  recipient_with_data "$SMALL"
+  sql "$SMALL" "CREATE TABLE mine.big (id INT PRIMARY KEY, pad CHAR(255) NOT NULL)
+      DATA DIRECTORY = '${BAND_EXT_IN_ROOT:-/clone-rs/prov-small/ext}';
+    SET SESSION cte_max_recursion_depth = 1000000;
+    INSERT INTO mine.big WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ${BAND_ROWS:-200000})
+      SELECT n, LEFT(REPEAT(SHA2(n, 256), 4), 255) FROM seq"
+}
+
+# band_numbers: "F X" for the recipient on the small file system, counted
+# here from the files themselves: the estimate (NEEDED, from a dry run of
+# ours), less what the drop releases on this file system (mine's files,
+# mine.big when its directory is here, the binary logs), plus what our
+# plugin writes before InnoDB checks (doublewrite copies, a few blocks).
+band_numbers() {
+  local d=$SMALL_MNT/srv/data dev released ext written logs
+  dev=$(stat -c %d "$d")
+  logs=$(sed "s|^\./|$d/|" "$d/binlog.index" 2>/dev/null)
+  ext=$(allocated $(find "$(band_ext)" -name '*.ibd'))
+  released=$(( $(allocated "$d/mine" $(find "$d/mine" -type f)) + $(allocated $logs) ))
+  [ "$(stat -c %d "$(band_ext)")" = "$dev" ] && released=$((released + ext))
+  written=$(( $(stat -c %s "$d"/#ib_*.dblwr | awk '{ s += int(($1 + 4095) / 4096) * 4096 } END { print s + 0 }') + 5 * 4096 ))
+  echo "$((NEEDED - released + written)) $ext"
+}
+
+# fill_to BYTES: leaves BYTES free on the small file system.
+fill_to() {
+  local avail; avail=$(free_bytes "$SMALL_MNT")
+  [ "$avail" -gt "$1" ] || fail "the small file system has $avail free, not $1"
+  fallocate -l $((avail - $1)) "$SMALL_MNT/filler" || fail "fallocate"
+}
+
+# space_band PLUGIN above|below: the clone with F +/- X/2 free.
+space_band() {
+  local rp=$1 side=$2 f x out before elog want
+  local counted=${BAND_COUNTED:-tablespace files outside them.*binary logs}
+  server_start prov-donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  band_recipient "$rp"
+  before=$(mine "$SMALL")
+  elog=$ROOTFS$(server_dir prov-small/srv)/error.log
+  if [ -z "${NEEDED:-}" ]; then
+    [ "$rp" = ours ] || fail "space_band: the first run is ours (it reads the estimate)"
+    out=$(dry "$SMALL" "$CLONE_FROM")
+    NEEDED=$(to_bytes "$(sed -n 's/^Note.*The clone will write \([0-9.]* [A-Za-z]*\);.*/\1/p' <<<"$out")")
+  fi
+  read -r f x <<<"$(band_numbers)"
+  log "space band: estimate $NEEDED, F $f, X $x"
+  [ "$x" -gt $((32 << 20)) ] || fail "mine.big is too small to tell the sides apart ($x)"
+  if [ "$side" = above ]; then fill_to $((f + x / 2)); want=0; else fill_to $((f - x / 2)); want=3873; fi
+  if [ "$rp" = ours ]; then
+    out=$(dry "$SMALL" "$CLONE_FROM")
+    check "band $side F, ours: the dry run says what was counted" "1" "$(grep -c "$counted" <<<"$out")"
+    check "band $side F, ours: the dry run's verdict" "$([ "$side" = above ] && echo 3875 || echo 3873)" "$(errno_in "$out")"
+  fi
+  out=$(printf "%s;\nSHOW WARNINGS;\n" "$CLONE_FROM" | in_root mysql -uroot -h127.0.0.1 -P"$SMALL" -N -B --force 2>&1 |
+    sed 's/^ERROR \([0-9]*\) .*/errno \1/')
+  check "band $side F, $rp: the clone's outcome" "$want" "$(errno_in "$out")"
+  if [ "$side" = above ]; then
+    server_wait prov-small/srv "$SMALL"
+    check "band above F, $rp: the clone's checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$SMALL" "CHECKSUM TABLE $STATIC_TABLES")"
+  elif [ "$rp" = ours ]; then
+    check "band below F, ours: refused before the drop, user data kept" "$before 0" "$(mine "$SMALL") $(grep -c 'Clone removing all user data' "$elog")"
+    check "band below F, ours: the refusal says what was counted" "1" "$(grep -c "$counted" <<<"$out")"
+  fi
+  server_stop prov-small/srv; server_stop prov-donor
+}
+
+scenario space_band && { unset NEEDED; for side in above below; do for rp in ours stock; do space_band "$rp" "$side"; done; done; }
+
+# The same table on another file system: InnoDB does not count it, nor may
+# we. With F counted without it, "below F" is where counting it would have
+# let ours drop and then fail; both refuse.
+scenario space_band_elsewhere && {
+  for rp in ours stock; do
+    mountpoint -q "$OTHER_MNT" && umount "$OTHER_MNT"
+    mkdir -p "$OTHER_MNT"; truncate -s 0 "$OTHER_FS" && truncate -s 512M "$OTHER_FS"
+    mkfs.ext4 -q -F -m 0 "$OTHER_FS" && mount -o loop "$OTHER_FS" "$OTHER_MNT" || fail "the other file system"
+    BAND_EXT=$OTHER_MNT BAND_EXT_IN_ROOT=/clone-rs/prov-ext-other \
+      BAND_COUNTED='released on other file systems does not count' space_band "$rp" below
+    umount "$OTHER_MNT"
+  done
+  rm -f "$OTHER_FS"
+}
 
 # exclude_plugins DONOR_PLUGIN: the donor runs the EXAMPLE storage engine
 # plugin, which the recipient's plugin directory lacks: the stock check

@@ -519,7 +519,16 @@ impl<'r> Recipient<'r> {
         let Some(mut conn) = main.take() else { return Err(missing("main connection")) };
         let estimate = self.read_estimate(&mut conn);
         self.end_look(conn, estimate.is_ok());
-        check_space(self.thd, self.data_dir, estimate?.disk_bytes, |text| self.tell(text))
+        let mut counted = String::new();
+        let result = check_space(self.thd, self.data_dir, estimate?.disk_bytes, |text| {
+            self.tell(text);
+            counted = text.to_owned();
+        });
+        // A refusal says what was counted, dry run or not.
+        if result.is_err() && !self.dry_run {
+            self.notes.lock().push(counted);
+        }
+        result
     }
 
     /// EXECUTE, and the descriptors up to the START of the file copy.
