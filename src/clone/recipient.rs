@@ -586,6 +586,7 @@ impl<'r> Recipient<'r> {
         if self.in_place() {
             if !session::server_is_supervised() {
                 // What the real clone ends with, after it has replaced the data.
+                self.tell("No supervisor restarts this server: the clone would replace its data, then shut it down");
                 return Err(Error::with_str(message::ER_RESTART_SERVER_FAILED, "mysqld is not managed by supervisor process"));
             }
             self.tell("A supervisor restarts this server after the clone");
