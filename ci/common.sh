@@ -204,6 +204,27 @@ checksums() {
   [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
 }
 
+# donor_clones PORT: the sessions of server PORT serving a clone as its
+# donor (master, workers, auxiliary; a master waiting for its recipient to
+# reconnect is one of them).
+donor_clones() { sql "$1" "SELECT COUNT(*) FROM information_schema.processlist WHERE LOWER(command) = 'clone'"; }
+
+# wait_donor_idle PORT [SECONDS]: waits until the donor on PORT serves no
+# clone, and prints how many of its sessions still do (0 once it let go).
+# A donor keeps a clone whose connections were cut for
+# clone_donor_timeout_after_network_failure minutes, as read when it
+# notices: a scenario that cuts or kills a recipient and clones again sets
+# that to 0 first. SECONDS (60) bounds a donor that never lets go.
+wait_donor_idle() {
+  local port=$1 limit=${2:-60} start=$SECONDS n
+  while :; do
+    n=$(donor_clones "$port" 2>/dev/null)
+    if [ "$n" = 0 ] || [ $((SECONDS - start)) -ge "$limit" ]; then break; fi
+    sleep 0.1
+  done
+  echo "${n:-no answer}"
+}
+
 # unallocated_doublewrite NAME: the doublewrite files of server NAME with
 # blocks left unallocated ("file size blocks-allocated-in-bytes"), none if
 # all are written through: InnoDB counts on that under O_DIRECT.

@@ -38,6 +38,9 @@ PORT=${PORT_BASE:-14200}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) CLONED=$((PORT + 2))
 D=crash-donor R=crash-recipient C=crash-cloned
 OPTS="--plugin-load-add=mysql_clone.so --gtid-mode=ON --enforce-gtid-consistency=ON"
+# The donor drops a clone whose recipient was killed as soon as it notices
+# (it would wait 5 minutes for a reconnection): the next clone waits for that.
+DONOR_OPTS="$OPTS --clone-donor-timeout-after-network-failure=0"
 cleanup() { server_stop $D; server_stop $R; server_stop $C; }
 trap cleanup EXIT
 
@@ -86,16 +89,11 @@ wait_log_line() {
 
 # clone_in_place [SQL before CLONE]: prints the statement's error, if any.
 # A donor that has not yet seen its last recipient die still holds that
-# clone (3634 through 3862) until it does: the clone is tried again then.
+# clone (3634 through 3862): the clone starts once the donor let it go.
 clone_in_place() {
-  local out i
-  for i in $(seq 30); do
-    out=$(sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'; SET GLOBAL clone_max_data_bandwidth=0; ${1:-}
-      CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'" 2>&1)
-    [[ "$out" == *"3634 : Too many concurrent clone"* ]] || break
-    sleep 1
-  done
-  echo "$out"
+  wait_donor_idle "$DONOR" >/dev/null
+  sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'; SET GLOBAL clone_max_data_bandwidth=0; ${1:-}
+    CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'" 2>&1
 }
 
 # wait_restarted BEFORE: until the recipient's supervisor has seen more than
@@ -196,7 +194,7 @@ throttled_clone_killed() {
   if [ "$who" = donor ]; then
     # Back at once, without the clone: the recipient's reconnection fails.
     server_stop_hard $D
-    server_start $D "$DONOR" "$PLUGDIR" $OPTS
+    server_start $D "$DONOR" "$PLUGDIR" $DONOR_OPTS
   else
     kill_recipient
   fi
@@ -217,7 +215,7 @@ install_our_plugin
 
 log "donor with ${TEST_DATA_MB:-60} MB, GTID mode on ($PLUGIN plugin)"
 server_init $D
-server_start $D "$DONOR" "$PLUGDIR" $OPTS
+server_start $D "$DONOR" "$PLUGDIR" $DONOR_OPTS
 bash "$REPO/ci/gen-data.sh" "$DONOR" "${TEST_DATA_MB:-60}" || fail "data generation"
 sql "$DONOR" "CREATE USER donor_user IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO donor_user;
   CREATE USER repl IDENTIFIED BY 'Repl-1234'; GRANT REPLICATION SLAVE ON *.* TO repl"
@@ -294,6 +292,7 @@ if [ "$ONLY" != after-restart ]; then
   check "killed mid DATA DIRECTORY clone: a clone into the same path is refused while it is there" "1007" \
     "$(errno_of "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'; CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'")"
   rm -rf "${ROOTFS:?}$dest"
+  check "killed mid DATA DIRECTORY clone: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
   check "after the operator removed it, a clone into the same path succeeds" "0" \
     "$(errno_of "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth=0; CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'")"
   server_start $C "$CLONED" "$PLUGDIR" $OPTS

@@ -77,6 +77,7 @@ serve() {
 through() {
   local victim=$1 name=$2 proxy log server port; shift 2
   serve "$victim"
+  wait_donor_idle "$DONOR" >/dev/null
   log="$ROOTFS$(server_dir recipient)/tamper.log"
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" "$@" 2>"$log" &
   proxy=$!
@@ -108,12 +109,7 @@ refused() {
           find "$ROOTFS" -xdev -path "$ROOTFS/clone-rs" -prune -o -path "$ROOTFS/proc" -prune -o -type f -newer "$ROOTFS$(server_dir before-clone)" -print; } | head -3)"
   # The recipient told the donor, which ended its side at once (it does not
   # wait for a reconnection, as after a network failure).
-  local sessions
-  for _ in $(seq 20); do
-    sessions=$(sql "$DONOR" "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Clone%'" 2>&1)
-    [ "$sessions" = 0 ] && break; sleep 0.25
-  done
-  check "$name: the donor's clone sessions ended" "0" "$sessions"
+  check "$name: the donor's clone sessions ended (within 5 s)" "0" "$(wait_donor_idle "$DONOR" 5)"
   rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$ESCAPE"
 }
 
@@ -156,6 +152,9 @@ fi
 if scenario kill; then
   log "a KILL wakes every wait of the recipient"
   serve recipient
+  # Each case ends with the recipient gone: the donor drops that clone as
+  # soon as it notices, and the next case waits for that.
+  sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = 0"
   # tampered_clone_in_background ERRNO_FILE MODE...: a clone through the
   # proxy in MODE, in the background ($clone, writing its error number to
   # ERRNO_FILE; the proxy is $proxy), once the proxy has tampered.
@@ -202,6 +201,7 @@ if scenario kill; then
   wait_stalled
   kill_clone "stalled acknowledgement" "$ROOTFS/tmp/stall-errno"
   kill "$proxy"; wait "$proxy" 2>/dev/null
+  check "stalled acknowledgement: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
   check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
   rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
 
@@ -212,12 +212,12 @@ if scenario kill; then
   wait_stalled
   kill_clone "stalled worker" "$ROOTFS/tmp/worker-errno"
   kill "$proxy"; wait "$proxy" 2>/dev/null
+  check "stalled worker: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
   rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
 
   # A donor that announces it keeps a clone for 2^32-1 minutes after a
   # network failure, then goes away: the recipient reconnects for 30 minutes
   # at most, and KILL ends that wait. (The donor itself drops the clone at once.)
-  sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = 0"
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 4"
   recipient_log=$ROOTFS$(server_dir recipient)/error.log
   logged_before=$(grep -c 'Source re-connect for at most' "$recipient_log")
@@ -231,6 +231,8 @@ if scenario kill; then
   check "reconnect window: the recipient reconnects for 30 minutes at most" \
     "Source re-connect for at most 30 minutes" "$(grep -o 'Source re-connect for at most [0-9]* minutes' "$recipient_log" | tail -1)"
   kill_clone "reconnecting" "$ROOTFS/tmp/window-errno"
+  check "reconnect window: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
+  # Only once it has: a donor reads the setting when it notices.
   sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = DEFAULT"
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
   rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/window-errno"
@@ -271,6 +273,7 @@ fi
 if scenario second_account; then
   log "a second account cannot touch another's running clone on a $UNDER_TEST donor"
   serve donor
+  wait_donor_idle "$DONOR" >/dev/null
   # The victim: an honest clone, slowed down so that it runs for a while,
   # through a proxy that notes the locator naming it (and has each of its
   # connections ask the donor for a year of idle time first). The intruder, another
@@ -317,6 +320,26 @@ if scenario second_account; then
     check "intruder's $kind: the donor refused it for its account" 1 "$(($(refusals) - refusals_before))"
     check "intruder's $kind: answered within 5 s (after ${answered:-never} s)" 1 "$(awk -v t="${answered:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
   done
+  # The victim's network fails and stays down: its clone waits on the donor
+  # for the recipient to come back. InnoDB would abort a waiting clone for
+  # any new one; another account's new clone must not take its place.
+  donor_log=$ROOTFS$(server_dir donor)/error.log
+  waiting() { grep -c 'Clone Master wait [0-9]* minutes for restart' "$donor_log"; }
+  waits_before=$(waiting)
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  for _ in $(seq 100); do [ "$(waiting)" -gt "$waits_before" ] && break; sleep 0.1; done
+  check "victim's network down: its clone waits on the donor for its recipient" 1 "$(($(waiting) - waits_before))"
+  python3 "$REPO/ci/proxy.py" "$PROXY2" "$DONOR" &
+  proxy2=$!
+  proxy_listening "$PROXY2"
+  intruder_errno=$(errno_of "$INTRUDER" "CLONE INSTANCE FROM intruder@127.0.0.1:$PROXY2 IDENTIFIED BY 'Pass-1234'
+    DATA DIRECTORY = '$(server_dir intruder)/instead'")
+  kill "$proxy2"; wait "$proxy2" 2>/dev/null
+  check "intruder's new clone while the victim's waits: refused by the donor (3634)" "3862 1" \
+    "$intruder_errno $(grep -c "Refused a clone of intruder@%: another account's clone waits for its recipient" "$donor_log")"
+  # The victim's network comes back: its recipient reconnects and resumes.
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" victim "$locator_file" 2>>"$victim_log" &
+  proxy=$!
   wait "$victim"
   kill "$proxy"; wait "$proxy" 2>/dev/null
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
@@ -334,6 +357,7 @@ log "the same servers, without tampering, still clone"
 [ -f "$ROOTFS$(server_dir recipient)/plugin" ] || serve recipient
 dest=$(server_dir recipient)/honest
 sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
+wait_donor_idle "$DONOR" >/dev/null
 check "honest clone succeeds" "0" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR
   IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")"
 check "honest clone holds the table" "1" "$([ -f "$ROOTFS$dest/app/victim.ibd" ] && echo 1)"

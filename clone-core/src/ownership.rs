@@ -137,6 +137,14 @@ impl LiveClones {
         }
     }
 
+    /// Whether a new clone of `owner` must wait: another account's clone
+    /// waits for its recipient. InnoDB would abort that clone to make room
+    /// for any new one (clone0clone.cc, find_free_index); the account that
+    /// started it may give it up so, no other.
+    pub fn another_account_awaits(&self, owner: &str, now: Instant) -> bool {
+        self.clones.lock().iter().any(|c| c.owner != owner && matches!(c.phase, Phase::AwaitingRecipient(since) if now.duration_since(since) <= FORGET_AFTER))
+    }
+
     /// The master on `session` is done with the clone: unless a REINIT took
     /// it over meanwhile, InnoDB has dropped it.
     pub fn ended(&self, key: CloneKey, session: u64) {
@@ -205,6 +213,22 @@ mod tests {
         assert_eq!(live.admit(key(1), "repl@%", 12, Joining::Attach), Err(Denial::NotNow));
         live.ended(key(1), 11);
         assert_eq!(live.admit(key(1), "repl@%", 12, Joining::Reinit), Err(Denial::Unknown));
+    }
+
+    #[test]
+    fn a_clone_waiting_for_its_recipient_keeps_its_place_from_other_accounts() {
+        let now = Instant::now();
+        let live = LiveClones::new();
+        live.started(key(1), "repl@%", 10, now);
+        assert!(!live.another_account_awaits("other@%", now), "a copying clone: InnoDB itself refuses a second one");
+        live.ending(key(1), 10, true, now);
+        assert!(live.another_account_awaits("other@%", now));
+        assert!(!live.another_account_awaits("repl@%", now), "its own account may start over");
+        assert!(!live.another_account_awaits("other@%", now + FORGET_AFTER + Duration::from_secs(1)));
+        assert_eq!(live.admit(key(1), "repl@%", 11, Joining::Reinit), Ok(()));
+        assert!(!live.another_account_awaits("other@%", now), "resumed: copying again");
+        live.ending(key(1), 11, false, now);
+        assert!(!live.another_account_awaits("other@%", now), "ending for good");
     }
 
     #[test]

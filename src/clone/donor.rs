@@ -177,6 +177,10 @@ impl Donor {
         }
         if master && mode == Mode::Start {
             super::check_packet_size(self.thd)?;
+            if LIVE.another_account_awaits(&self.account, Instant::now()) {
+                log::error!(target: "donor", "Refused a clone of {}: another account's clone waits for its recipient to reconnect", self.account);
+                return Err(Error::with_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1));
+            }
         }
         let engines = p.locators.iter().map(|l| self.engine_for(l.db_type)).collect::<Result<Vec<_>, _>>()?;
         let joined = match mode {
