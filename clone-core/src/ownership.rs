@@ -145,6 +145,12 @@ impl LiveClones {
         self.clones.lock().iter().any(|c| c.owner != owner && matches!(c.phase, Phase::AwaitingRecipient(since) if now.duration_since(since) <= FORGET_AFTER))
     }
 
+    /// Whether the clone `key` is copying (its master has not lost its
+    /// recipient, nor begun to end it).
+    pub fn is_copying(&self, key: CloneKey) -> bool {
+        self.clones.lock().iter().any(|c| c.key == key && c.phase == Phase::Copying)
+    }
+
     /// The master on `session` is done with the clone: unless a REINIT took
     /// it over meanwhile, InnoDB has dropped it.
     pub fn ended(&self, key: CloneKey, session: u64) {
@@ -227,8 +233,10 @@ mod tests {
         assert!(!live.another_account_awaits("other@%", now + FORGET_AFTER + Duration::from_secs(1)));
         assert_eq!(live.admit(key(1), "repl@%", 11, Joining::Reinit), Ok(()));
         assert!(!live.another_account_awaits("other@%", now), "resumed: copying again");
+        assert!(live.is_copying(key(1)));
         live.ending(key(1), 11, false, now);
         assert!(!live.another_account_awaits("other@%", now), "ending for good");
+        assert!(!live.is_copying(key(1)));
     }
 
     #[test]

@@ -52,6 +52,9 @@ struct Donor {
     account: String,
     /// The clone this connection runs as its master.
     owned: Option<CloneKey>,
+    /// On an auxiliary connection: the InnoDB clone its last acknowledgement
+    /// named, and that locator.
+    acknowledged: Option<(Engine, CloneKey, Vec<u8>)>,
 }
 
 /// Serves one recipient connection until it exits.
@@ -68,6 +71,7 @@ pub fn serve(thd: Thd) -> Result<(), Error> {
         backup_locked: false,
         account: thd.account().unwrap_or_default(),
         owned: None,
+        acknowledged: None,
     };
     let mut last_error = 0;
     loop {
@@ -295,6 +299,7 @@ impl Donor {
         if engine.is_innodb() {
             let key = CloneKey::of_innodb_locator(locator).ok_or_else(|| self.deny(Denial::Unknown))?;
             LIVE.admit(key, &self.account, self.session(), Joining::Ack).map_err(|d| self.deny(d))?;
+            self.acknowledged = Some((engine, key, locator.to_vec()));
         }
         // InnoDB reads the descriptor only of a successful acknowledgement.
         if error == 0 && engine.is_innodb() {
@@ -312,6 +317,7 @@ impl Donor {
 
     /// Ends the engines' part of this connection and releases the lock.
     fn end(&mut self, error: i32) {
+        self.tell_master_recipient_lost(error);
         // After a network error InnoDB's master waits inside `end` for a
         // REINIT, which may then take the clone over.
         let owned = self.owned.take();
@@ -328,6 +334,25 @@ impl Donor {
             services::backup_unlock(self.thd);
             self.backup_locked = false;
         }
+    }
+}
+
+impl Donor {
+    /// The auxiliary connection broke (a network error): the recipient is
+    /// gone, or will come back with a REINIT. Between states the master
+    /// waits in InnoDB for an acknowledgement and would notice only when a
+    /// keep-alive fails, 5 to 10 s later, holding the clone all that time;
+    /// an acknowledgement carrying the error tells it now, as a failure of
+    /// its own connection would.
+    fn tell_master_recipient_lost(&mut self, error: i32) {
+        let Some((engine, key, locator)) = self.acknowledged.take() else { return };
+        if !super::is_restartable(error) || !LIVE.is_copying(key) {
+            return;
+        }
+        log::info!(target: "donor", "The recipient's acknowledgement connection broke: telling the clone's master");
+        let idle = Sender::new(self.link, self.thd, Caps::NONE, false);
+        let Ok(cbk) = Callback::new(&idle) else { return };
+        let _ = engine.ack(self.thd, &locator, 0, error, cbk.cbk());
     }
 }
 
