@@ -50,6 +50,10 @@ MODE:
                       message, and cuts every connection once it is
                       delivered: the recipient's last block is exactly that
                       one
+  cut-after-ddl       cuts every connection once the master connection has
+                      delivered the first file descriptor of a file DDL
+                      added during the file copy (announced with PAGE
+                      COPY's state, before its START); once
   victim FILE         writes the InnoDB locator of the donor's answer to
                       INIT, in hex, to FILE, and has every connection ask
                       for a year of idle time (SET SESSION wait_timeout)
@@ -82,9 +86,9 @@ DATA_ZSTD = 0xC1  # ours only: block length (4 bytes, little-endian), then a zst
 DATA_CHECKED = 0xC2  # ours only: CRC-32C of the block (4 bytes), then the block
 COM_QUERY, COM_CLONE, COM_INIT, COM_ATTACH, COM_REINIT, COM_ACK, DB_TYPE_INNODB = 3, 0x20, 1, 2, 3, 5, 12
 DESC_STATE, DESC_FILE, DESC_DATA = 3, 4, 5
-STATE_FILE_COPY, STATE_FLAG_START = 2, 1
+STATE_FILE_COPY, STATE_PAGE_COPY, STATE_FLAG_START = 2, 3, 1
 STATE, STATE_CHUNKS, STATE_FILES, STATE_FLAGS, STATE_LEN = 12, 20, 24, 44, 46
-FILE_INDEX, FILE_NAME_LEN, FILE_NAME = 46, 58, 62
+FILE_STATE, FILE_INDEX, FILE_NAME_LEN, FILE_NAME = 12, 46, 58, 62
 DATA_CHUNK, DATA_BLOCK_LEN, DATA_LEN = 20, 32, 52
 done = False
 OUT_OF_SEQUENCE = b"\xffout-of-sequence\xff"  # marks a message to send with a wrong sequence id
@@ -131,7 +135,7 @@ def innodb_desc(payload):
 def stateful_response(conn, payload):
     """The modes that follow the connections: the messages to send instead
     of a donor's response (a list), or None to leave it."""
-    global master_start
+    global master_start, cut_when_delivered
     if conn.hijack_sent is not None:
         waited = time.monotonic() - conn.hijack_sent
         conn.hijack_sent = None
@@ -201,7 +205,11 @@ def stateful_response(conn, payload):
             value = args[0].encode()
             return [payload[:5 + key_len] + struct.pack("<I", len(value)) + value]
     if mode == "hold-cut" and hold_phase == 2 and conn.role == "master" and payload[:1] in (bytes([DATA]), bytes([DATA_CHECKED])):
-        global cut_when_delivered
+        conn.stalled = True
+        cut_when_delivered = True
+        return [payload]
+    if mode == "cut-after-ddl" and not done and conn.role == "master" and parsed and parsed[1] == DESC_FILE \
+            and struct.unpack_from(">I", parsed[0], FILE_STATE)[0] == STATE_PAGE_COPY:
         conn.stalled = True
         cut_when_delivered = True
         return [payload]

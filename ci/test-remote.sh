@@ -156,6 +156,53 @@ scenario clone_under_ddl && clone_under_ddl ours ours
 scenario clone_under_ddl && clone_under_ddl stock ours
 scenario clone_under_ddl && clone_under_ddl ours stock
 
+# resumes_after_ddl DONOR_PLUGIN RECIPIENT_PLUGIN: with clone_block_ddl=OFF
+# the donor creates tables through the file copy; the proxy cuts every
+# connection right after the first file descriptor of those tables (sent
+# before PAGE COPY's START). The donor's restart sends that metadata again,
+# which InnoDB applies as known files: the clone resumes and completes.
+resumes_after_ddl() {
+  local dp=$1 rp=$2 dest writer out proxy plog stop=$ROOTFS$(server_dir donor)/stop-ddl
+  local PROXY=$((PORT + 5))
+  server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
+  server_init recipient
+  server_start recipient "$RECIPIENT" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  plog=$ROOTFS$(server_dir recipient)/proxy.log
+  python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" cut-after-ddl 2>"$plog" &
+  proxy=$!
+  sql "$DONOR" "CREATE DATABASE ddl"
+  ( i=0
+    while [ ! -e "$stop" ]; do
+      i=$((i + 1))
+      sql "$DONOR" "CREATE TABLE ddl.t$i (id INT PRIMARY KEY); INSERT INTO ddl.t$i VALUES (1)" || break
+    done ) &
+  writer=$!
+  dest=$(server_dir cloned)/data
+  rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
+  out=$(sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY', clone_block_ddl=OFF, clone_max_data_bandwidth=40;
+    CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL" 2>&1)
+  touch "$stop"; wait "$writer"; rm -f "$stop"
+  kill "$proxy"; wait "$proxy" 2>/dev/null
+  check "$rp <- $dp cut after DDL metadata: the proxy cut there" "tampered" "$(head -1 "$plog")"
+  check "$rp <- $dp cut after DDL metadata: the clone resumes and succeeds" "" "$out"
+  check "$rp <- $dp cut after DDL metadata: the donor restarted the clone" "1" \
+    "$(grep -c 'Clone Begin Master Task: Restart' "$ROOTFS$(server_dir donor)/error.log" | awk '{print ($1 > 0)}')"
+  server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
+  check "$rp <- $dp cut after DDL metadata: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  local bad="" rows t
+  for t in $(sql "$CLONED" "SELECT table_name FROM information_schema.tables WHERE table_schema='ddl'"); do
+    rows=$(sql "$CLONED" "SELECT COUNT(*) FROM ddl.$t" 2>&1)
+    [ "$rows" = 1 ] || [ "$rows" = 0 ] || bad+=" $t:$rows"
+  done
+  check "$rp <- $dp cut after DDL metadata: every cloned DDL table is readable" "" "$bad"
+  sql "$DONOR" "DROP DATABASE ddl"
+  server_stop cloned; server_stop recipient; server_stop donor
+}
+
+scenario resumes_after_ddl && resumes_after_ddl ours ours
+scenario resumes_after_ddl && resumes_after_ddl stock ours
+scenario resumes_after_ddl && resumes_after_ddl stock stock
+
 if scenario errors; then
 log "errors"
 server_start donor "$DONOR" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
