@@ -204,6 +204,11 @@ checksums() {
   [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
 }
 
+# proxy_listening PORT: waits (5 s at most) until ci/proxy.py accepts on PORT.
+proxy_listening() {
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
+}
+
 # donor_clones PORT: the sessions of server PORT serving a clone as its
 # donor (master, workers, auxiliary; a master waiting for its recipient to
 # reconnect is one of them).

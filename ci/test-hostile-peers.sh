@@ -30,10 +30,6 @@ trap cleanup EXIT
 
 build_plugin
 install_our_plugin
-# proxy_listening PORT: waits (5 s at most) until ci/proxy.py accepts on PORT.
-proxy_listening() {
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
-}
 
 # start NAME PORT PLUGIN: (re)starts a server; the recipient reaches the
 # donor only through the proxy.

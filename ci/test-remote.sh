@@ -170,6 +170,7 @@ resumes_after_ddl() {
   plog=$ROOTFS$(server_dir recipient)/proxy.log
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" cut-after-ddl 2>"$plog" &
   proxy=$!
+  proxy_listening "$PROXY"
   sql "$DONOR" "CREATE DATABASE ddl"
   ( i=0
     while [ ! -e "$stop" ]; do
@@ -261,6 +262,7 @@ resumes() {
   server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" &
   proxy=$!
+  proxy_listening "$PROXY"
   server_init recipient
   server_start recipient "$RECIPIENT" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
   sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY', clone_max_data_bandwidth=40"
@@ -308,6 +310,7 @@ lost_write() {
   server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" hold-cut &
   proxy=$!
+  proxy_listening "$PROXY"
   server_init recipient
   server_start recipient "$RECIPIENT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so $GTID
   sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PROXY', clone_max_data_bandwidth=40,

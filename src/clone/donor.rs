@@ -335,9 +335,7 @@ impl Donor {
             self.backup_locked = false;
         }
     }
-}
 
-impl Donor {
     /// The auxiliary connection broke (a network error): the recipient is
     /// gone, or will come back with a REINIT. Between states the master
     /// waits in InnoDB for an acknowledgement and would notice only when a

@@ -21,7 +21,9 @@
 //!
 //! Layouts: storage/innobase/clone/clone0desc.cc (integers big-endian).
 
+use std::collections::hash_map::RandomState;
 use std::ffi::OsStr;
+use std::hash::BuildHasher;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -271,8 +273,12 @@ pub struct DescriptorGuard {
     /// donor restarts the state it moved to and sends every file DDL
     /// touched again (clone0copy.cc, copy and send_all_ddl_metadata),
     /// and InnoDB takes a file it holds as known (clone0apply.cc,
-    /// apply_file_metadata).
-    appended: Vec<Box<[u8]>>,
+    /// apply_file_metadata). Kept as keyed hashes: up to MAX_FILES names
+    /// of a donor's choosing would otherwise take what it likes here.
+    appended: Vec<u64>,
+    /// The key of those hashes, random: a donor cannot make two names
+    /// collide.
+    names: RandomState,
     /// Data files InnoDB holds in page copy: those of file copy and those
     /// DDL appended before the page copy's START.
     page_files: u32,
@@ -305,6 +311,7 @@ impl DescriptorGuard {
             master_state: 0,
             data_files: 0,
             appended: Vec::new(),
+            names: RandomState::new(),
             page_files: 0,
             redo_files: 0,
         }
@@ -426,7 +433,7 @@ impl DescriptorGuard {
         if desc_state == next && task.state != STATE_REDO_COPY && task.master {
             if index == self.data_files && index < MAX_FILES {
                 self.data_files += 1;
-                self.appended.push(text.into());
+                self.appended.push(self.names.hash_one(text));
                 return Ok(Checked::Pass);
             }
             // Sent again by a restart: the same file, which the donor names
@@ -434,7 +441,7 @@ impl DescriptorGuard {
             // only a flag).
             let first = self.data_files - self.appended.len() as u32;
             if let Some(known) = index.checked_sub(first).and_then(|i| self.appended.get(i as usize)) {
-                return if **known == *text { Ok(Checked::Pass) } else { Err(INVALID_FILE) };
+                return if *known == self.names.hash_one(text) { Ok(Checked::Pass) } else { Err(INVALID_FILE) };
             }
         }
         if index >= files {
