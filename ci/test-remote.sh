@@ -111,6 +111,20 @@ scenario clone_into && clone_into ours ours "SET GLOBAL clone_enable_compression
 scenario clone_into && clone_into ours stock "SET GLOBAL clone_enable_compression=ON;"
 scenario clone_into && clone_into stock ours "SET GLOBAL clone_enable_compression=ON;"
 
+# ddl_tables_off PORT ROWS: the tables of schema ddl on the server at PORT
+# that hold neither ROWS rows nor none, or cannot be read ("table:count").
+# Each statement of the DDL loops commits on its own: a table holds all its
+# rows, or none if the snapshot fell between its CREATE (or TRUNCATE) and
+# its INSERT.
+ddl_tables_off() {
+  local t rows bad=""
+  for t in $(sql "$1" "SELECT table_name FROM information_schema.tables WHERE table_schema='ddl'"); do
+    rows=$(sql "$1" "SELECT COUNT(*) FROM ddl.$t" 2>&1)
+    [ "$rows" = "$2" ] || [ "$rows" = 0 ] || bad+=" $t:$rows"
+  done
+  echo "$bad"
+}
+
 # clone_under_ddl DONOR_PLUGIN RECIPIENT_PLUGIN: with clone_block_ddl=OFF, a
 # throttled clone while the donor creates, alters, renames, truncates and
 # drops tables; the files DDL adds, renames and deletes mid-clone travel as
@@ -140,14 +154,7 @@ clone_under_ddl() {
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
   check "$rp <- $dp under concurrent DDL: checksums of static tables" \
     "$(sql "$DONOR" "CHECKSUM TABLE bench.t1, bench.t2, bench.wide")" "$(sql "$CLONED" "CHECKSUM TABLE bench.t1, bench.t2, bench.wide")"
-  # Each statement commits on its own: a table holds 2 rows, or none if the
-  # snapshot fell between its CREATE (or TRUNCATE) and its INSERT.
-  local bad="" rows
-  for t in $(sql "$CLONED" "SELECT table_name FROM information_schema.tables WHERE table_schema='ddl'"); do
-    rows=$(sql "$CLONED" "SELECT COUNT(*) FROM ddl.$t" 2>&1)
-    [ "$rows" = 2 ] || [ "$rows" = 0 ] || bad+=" $t:$rows"
-  done
-  check "$rp <- $dp under concurrent DDL: every cloned DDL table is readable" "" "$bad"
+  check "$rp <- $dp under concurrent DDL: every cloned DDL table is readable" "" "$(ddl_tables_off "$CLONED" 2)"
   sql "$DONOR" "DROP DATABASE ddl"
   server_stop cloned; server_stop recipient; server_stop donor
 }
@@ -190,12 +197,7 @@ resumes_after_ddl() {
     "$(grep -c 'Clone Begin Master Task: Restart' "$ROOTFS$(server_dir donor)/error.log" | awk '{print ($1 > 0)}')"
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
   check "$rp <- $dp cut after DDL metadata: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
-  local bad="" rows t
-  for t in $(sql "$CLONED" "SELECT table_name FROM information_schema.tables WHERE table_schema='ddl'"); do
-    rows=$(sql "$CLONED" "SELECT COUNT(*) FROM ddl.$t" 2>&1)
-    [ "$rows" = 1 ] || [ "$rows" = 0 ] || bad+=" $t:$rows"
-  done
-  check "$rp <- $dp cut after DDL metadata: every cloned DDL table is readable" "" "$bad"
+  check "$rp <- $dp cut after DDL metadata: every cloned DDL table is readable" "" "$(ddl_tables_off "$CLONED" 1)"
   sql "$DONOR" "DROP DATABASE ddl"
   server_stop cloned; server_stop recipient; server_stop donor
 }

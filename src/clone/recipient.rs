@@ -317,6 +317,13 @@ impl<'r> Recipient<'r> {
             if !is_restartable(e.code()) || attempt >= MAX_ATTEMPTS || self.refusal.lock().is_some() {
                 return Err(e);
             }
+            // A KILL can reach the stream first as a network error (the
+            // server shuts the session's clone socket): it ends the clone,
+            // and `leave` then ends the donor's side, which would otherwise
+            // wait for a reconnection.
+            if self.thd.killed() {
+                return Err(Error::new(message::ER_QUERY_INTERRUPTED));
+            }
             attempt += 1;
             log::info!("Source Network issue: error: {}", e.code());
             self.resume(main)?;
