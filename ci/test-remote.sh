@@ -253,6 +253,16 @@ check "configuration mismatch (3868)" "3868" "$(errno_of "$RECIPIENT" "CLONE INS
 server_stop recipient
 fi
 
+# recipient_copied MIB: waits (10 s at most) until the recipient's FILE
+# COPY has taken more than MIB MiB, so that what comes next lands mid-copy.
+recipient_copied() {
+  local i
+  for i in $(seq 50); do
+    [ "$(sql "$RECIPIENT" "SELECT data > $1 * 1048576 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && return
+    sleep 0.2
+  done
+}
+
 # resumes DONOR_PLUGIN RECIPIENT_PLUGIN: a clone through a TCP proxy whose
 # connections are all cut mid-copy; the recipient reconnects and resumes
 # with COM_REINIT (which our donor lets in only for the clone's own account,
@@ -273,10 +283,7 @@ resumes() {
   ( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'" \
       >"$ROOTFS$(server_dir recipient)/resume.out" 2>&1 ) &
   cl=$!
-  for i in $(seq 50); do
-    [ "$(sql "$RECIPIENT" "SELECT data > 20971520 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && break
-    sleep 0.2
-  done
+  recipient_copied 20
   kill -USR1 "$proxy"
   wait "$cl"
   kill "$proxy"; wait "$proxy" 2>/dev/null
@@ -322,10 +329,7 @@ lost_write() {
   ( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL" \
       >"$ROOTFS$(server_dir recipient)/lost.out" 2>&1 ) &
   cl=$!
-  for i in $(seq 50); do
-    [ "$(sql "$RECIPIENT" "SELECT data > 20971520 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && break
-    sleep 0.2
-  done
+  recipient_copied 20
   kill -USR2 "$proxy"
   # The recipient writes what it got; then its writer has nothing queued.
   pid=$(server_pid recipient)
