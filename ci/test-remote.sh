@@ -229,20 +229,16 @@ sql "$RECIPIENT" "SET GLOBAL clone_max_network_bandwidth=4, clone_autotune_concu
 cl=$!
 for i in $(seq 100); do
   [ "$(sql "$RECIPIENT" "SELECT stage FROM performance_schema.clone_progress WHERE state='In Progress'")" = "FILE COPY" ] &&
-    [ "$(sql "$DONOR" "SELECT COUNT(*) > 0 FROM information_schema.processlist WHERE command LIKE 'Clone%'")" = 1 ] && break
+    [ "$(donor_clones "$DONOR")" -gt 0 ] && break
   sleep 0.1
 done
-check "donor serves the clone while it runs" "1" "$(sql "$DONOR" "SELECT COUNT(*) > 0 FROM information_schema.processlist WHERE command LIKE 'Clone%'")"
+check "donor serves the clone while it runs" "1" "$([ "$(donor_clones "$DONOR")" -gt 0 ] && echo 1)"
 sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT pid FROM performance_schema.clone_status")"
 wait "$cl"
 check "killed remote clone fails with 1317" "1" "$(grep -c '^ERROR 1317' "$ROOTFS$(server_dir recipient)/killed.out")"
 check "killed remote clone leaves its partial directory, as stock" "present" "$([ -e "$ROOTFS$d" ] && echo present || echo absent)"
 rm -rf "${ROOTFS:?}$d"
-for i in $(seq 40); do
-  [ "$(sql "$DONOR" "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Clone%'")" = 0 ] && break
-  sleep 0.5
-done
-check "no clone session left on the donor" "0" "$(sql "$DONOR" "SELECT COUNT(*) FROM information_schema.processlist WHERE command LIKE 'Clone%'")"
+check "no clone session left on the donor (within 20 s)" "0" "$(wait_donor_idle "$DONOR" 20)"
 check "donor can be cloned again right away" "0" "$(errno_of "$RECIPIENT" "SET GLOBAL clone_max_network_bandwidth=DEFAULT; CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'")"
 rm -rf "$ROOTFS$d"
 server_stop recipient
