@@ -52,8 +52,9 @@ done
 bash "$REPO/ci/setup-env.sh" >/dev/null
 build_plugin
 install_our_plugin
+SCRIPT_SERVERS=(bench bench-rcpt)
 cleanup() {
-  server_stop bench; server_stop bench-rcpt
+  stop_script_servers
   ip netns del "$NS" 2>/dev/null || true
   servers_in_memory_end
 }

@@ -18,6 +18,43 @@ scenario() { [ -z "${ONLY:-}" ] || [[ $1 =~ $ONLY ]]; }
 log() { printf '[%s] %s\n' "${LOG_TAG:-ci}" "$*" >&2; }
 fail() { printf '[%s] FAILED: %s\n' "${LOG_TAG:-ci}" "$*" >&2; exit 1; }
 
+# wait_until [--clock] SECONDS [INTERVAL] -- CMD [ARGS...]: polls CMD until
+# it succeeds, sleeping INTERVAL seconds (0.1 if not given; fractions are
+# fine) after each failure; returns 0 once CMD succeeds, 1 once the time is
+# up, and leaves the verdict to the caller (under set -e, `|| true` where
+# the time running out is no failure). The time is counted in tries:
+# SECONDS / INTERVAL of them (at least one), each failed one followed by
+# its sleep, so the time CMD itself takes comes on top. With --clock it is
+# wall time instead (bash's $SECONDS, in whole seconds): CMD runs at least
+# once, and for the last time once SECONDS have passed, with no sleep after.
+# CMD runs in this shell (a function may set its caller's variables), its
+# words expanded once, at the call: a condition with a $(...) to evaluate
+# at every try goes in a small function.
+wait_until() {
+  local _wu_clock=0 _wu_limit _wu_interval=0.1 _wu_start=$SECONDS _wu_tries _wu_try
+  if [ "$1" = --clock ]; then _wu_clock=1; shift; fi
+  _wu_limit=$1; shift
+  if [ "$1" != -- ]; then _wu_interval=$1; shift; fi
+  [ "$1" = -- ] || fail "wait_until: no -- before the command"
+  shift
+  if [ "$_wu_clock" = 1 ]; then
+    while :; do
+      "$@" && return 0
+      [ $((SECONDS - _wu_start)) -ge "$_wu_limit" ] && return 1
+      sleep "$_wu_interval"
+    done
+  fi
+  _wu_tries=$(awk -v s="$_wu_limit" -v i="$_wu_interval" 'BEGIN { n = int(s / i + 0.5); print (n < 1 ? 1 : n) }')
+  for ((_wu_try = 0; _wu_try < _wu_tries; _wu_try++)); do
+    "$@" && return 0
+    sleep "$_wu_interval"
+  done
+  return 1
+}
+
+# pid_gone PID: whether no process PID is left (true for an empty PID).
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # in_root CMD...: runs CMD in the root filesystem (in network namespace
 # $NETNS if set: the servers and clients of a rate-limited link).
 in_root() {
@@ -61,6 +98,25 @@ servers_in_memory_end() {
   if [ -n "${SERVER_ROOT:-}" ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
 }
 
+# SCRIPT_SERVERS: the table of a script's servers, by name, that the script
+# declares before it starts any, e.g. SCRIPT_SERVERS=(donor recipient): its
+# exit trap calls stop_script_servers, which stops each in that order by
+# PID (server_stop: one never started, or already stopped, is skipped).
+# server_start refuses a name the table lacks, which the trap would leave
+# running.
+stop_script_servers() {
+  local name
+  for name in ${SCRIPT_SERVERS[@]+"${SCRIPT_SERVERS[@]}"}; do server_stop "$name"; done
+}
+# in_script_servers NAME: whether NAME is in SCRIPT_SERVERS (or the script
+# has no table).
+in_script_servers() {
+  local name
+  [ -n "${SCRIPT_SERVERS+set}" ] || return 0
+  for name in "${SCRIPT_SERVERS[@]}"; do [ "$name" = "$1" ] && return 0; done
+  return 1
+}
+
 # server_pid NAME: the PID of the running mysqld NAME.
 server_pid() { cat "$ROOTFS$(server_dir "$1")/mysqld.pid"; }
 
@@ -89,6 +145,10 @@ gtid_count() {
     awk -F: '{ for (i = 2; i <= NF; i++) { n = split($i, r, "-"); s += (n == 2 ? r[2] - r[1] + 1 : 1) } } END { print s + 0 }'
 }
 
+# has_gtids PORT SET: whether the server at PORT has executed every
+# transaction of the GTID set SET (a replica caught up to SET).
+has_gtids() { [ "$(sql "$1" "SELECT GTID_SUBSET('$2', @@global.gtid_executed)")" = 1 ]; }
+
 # server_init NAME: a fresh, empty data directory.
 server_init() {
   local d; d=$(server_dir "$1")
@@ -104,6 +164,7 @@ server_init() {
 server_start() {
   local name=$1 port=$2 plugdir=$3; shift 3
   local d; d=$(server_dir "$name")
+  in_script_servers "$name" || fail "server $name is not in SCRIPT_SERVERS (the exit trap would leave it running)"
   [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
   port_free "$port"
   local defaults=--no-defaults
@@ -124,6 +185,7 @@ server_start() {
 server_start_supervised() {
   local name=$1 port=$2 plugdir=$3; shift 3
   local d; d=$(server_dir "$name")
+  in_script_servers "$name" || fail "server $name is not in SCRIPT_SERVERS (the exit trap would leave it running)"
   [ -d "$ROOTFS$d/data" ] || fail "server $name has no data directory"
   port_free "$port"
   (
@@ -143,10 +205,13 @@ server_start_supervised() {
   server_wait "$name" "$port"
 }
 
+# server_answers PORT: whether a server answers on PORT (mysqladmin ping).
+server_answers() { in_root mysqladmin -uroot -h127.0.0.1 -P"$1" --connect-timeout=2 ping >/dev/null 2>&1; }
+
 # port_free PORT: fails if a server already answers there (a test would
 # otherwise talk to it, not to the server it starts).
 port_free() {
-  if in_root mysqladmin -uroot -h127.0.0.1 -P"$1" --connect-timeout=2 ping >/dev/null 2>&1; then
+  if server_answers "$1"; then
     fail "a server already answers on port $1"
   fi
 }
@@ -154,13 +219,7 @@ port_free() {
 # server_wait NAME PORT: waits up to 60 s for the server to answer; fails
 # the script if it does not, or with SOFT_WAIT=1 returns 1.
 server_wait() {
-  local i
-  for i in $(seq 1 120); do
-    if in_root mysqladmin -uroot -h127.0.0.1 -P"$2" --connect-timeout=2 ping >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.5
-  done
+  wait_until 60 0.5 -- server_answers "$2" && return 0
   tail -20 "$ROOTFS$(server_dir "$1")/error.log" >&2
   [ "${SOFT_WAIT:-0}" = 1 ] && { log "server $1 did not come up on port $2"; return 1; }
   fail "server $1 did not come up on port $2"
@@ -168,7 +227,7 @@ server_wait() {
 
 # server_stop NAME: stops the server by PID and waits for it to exit.
 server_stop() {
-  local d pidf pid i
+  local d pidf pid
   d=$ROOTFS$(server_dir "$1")
   pidf=$d/mysqld.pid
   [ -f "$pidf" ] || pidf=$d/supervised.pid
@@ -176,14 +235,14 @@ server_stop() {
   pid=$(cat "$pidf")
   if kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
-    for i in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    wait_until 60 0.5 -- pid_gone "$pid" || true
     kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
   fi
   rm -f "$d/mysqld.pid" "$d/supervised.pid"
   # A supervisor ends by itself once its mysqld stopped without status 16.
   if [ -f "$d/supervisor.pid" ]; then
     pid=$(cat "$d/supervisor.pid")
-    for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    wait_until 10 0.5 -- pid_gone "$pid" || true
     kill "$pid" 2>/dev/null || true
     rm -f "$d/supervisor.pid"
   fi
@@ -195,19 +254,21 @@ sql() {
   in_root mysql -uroot -h127.0.0.1 -P"$port" -N -B -e "$*"
 }
 
-# checksums PORT: "db.table checksum" for every base table of user schemas.
+# checksums PORT [TABLES]: "db.table checksum" lines, sorted, for TABLES (a
+# list as CHECKSUM TABLE takes it: STATIC_TABLES, "app.victim") or, without
+# it, for every base table of the user schemas.
 checksums() {
-  local port=$1 tables
-  tables=$(sql "$port" "SELECT CONCAT('\`',table_schema,'\`.\`',table_name,'\`') FROM information_schema.tables
+  local port=$1 tables=${2:-}
+  [ -n "$tables" ] || tables=$(sql "$port" "SELECT CONCAT('\`',table_schema,'\`.\`',table_name,'\`') FROM information_schema.tables
     WHERE table_type='BASE TABLE' AND table_schema NOT IN ('mysql','sys','performance_schema','information_schema')
     ORDER BY table_schema, table_name" | paste -sd, -)
   [ -n "$tables" ] && sql "$port" "CHECKSUM TABLE $tables" | sort
 }
 
-# proxy_listening PORT: waits (5 s at most) until ci/proxy.py accepts on PORT.
-proxy_listening() {
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
-}
+# proxy_listening PORT: waits (5 s at most) until ci/proxy.py accepts on PORT;
+# returns 1 if it does not.
+proxy_listening() { wait_until 5 0.1 -- port_accepts "$1"; }
+port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # donor_clones PORT: the sessions of server PORT serving a clone as its
 # donor (master, workers, auxiliary; a master waiting for its recipient to
@@ -221,14 +282,13 @@ donor_clones() { sql "$1" "SELECT COUNT(*) FROM information_schema.processlist W
 # notices: a scenario that cuts or kills a recipient and clones again sets
 # that to 0 first. SECONDS (60) bounds a donor that never lets go.
 wait_donor_idle() {
-  local port=$1 limit=${2:-60} start=$SECONDS n
-  while :; do
-    n=$(donor_clones "$port" 2>/dev/null)
-    if [ "$n" = 0 ] || [ $((SECONDS - start)) -ge "$limit" ]; then break; fi
-    sleep 0.1
-  done
+  local port=$1 limit=${2:-60} n
+  wait_until --clock "$limit" 0.1 -- donor_idle "$port" || true
   echo "${n:-no answer}"
 }
+# donor_idle PORT: whether the donor serves no clone, its count in n (of
+# wait_donor_idle).
+donor_idle() { n=$(donor_clones "$1" 2>/dev/null); [ "$n" = 0 ]; }
 
 # unallocated_doublewrite NAME: the doublewrite files of server NAME with
 # blocks left unallocated ("file size blocks-allocated-in-bytes"), none if

@@ -16,7 +16,8 @@ DEMO_MB=${DEMO_MB:-500}
 bash "$REPO/ci/setup-env.sh"
 build_plugin
 install_our_plugin
-trap 'server_stop demo-donor; server_stop demo-recipient' EXIT
+SCRIPT_SERVERS=(demo-donor demo-recipient)
+trap stop_script_servers EXIT
 
 log "starting the donor on 127.0.0.1:$DONOR_PORT with ~$DEMO_MB MB of data"
 server_init demo-donor

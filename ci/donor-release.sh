@@ -23,8 +23,8 @@ while [ $# -gt 0 ]; do
 done
 PORT=${PORT_BASE:-14600}
 DONOR=$PORT FIRST=$((PORT + 1)) SECOND=$((PORT + 2))
-cleanup() { server_stop donor; server_stop first; server_stop second; }
-trap cleanup EXIT
+SCRIPT_SERVERS=(donor first second)
+trap stop_script_servers EXIT
 
 build_plugin
 install_our_plugin
@@ -35,11 +35,25 @@ bash "$REPO/ci/gen-data.sh" "$DONOR" "$MB" || fail "data generation"
 sql "$DONOR" "CREATE USER donor_user IDENTIFIED BY 'Pass-1234'; GRANT BACKUP_ADMIN ON *.* TO donor_user"
 server_stop donor
 
+# logged_since FILE SINCE PATTERN: whether FILE shows PATTERN after byte SINCE.
+logged_since() { tail -c +$(($2 + 1)) "$1" | grep -q "$3"; }
+
+# second_accepted: one clone of the second recipient, into its copy/;
+# fails if the donor refused it (3634), counted in refused; out is its
+# output (both of killed_in).
+second_accepted() {
+  rm -rf "$ROOTFS$(server_dir second)/copy"
+  out=$(sql "$SECOND" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$(server_dir second)/copy'" 2>&1)
+  [[ "$out" == *"3634"* ]] || return 0
+  refused=$((refused + 1))
+  return 1
+}
+
 # killed_in PLUGIN STAGE: a throttled clone of the first recipient, under
 # writes on the donor, killed -9 once its InnoDB applies STAGE; then the
 # second recipient clones until the donor accepts. Prints one row.
 killed_in() {
-  local plugin=$1 stage=$2 clone writer stop=$ROOTFS$(server_dir donor)/stop-writer elog since i t0 took out refused=0
+  local plugin=$1 stage=$2 clone writer stop=$ROOTFS$(server_dir donor)/stop-writer elog since t0 took out refused=0
   server_init first
   server_start first "$FIRST" "$(plugin_dir "$plugin")" --plugin-load-add=mysql_clone.so
   elog=$ROOTFS$(server_dir first)/error.log
@@ -49,19 +63,13 @@ killed_in() {
   ( sql "$FIRST" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR', clone_max_data_bandwidth=4;
       CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$(server_dir first)/copy'" >/dev/null 2>&1 ) &
   clone=$!
-  for i in $(seq 12000); do tail -c +$((since + 1)) "$elog" | grep -q "Clone Apply State $stage" && break; sleep 0.01; done
+  wait_until 120 0.01 -- logged_since "$elog" "$since" "Clone Apply State $stage"
   kill -9 "$(server_pid first)"
   t0=$(date +%s.%N)
   wait "$clone" 2>/dev/null
   touch "$stop"; wait "$writer"; rm -f "$stop"
   rm -f "$ROOTFS$(server_dir first)/mysqld.pid" "$ROOTFS$(server_dir first)/supervised.pid"
-  for i in $(seq 3000); do
-    rm -rf "$ROOTFS$(server_dir second)/copy"
-    out=$(sql "$SECOND" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$(server_dir second)/copy'" 2>&1)
-    [[ "$out" == *"3634"* ]] || break
-    refused=$((refused + 1))
-    sleep 0.1
-  done
+  wait_until 300 0.1 -- second_accepted
   took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   printf '%-6s %-10s %8s s %8s  %s\n' "$plugin" "$stage" "$took" "$refused" "${out:-accepted}"
   rm -rf "$ROOTFS$(server_dir second)/copy"

@@ -31,8 +31,9 @@ build_plugin
 install_our_plugin
 OUT=$CACHE/profile
 mkdir -p "$OUT"
+SCRIPT_SERVERS=(bench bench-rcpt)
 cleanup() {
-  server_stop bench; server_stop bench-rcpt
+  stop_script_servers
   servers_in_memory_end
 }
 trap cleanup EXIT

@@ -41,8 +41,8 @@ OPTS="--plugin-load-add=mysql_clone.so --gtid-mode=ON --enforce-gtid-consistency
 # The donor drops a clone whose recipient was killed as soon as it notices
 # (it would wait 5 minutes for a reconnection): the next clone waits for that.
 DONOR_OPTS="$OPTS --clone-donor-timeout-after-network-failure=0"
-cleanup() { server_stop $D; server_stop $R; server_stop $C; }
-trap cleanup EXIT
+SCRIPT_SERVERS=("$D" "$R" "$C")
+trap stop_script_servers EXIT
 
 rdir() { echo "$ROOTFS$(server_dir $R)"; }
 restarts() { grep -c '^16$' "$(rdir)/exit-codes" 2>/dev/null || echo 0; }
@@ -58,34 +58,24 @@ recipient_pid() {
 
 # kill_recipient: SIGKILL, then waits for the supervisor to give up.
 kill_recipient() {
-  local pid sup i
+  local pid sup
   pid=$(recipient_pid) && kill -9 "$pid"
   sup=$(cat "$(rdir)/supervisor.pid" 2>/dev/null)
-  for i in $(seq 100); do kill -0 "$sup" 2>/dev/null || break; sleep 0.1; done
+  wait_until 10 0.1 -- pid_gone "$sup"
   rm -f "$(rdir)/mysqld.pid" "$(rdir)/supervised.pid" "$(rdir)/supervisor.pid"
 }
 
 # wait_copied MIB: until the recipient's clone has written MIB MiB of its
 # FILE COPY (clone_progress), so that a kill lands mid-copy; at most 60 s.
-wait_copied() {
-  local i
-  for i in $(seq 600); do
-    [ "$(sql "$RECIPIENT" "SELECT COALESCE(MAX(data), 0) >= $1 * 1048576 FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'" 2>/dev/null)" = 1 ] && return 0
-    sleep 0.1
-  done
-  return 1
+wait_copied() { wait_until 60 0.1 -- copied_at_least "$1"; }
+copied_at_least() {
+  [ "$(sql "$RECIPIENT" "SELECT COALESCE(MAX(data), 0) >= $1 * 1048576 FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'" 2>/dev/null)" = 1 ]
 }
 
 # wait_log_line SINCE PATTERN [SECONDS]: until the recipient's error log
 # shows PATTERN after byte SINCE.
-wait_log_line() {
-  local i
-  for i in $(seq $((${3:-60} * 100))); do
-    log_since "$1" | grep -q "$2" && return 0
-    sleep 0.01
-  done
-  return 1
-}
+wait_log_line() { wait_until "${3:-60}" 0.01 -- logged_since "$1" "$2"; }
+logged_since() { log_since "$1" | grep -q "$2"; }
 
 # clone_in_place [SQL before CLONE]: prints the statement's error, if any.
 # A donor that has not yet seen its last recipient die still holds that
@@ -99,10 +89,11 @@ clone_in_place() {
 # wait_restarted BEFORE: until the recipient's supervisor has seen more than
 # BEFORE restarts and the new server answers.
 wait_restarted() {
-  local i
-  for i in $(seq 600); do [ "$(restarts)" -gt "$1" ] && break; sleep 0.1; done
+  wait_until 60 0.1 -- restarted_since "$1"
   SOFT_WAIT=1 server_wait $R "$RECIPIENT"
 }
+# restarted_since BEFORE: the supervisor has seen more than BEFORE restarts.
+restarted_since() { [ "$(restarts)" -gt "$1" ]; }
 
 # reclone TAG: an in-place clone that must succeed, and the server back on it.
 reclone() {
@@ -149,6 +140,10 @@ fresh_recipient() {
   wait_restarted 0
 }
 
+# restarted_and_running BEFORE: more than BEFORE restarts, and a mysqld
+# runs under the supervisor.
+restarted_and_running() { restarted_since "$1" && recipient_pid >/dev/null; }
+
 # after_restart DELAY: clones in place, kills the recipient DELAY seconds
 # after the clone's restart (or "recovery": during the restart's recovery),
 # starts it again and checks it.
@@ -159,8 +154,7 @@ after_restart() {
   own_work
   before=$(restarts) since=$(log_size)
   check "$tag: CLONE INSTANCE returns" "" "$(clone_in_place)"
-  local i
-  for i in $(seq 3000); do [ "$(restarts)" -gt "$before" ] && recipient_pid >/dev/null && break; sleep 0.01; done
+  wait_until 30 0.01 -- restarted_and_running "$before"
   if [ "$delay" = recovery ]; then
     wait_log_line "$since" "Clone Fixup" 60
   else
@@ -204,9 +198,9 @@ throttled_clone_killed() {
 }
 
 server_stop_hard() {
-  local pidf pid i; pidf=$ROOTFS$(server_dir "$1")/mysqld.pid
+  local pidf pid; pidf=$ROOTFS$(server_dir "$1")/mysqld.pid
   pid=$(cat "$pidf" 2>/dev/null) && kill -9 "$pid" 2>/dev/null
-  for i in $(seq 100); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  wait_until 5 0.05 -- pid_gone "$pid"
   rm -f "$pidf" "$ROOTFS$(server_dir "$1")/supervised.pid"
 }
 
@@ -237,10 +231,7 @@ if [ "$ONLY" != in-copy ]; then
     SOURCE_PASSWORD='Repl-1234', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA"
   sql "$DONOR" "CREATE TABLE bench.after_crash (id INT PRIMARY KEY); INSERT INTO bench.after_crash VALUES (1), (2); UPDATE bench.t4 SET k = k + 1 WHERE id < 100"
   target=$(sql "$DONOR" "SELECT @@global.gtid_executed")
-  for i in $(seq 120); do
-    [ "$(sql "$RECIPIENT" "SELECT GTID_SUBSET('$target', @@global.gtid_executed)")" = 1 ] && break
-    sleep 0.5
-  done
+  wait_until 60 0.5 -- has_gtids "$RECIPIENT" "$target"
   check "after the crashes the recipient replicates the donor's new writes" "$(checksums "$DONOR")" "$(checksums "$RECIPIENT")"
   sql "$RECIPIENT" "STOP REPLICA; RESET REPLICA ALL"
 fi

@@ -11,8 +11,8 @@ LOG_TAG=test-gr
 SEED=${PORT_BASE:-13900}
 JOINER=$((SEED + 1))
 GCS_SEED=$((SEED + 10)) GCS_JOINER=$((SEED + 11))
-cleanup() { server_stop gr-joiner; server_stop gr-seed; }
-trap cleanup EXIT
+SCRIPT_SERVERS=(gr-joiner gr-seed)
+trap stop_script_servers EXIT
 
 gr_options() { # gr_options GCS_PORT REPORT_PORT
   echo --plugin-load-add=mysql_clone.so --plugin-load-add=group_replication.so \
@@ -30,14 +30,9 @@ recovery_user="SET SQL_LOG_BIN=0;
   SET SQL_LOG_BIN=1;
   CHANGE REPLICATION SOURCE TO SOURCE_USER='rpl_user', SOURCE_PASSWORD='Rpl-Pass-1' FOR CHANNEL 'group_replication_recovery'"
 member_state() { sql "$1" "SELECT member_state FROM performance_schema.replication_group_members WHERE member_port=$2"; }
-wait_state() { # wait_state PORT MEMBER_PORT STATE SECONDS
-  local i
-  for i in $(seq 1 $(($4 * 2))); do
-    [ "$(member_state "$1" "$2" 2>/dev/null)" = "$3" ] && return 0
-    sleep 0.5
-  done
-  return 1
-}
+# wait_state PORT MEMBER_PORT STATE SECONDS: until the member is in STATE.
+wait_state() { wait_until "$4" 0.5 -- in_state "$1" "$2" "$3"; }
+in_state() { [ "$(member_state "$1" "$2" 2>/dev/null)" = "$3" ]; }
 
 build_plugin
 install_our_plugin
@@ -56,10 +51,7 @@ server_init gr-joiner
 server_start_supervised gr-joiner "$JOINER" "$OUR_PLUGIN_DIR" $(gr_options $GCS_JOINER $JOINER)
 sql "$JOINER" "$recovery_user; START GROUP_REPLICATION"
 # The joiner clones, exits with status 16 and is started again.
-for i in $(seq 1 240); do
-  [ -s "$ROOTFS$(server_dir gr-joiner)/exit-codes" ] && break
-  sleep 0.5
-done
+wait_until 120 0.5 -- [ -s "$ROOTFS$(server_dir gr-joiner)/exit-codes" ]
 check "joiner restarted after clone (status 16)" "16" "$(head -1 "$ROOTFS$(server_dir gr-joiner)/exit-codes" 2>/dev/null)"
 server_wait gr-joiner "$JOINER"
 check "joiner's clone_status" "Completed	0	127.0.0.1:$SEED" \
@@ -69,11 +61,10 @@ wait_state "$JOINER" "$JOINER" ONLINE 120
 check "joiner ONLINE" "ONLINE" "$(member_state "$JOINER" "$JOINER")"
 check "seed sees two ONLINE members" "2" "$(sql "$SEED" "SELECT COUNT(*) FROM performance_schema.replication_group_members WHERE member_state='ONLINE'")"
 sql "$SEED" "CREATE TABLE bench.after_join (id INT PRIMARY KEY); INSERT INTO bench.after_join VALUES (1), (2)"
-for i in $(seq 60); do
-  [ "$(sql "$JOINER" "SELECT COUNT(*) FROM information_schema.tables WHERE table_name='after_join'" 2>/dev/null)" = 1 ] && break
-  sleep 0.5
-done
-for i in $(seq 60); do [ "$(checksums "$SEED")" = "$(checksums "$JOINER")" ] && break; sleep 0.5; done
+joiner_has_after_join() { [ "$(sql "$JOINER" "SELECT COUNT(*) FROM information_schema.tables WHERE table_name='after_join'" 2>/dev/null)" = 1 ]; }
+wait_until 30 0.5 -- joiner_has_after_join
+same_checksums() { [ "$(checksums "$SEED")" = "$(checksums "$JOINER")" ]; }
+wait_until 30 0.5 -- same_checksums
 check "joiner has the group's data" "$(checksums "$SEED")" "$(checksums "$JOINER")"
 check "joiner's gtid_executed equals the seed's" "$(sql "$SEED" "SELECT @@global.gtid_executed")" "$(sql "$JOINER" "SELECT @@global.gtid_executed")"
 

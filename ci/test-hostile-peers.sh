@@ -25,8 +25,8 @@ UNDER_TEST=ours
 [ "${1:-}" = --stock ] && UNDER_TEST=stock
 PORT=${PORT_BASE:-14000}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) INTRUDER=$((PORT + 2)) PROXY=$((PORT + 5)) PROXY2=$((PORT + 6))
-cleanup() { server_stop donor; server_stop recipient; server_stop intruder; server_stop victimcopy; }
-trap cleanup EXIT
+SCRIPT_SERVERS=(donor recipient intruder victimcopy)
+trap stop_script_servers EXIT
 
 build_plugin
 install_our_plugin
@@ -163,7 +163,7 @@ if scenario kill; then
     errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
       DATA DIRECTORY = '$dest' REQUIRE NO SSL" >"$errno_file" &
     clone=$!
-    for _ in $(seq 300); do grep -q tampered "$proxy_log" 2>/dev/null && break; sleep 0.1; done
+    wait_until 30 0.1 -- grep -q tampered "$proxy_log" 2>/dev/null
   }
   # kill_clone NAME ERRNO_FILE: KILL QUERY of the running CLONE INSTANCE (the
   # background job $clone, which writes its error number to ERRNO_FILE) must
@@ -182,13 +182,16 @@ if scenario kill; then
   copied() { sql "$RECIPIENT" "SELECT data FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'"; }
   # wait_stalled: until the copy stands still for half a second (10 s at most).
   wait_stalled() {
-    local last=-1 now
-    for _ in $(seq 20); do
-      now=$(copied)
-      [ "$now" = "$last" ] && return
-      last=$now
-      sleep 0.5
-    done
+    local last=-1
+    wait_until 10 0.5 -- copy_stands_still
+  }
+  # copy_stands_still: whether the copy is where it was at the last try
+  # (last, of wait_stalled), which it then moves to where it is now.
+  copy_stands_still() {
+    local now; now=$(copied)
+    [ "$now" = "$last" ] && return 0
+    last=$now
+    return 1
   }
   # The donor never answers the first acknowledgement: the recipient waits on
   # its auxiliary connection, which the server's KILL does not wake.
@@ -220,10 +223,12 @@ if scenario kill; then
   tampered_clone_in_background "$ROOTFS/tmp/window-errno" reconnect-window 4294967295
   check "reconnect window: the donor announced 2^32-1 minutes" "tampered" "$(head -1 "$proxy_log")"
   # The network fails in the middle of the copy.
-  for _ in $(seq 100); do [ "$(copied)" -gt 0 ] 2>/dev/null && break; sleep 0.1; done
+  copy_started() { [ "$(copied)" -gt 0 ] 2>/dev/null; }
+  wait_until 10 0.1 -- copy_started
   # The proxy goes away with every connection: nothing to reconnect to.
   kill "$proxy"; wait "$proxy" 2>/dev/null
-  for _ in $(seq 150); do [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ] && break; sleep 0.1; done
+  reconnect_logged() { [ "$(grep -c 'Source re-connect for at most' "$recipient_log")" -gt "$logged_before" ]; }
+  wait_until 15 0.1 -- reconnect_logged
   check "reconnect window: the recipient reconnects for 30 minutes at most" \
     "Source re-connect for at most 30 minutes" "$(grep -o 'Source re-connect for at most [0-9]* minutes' "$recipient_log" | tail -1)"
   kill_clone "reconnecting" "$ROOTFS/tmp/window-errno"
@@ -292,7 +297,7 @@ if scenario second_account; then
   errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'
     DATA DIRECTORY = '$victim_dest' REQUIRE NO SSL" >"$ROOTFS/tmp/victim-errno" &
   victim=$!
-  for _ in $(seq 100); do [ -s "$locator_file" ] && break; sleep 0.1; done
+  wait_until 10 0.1 -- [ -s "$locator_file" ]
   check "victim clone: its locator is known" 1 "$([ -s "$locator_file" ] && echo 1)"
   # However long a recipient asked to idle, the donor waits at most 8 hours
   # for its next command while it holds the clone slot and the backup lock.
@@ -323,7 +328,8 @@ if scenario second_account; then
   waiting() { grep -c 'Clone Master wait [0-9]* minutes for restart' "$donor_log"; }
   waits_before=$(waiting)
   kill "$proxy"; wait "$proxy" 2>/dev/null
-  for _ in $(seq 100); do [ "$(waiting)" -gt "$waits_before" ] && break; sleep 0.1; done
+  victim_waits() { [ "$(waiting)" -gt "$waits_before" ]; }
+  wait_until 10 0.1 -- victim_waits
   check "victim's network down: its clone waits on the donor for its recipient" 1 "$(($(waiting) - waits_before))"
   python3 "$REPO/ci/proxy.py" "$PROXY2" "$DONOR" &
   proxy2=$!
@@ -341,8 +347,8 @@ if scenario second_account; then
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
   check "victim clone: succeeds" 0 "$(cat "$ROOTFS/tmp/victim-errno")"
   server_start victimcopy "$((PORT + 3))" "$OUR_PLUGIN_DIR"
-  check "victim clone: its data equals the donor's" "$(sql "$DONOR" "CHECKSUM TABLE app.victim")" \
-    "$(sql "$((PORT + 3))" "CHECKSUM TABLE app.victim" 2>&1)"
+  check "victim clone: its data equals the donor's" "$(checksums "$DONOR" app.victim)" \
+    "$(checksums "$((PORT + 3))" app.victim 2>&1)"
   server_stop victimcopy
   server_stop intruder
   rm -rf "${ROOTFS:?}$(server_dir victimcopy)" "$locator_file" "$victim_log" "$ROOTFS/tmp/victim-errno"

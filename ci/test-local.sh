@@ -13,8 +13,8 @@ PORT=${PORT_BASE:-13400}
 CLONE_PORT=$((PORT + 1))
 ROWS_MB=${TEST_DATA_MB:-300}
 
-cleanup() { server_stop donor; server_stop cloned; }
-trap cleanup EXIT
+SCRIPT_SERVERS=(donor cloned)
+trap stop_script_servers EXIT
 
 build_plugin
 install_our_plugin
@@ -50,7 +50,8 @@ if scenario snapshot; then
       [ -e "$ROOTFS$(server_dir donor)/stop-writer" ] && break
     done ) &
   writer=$!
-  for i in $(seq 100); do [ "$(sql "$PORT" "SELECT COUNT(*) > 0 FROM bench.live")" = 1 ] && break; sleep 0.1; done
+  live_has_rows() { [ "$(sql "$PORT" "SELECT COUNT(*) > 0 FROM bench.live")" = 1 ]; }
+  wait_until 10 0.1 -- live_has_rows
   before_clone=$(sql "$PORT" "SELECT COALESCE(MAX(id), 0) FROM bench.live")
   dest=$(server_dir cloned)/data
   rm -rf "$ROOTFS$(server_dir cloned)"; mkdir -p "$ROOTFS$(server_dir cloned)"/{files,tmp}
@@ -72,7 +73,7 @@ if scenario snapshot; then
 
   log "starting a server on the clone"
   server_start cloned "$CLONE_PORT" "$OUR_PLUGIN_DIR"
-  check "checksums of static tables match" "$(sql "$PORT" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONE_PORT" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "checksums of static tables match" "$(checksums "$PORT" "$STATIC_TABLES")" "$(checksums "$CLONE_PORT" "$STATIC_TABLES")"
   max=$(sql "$CLONE_PORT" "SELECT COALESCE(MAX(id),0) FROM bench.live")
   q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
   check "live table is a consistent snapshot (ids <= $max)" "$(sql "$PORT" "$q")" "$(sql "$CLONE_PORT" "$q")"
@@ -89,9 +90,8 @@ if scenario kill; then
   sql "$PORT" "SET GLOBAL clone_max_data_bandwidth=8, clone_max_concurrency=1"
   ( sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$slow'" >"$ROOTFS$(server_dir donor)/slow.out" 2>&1 ) &
   cl=$!
-  for i in $(seq 100); do
-    [ "$(sql "$PORT" "SELECT stage FROM performance_schema.clone_progress WHERE state = 'In Progress'")" = "FILE COPY" ] && break; sleep 0.1
-  done
+  in_file_copy() { [ "$(sql "$PORT" "SELECT stage FROM performance_schema.clone_progress WHERE state = 'In Progress'")" = "FILE COPY" ]; }
+  wait_until 10 0.1 -- in_file_copy
   check "second concurrent clone refused (3634)" "3634" "$(errno_of "$PORT" "CLONE LOCAL DATA DIRECTORY = '$(server_dir donor)/files/other'")"
   check "UNINSTALL refused while cloning (1883)" "1883" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
   id=$(sql "$PORT" "SELECT pid FROM performance_schema.clone_status")

@@ -18,8 +18,9 @@ SMALL_FS=$CACHE/provisioning-small.img
 SMALL_MNT=$ROOTFS/clone-rs/prov-small
 OTHER_FS=$CACHE/provisioning-other.img
 OTHER_MNT=$ROOTFS/clone-rs/prov-ext-other
+SCRIPT_SERVERS=(prov-donor prov-recipient prov-small/srv prov-cloned)
 cleanup() {
-  server_stop prov-donor; server_stop prov-recipient; server_stop prov-small/srv; server_stop prov-cloned
+  stop_script_servers
   mountpoint -q "$SMALL_MNT" && umount "$SMALL_MNT"
   mountpoint -q "$OTHER_MNT" && umount "$OTHER_MNT"
   rm -f "$SMALL_FS" "$OTHER_FS"
@@ -55,7 +56,7 @@ recipient_with_data() {
     CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY, v VARCHAR(64));
     INSERT INTO mine.t VALUES (1, 'kept'), (2, 'also kept')"
 }
-mine() { sql "$1" "CHECKSUM TABLE mine.t" 2>&1; }
+mine() { checksums "$1" mine.t 2>&1; }
 
 # dry_runs DONOR_PLUGIN: the dry run from that donor, into a new directory
 # and in place; then a real clone from the same donor, which it can serve
@@ -110,7 +111,7 @@ dry_runs() {
   dry "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'" >/dev/null
   check "after a dry run <- $dp: the real clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
   server_start prov-cloned "$CLONED" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
-  check "after a dry run <- $dp: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "after a dry run <- $dp: checksums" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$CLONED" "$STATIC_TABLES")"
   server_stop prov-cloned; server_stop prov-recipient
 
   # Without a supervisor the in-place clone would end with the server shut down.
@@ -249,7 +250,7 @@ space_band() {
   check "band $side F, $rp: the clone's outcome" "$want" "$(errno_in "$out")"
   if [ "$side" = above ]; then
     server_wait prov-small/srv "$SMALL"
-    check "band above F, $rp: the clone's checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$SMALL" "CHECKSUM TABLE $STATIC_TABLES")"
+    check "band above F, $rp: the clone's checksums" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$SMALL" "$STATIC_TABLES")"
   elif [ "$rp" = ours ]; then
     check "band below F, ours: refused before the drop, user data kept" "$before 0" "$(mine "$SMALL") $(grep -c 'Clone removing all user data' "$elog")"
     check "band below F, ours: the refusal says what was counted" "1" "$(grep -c "$counted" <<<"$out")"
@@ -298,7 +299,7 @@ exclude_plugins() {
     "$(errno_in "$out") $(grep -c 'plugin EXAMPLE is not active here and not needed' <<<"$out")"
   check "exclusions <- $dp: the clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM DATA DIRECTORY = '$dest'")"
   server_start prov-cloned "$CLONED" "$lean" --plugin-load-add=mysql_clone.so
-  check "exclusions <- $dp: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "exclusions <- $dp: checksums" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$CLONED" "$STATIC_TABLES")"
   sql "$DONOR" "UNINSTALL PLUGIN EXAMPLE"
   server_stop prov-cloned; server_stop prov-recipient; server_stop prov-donor
   rm -rf "$ROOTFS$lean"
@@ -318,7 +319,7 @@ watch_clone() {
   "$REPO/target/release/clone-watch" --mysql "chroot $ROOTFS mysql" -h 127.0.0.1 -P "$RECIPIENT" -u root --interval 0.3 >"$out" 2>&1 &
   watch=$!
   check "clone-watch: the in-place clone succeeds" "0" "$(errno_of "$RECIPIENT" "$CLONE_FROM")"
-  for _ in $(seq 240); do kill -0 "$watch" 2>/dev/null || break; sleep 0.5; done
+  wait_until 120 0.5 -- pid_gone "$watch"
   kill "$watch" 2>/dev/null
   wait "$watch"; rc=$?
   log "clone-watch printed:"; sed 's/^/    /' "$out" >&2
@@ -329,7 +330,7 @@ watch_clone() {
   check "clone-watch: the summary, with the donor's binary log position" "2" \
     "$(grep -cE "^Completed in [0-9:]+$|^  donor's binary log position: binlog[.][0-9]+:[0-9]+$" "$out")"
   server_wait prov-recipient "$RECIPIENT"
-  check "clone-watch: the clone's checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$RECIPIENT" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "clone-watch: the clone's checksums" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$RECIPIENT" "$STATIC_TABLES")"
   server_stop prov-recipient; server_stop prov-donor
 }
 

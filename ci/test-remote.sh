@@ -12,8 +12,8 @@ SERVERS=remote
 
 PORT=${PORT_BASE:-13800}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) CLONED=$((PORT + 2))
-cleanup() { server_stop donor; server_stop recipient; server_stop cloned; }
-trap cleanup EXIT
+SCRIPT_SERVERS=(donor recipient cloned)
+trap stop_script_servers EXIT
 
 GTID="--gtid-mode=ON --enforce-gtid-consistency=ON"
 build_plugin
@@ -86,7 +86,7 @@ clone_into() {
   [ "$rp" = ours ] && check "$rp <- $dp: no unwritten extents in the cloned files" "" \
     "$(unwritten_extents "$ROOTFS$dest" | paste -sd' ' -)"
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
-  check "$rp <- $dp: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "$rp <- $dp: checksums of static tables" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$CLONED" "$STATIC_TABLES")"
   local max q
   max=$(sql "$CLONED" "SELECT COALESCE(MAX(id),0) FROM bench.live")
   q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
@@ -153,7 +153,7 @@ clone_under_ddl() {
     "$(grep -c 'Clone DDL APPLY' "$ROOTFS$(server_dir recipient)/error.log" | awk '{print ($1 > 0)}')"
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
   check "$rp <- $dp under concurrent DDL: checksums of static tables" \
-    "$(sql "$DONOR" "CHECKSUM TABLE bench.t1, bench.t2, bench.wide")" "$(sql "$CLONED" "CHECKSUM TABLE bench.t1, bench.t2, bench.wide")"
+    "$(checksums "$DONOR" "bench.t1, bench.t2, bench.wide")" "$(checksums "$CLONED" "bench.t1, bench.t2, bench.wide")"
   check "$rp <- $dp under concurrent DDL: every cloned DDL table is readable" "" "$(ddl_tables_off "$CLONED" 2)"
   sql "$DONOR" "DROP DATABASE ddl"
   server_stop cloned; server_stop recipient; server_stop donor
@@ -196,7 +196,7 @@ resumes_after_ddl() {
   check "$rp <- $dp cut after DDL metadata: the donor restarted the clone" "1" \
     "$(grep -c 'Clone Begin Master Task: Restart' "$ROOTFS$(server_dir donor)/error.log" | awk '{print ($1 > 0)}')"
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
-  check "$rp <- $dp cut after DDL metadata: checksums of static tables" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "$rp <- $dp cut after DDL metadata: checksums of static tables" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$CLONED" "$STATIC_TABLES")"
   check "$rp <- $dp cut after DDL metadata: every cloned DDL table is readable" "" "$(ddl_tables_off "$CLONED" 1)"
   sql "$DONOR" "DROP DATABASE ddl"
   server_stop cloned; server_stop recipient; server_stop donor
@@ -227,11 +227,12 @@ sql "$RECIPIENT" "SET GLOBAL clone_max_network_bandwidth=4, clone_autotune_concu
 ( sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$d'" \
     >"$ROOTFS$(server_dir recipient)/killed.out" 2>&1 ) &
 cl=$!
-for i in $(seq 100); do
+# copying_from_donor: the recipient is in FILE COPY and the donor serves it.
+copying_from_donor() {
   [ "$(sql "$RECIPIENT" "SELECT stage FROM performance_schema.clone_progress WHERE state='In Progress'")" = "FILE COPY" ] &&
-    [ "$(donor_clones "$DONOR")" -gt 0 ] && break
-  sleep 0.1
-done
+    [ "$(donor_clones "$DONOR")" -gt 0 ]
+}
+wait_until 10 0.1 -- copying_from_donor
 check "donor serves the clone while it runs" "1" "$([ "$(donor_clones "$DONOR")" -gt 0 ] && echo 1)"
 sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT pid FROM performance_schema.clone_status")"
 wait "$cl"
@@ -251,12 +252,9 @@ fi
 
 # recipient_copied MIB: waits (10 s at most) until the recipient's FILE
 # COPY has taken more than MIB MiB, so that what comes next lands mid-copy.
-recipient_copied() {
-  local i
-  for i in $(seq 50); do
-    [ "$(sql "$RECIPIENT" "SELECT data > $1 * 1048576 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ] && return
-    sleep 0.2
-  done
+recipient_copied() { wait_until 10 0.2 -- copied_more_than "$1"; }
+copied_more_than() {
+  [ "$(sql "$RECIPIENT" "SELECT data > $1 * 1048576 FROM performance_schema.clone_progress WHERE stage='FILE COPY'")" = 1 ]
 }
 
 # resumes DONOR_PLUGIN RECIPIENT_PLUGIN: a clone through a TCP proxy whose
@@ -291,7 +289,7 @@ resumes() {
   check "$rp <- $dp: resumed clone's status" "Completed	0" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status")"
   server_stop recipient
   server_start cloned "$CLONED" "$(plugin_dir "$rp")" --plugin-load-add=mysql_clone.so $GTID
-  check "$rp <- $dp: resumed clone: checksums" "$(sql "$DONOR" "CHECKSUM TABLE $STATIC_TABLES")" "$(sql "$CLONED" "CHECKSUM TABLE $STATIC_TABLES")"
+  check "$rp <- $dp: resumed clone: checksums" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$CLONED" "$STATIC_TABLES")"
   server_stop cloned
 }
 
@@ -300,6 +298,11 @@ scenario resumes && resumes ours ours
 scenario resumes && resumes ours stock
 scenario resumes && resumes stock ours
 server_stop donor
+
+# thread_sleeping PID TID: whether thread TID of process PID is asleep (S).
+thread_sleeping() {
+  [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/"$1"/task/"$2"/status 2>/dev/null)" = S ]
+}
 
 # lost_write DONOR_PLUGIN: a write of the recipient's writer thread fails
 # while the network fails. The proxy holds the donor's stream until the
@@ -310,7 +313,7 @@ server_stop donor
 # was handed over, so a resume would skip it: the clone must fail with the
 # write's error, never resume past it and complete.
 lost_write() {
-  local dp=$1 dest cl proxy tracer pid tid i out
+  local dp=$1 dest cl proxy tracer pid tid out
   local PROXY=$((PORT + 5)) trace=$ROOTFS$(server_dir recipient)/strace.out
   server_start donor "$DONOR" "$(plugin_dir "$dp")" --plugin-load-add=mysql_clone.so $GTID
   python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" hold-cut &
@@ -330,16 +333,13 @@ lost_write() {
   # The recipient writes what it got; then its writer has nothing queued.
   pid=$(server_pid recipient)
   tid=$(grep -lx clone_write /proc/"$pid"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
-  for i in $(seq 50); do
-    [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' /proc/"$pid"/task/"$tid"/status 2>/dev/null)" = S ] && break
-    sleep 0.1
-  done
+  wait_until 5 0.1 -- thread_sleeping "$pid" "$tid"
   sleep 1
   strace -qq -p "$tid" -e trace=pwrite64 -e inject=pwrite64:error=ENOSPC:delay_enter=3000000:when=1 -o "$trace" &
   tracer=$!
   sleep 0.5
   kill -USR2 "$proxy"
-  for i in $(seq 100); do grep -q INJECTED "$trace" 2>/dev/null && break; sleep 0.1; done
+  wait_until 10 0.1 -- grep -q INJECTED "$trace" 2>/dev/null
   kill "$tracer" 2>/dev/null; wait "$tracer" 2>/dev/null
   check "lost write <- $dp: the failure was injected into the writer" "1" "$(grep -c 'ENOSPC.*INJECTED' "$trace")"
   wait "$cl"
@@ -368,7 +368,7 @@ sql "$RECIPIENT" "CREATE DATABASE old_data; SET GLOBAL clone_valid_donor_list='1
 out=$(sql "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'" 2>&1)
 check "in-place CLONE INSTANCE returns" "" "$out"
 # The old server exits (status 16) before the new one answers.
-for i in $(seq 300); do [ -s "$ROOTFS$(server_dir recipient)/exit-codes" ] && break; sleep 0.1; done
+wait_until 30 0.1 -- [ -s "$ROOTFS$(server_dir recipient)/exit-codes" ]
 server_wait recipient "$RECIPIENT"
 check "server restarted with status 16" "16" "$(head -1 "$ROOTFS$(server_dir recipient)/exit-codes")"
 check "in-place: all stages completed after restart" "Completed,Completed,Completed,Completed,Completed,Completed,Completed" \
@@ -382,10 +382,9 @@ check "in-place: gtid_executed equals the donor's" "$(sql "$DONOR" "SELECT @@glo
 sql "$RECIPIENT" "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=$DONOR, SOURCE_USER='repl',
   SOURCE_PASSWORD='Repl-1234', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1; START REPLICA"
 sql "$DONOR" "INSERT INTO bench.live(v) VALUES ('after clone 1'), ('after clone 2'); CREATE TABLE bench.after_clone (id INT PRIMARY KEY); INSERT INTO bench.after_clone VALUES (1)"
-for i in $(seq 60); do
-  [ "$(sql "$RECIPIENT" "SELECT GTID_SUBSET('$(sql "$DONOR" "SELECT @@global.gtid_executed")', @@global.gtid_executed)")" = 1 ] && break
-  sleep 0.5
-done
+# caught_up: the recipient has applied every transaction the donor has.
+caught_up() { has_gtids "$RECIPIENT" "$(sql "$DONOR" "SELECT @@global.gtid_executed")"; }
+wait_until 30 0.5 -- caught_up
 check "replica caught up with writes made after the clone" "$(checksums "$DONOR")" "$(checksums "$RECIPIENT")"
 check "replication threads running" "ON	ON" "$(sql "$RECIPIENT" "SELECT c.service_state, a.service_state FROM performance_schema.replication_connection_status c JOIN performance_schema.replication_applier_status a USING (channel_name)")"
 server_stop recipient
