@@ -6,11 +6,12 @@
 //! clone at a time per server. The file formats are the stock plugin's, so a
 //! server can switch between the stock plugin and this one and keep its view.
 
+use crate::transfer::pipeline::{Pipeline, Sink};
 use parking_lot::Mutex;
+use std::convert::Infallible;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Shown as SOURCE for a local clone and as DESTINATION for an in-place one.
@@ -148,7 +149,9 @@ impl Inner {
 }
 
 /// The status of this server's clones, shared by the clone threads (writers)
-/// and performance_schema readers.
+/// and performance_schema readers. The plugin owns one: made at its start
+/// (`new`, then `load`), ended at its end (`shutdown`, or a drop, which
+/// write the files a running clone has queued).
 pub struct Tracker {
     inner: Mutex<Inner>,
 }
@@ -402,6 +405,14 @@ impl Tracker {
         self.write_queued();
     }
 
+    /// Writes the files a running clone has queued and stops the thread
+    /// that writes them (later writes are made in place): what the plugin
+    /// does at its end, before it lets the tracker go. Dropping the tracker
+    /// does the same.
+    pub fn shutdown(&self) {
+        self.write_queued();
+    }
+
     /// Waits (without the lock, so that readers of the tables do not) until
     /// the files the running clone queued are written; later writes are
     /// made in place.
@@ -544,39 +555,51 @@ fn write_now_or_behind(inner: &Inner, path: PathBuf, text: String) {
 /// stage and a heartbeat a second, must not wait for that. Files are
 /// written in the order given; a file queued again before its turn is
 /// written once, with its latest text.
-struct FileWriter {
-    queue: mpsc::Sender<(PathBuf, String)>,
-    thread: std::thread::JoinHandle<()>,
+struct FileWriter(Pipeline<StatusFiles>);
+
+/// Files queued at most: a clone queues four at a stage or heartbeat, and
+/// what waits together is merged, so the queue fills only when renames
+/// lag many seconds behind.
+const FILE_WRITER_DEPTH: usize = 64;
+
+/// The status files' sink: each path with its text.
+struct StatusFiles;
+
+impl Sink for StatusFiles {
+    type Item = (PathBuf, String);
+    /// Status files are best effort: they never fail a clone.
+    type Error = Infallible;
+
+    fn take(&mut self, (path, text): (PathBuf, String)) -> Result<(), Infallible> {
+        write_file(&path, &text);
+        Ok(())
+    }
+
+    fn take_all(&mut self, files: Vec<(PathBuf, String)>) -> Result<(), Infallible> {
+        for (i, (path, text)) in files.iter().enumerate() {
+            if !files[i + 1..].iter().any(|(later, _)| later == path) {
+                write_file(path, text);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl FileWriter {
     /// None when no thread can start: the files are then written in place.
     fn start() -> Option<FileWriter> {
-        let (queue, files) = mpsc::channel::<(PathBuf, String)>();
-        let thread = std::thread::Builder::new().name("clone_status".into()).spawn(move || {
-            while let Ok(first) = files.recv() {
-                let mut batch = vec![first];
-                batch.extend(files.try_iter());
-                for (i, (path, text)) in batch.iter().enumerate() {
-                    if !batch[i + 1..].iter().any(|(later, _)| later == path) {
-                        write_file(path, text);
-                    }
-                }
-            }
-        });
-        thread.ok().map(|thread| FileWriter { queue, thread })
+        Pipeline::start("clone_status", FILE_WRITER_DEPTH, StatusFiles).ok().map(FileWriter)
     }
 
     fn write(&self, path: PathBuf, text: String) {
-        if let Err(mpsc::SendError((path, text))) = self.queue.send((path, text)) {
+        if let Err((path, text)) = self.0.push((path, text)) {
             write_file(&path, &text);
         }
     }
 
     /// Returns once every queued file is written.
     fn finish(self) {
-        drop(self.queue);
-        let _ = self.thread.join();
+        drop(self);
     }
 }
 
@@ -745,9 +768,6 @@ pub fn merge_recovery_status(s: &mut StatusRow, r: &RecoveryReport) {
     s.binlog_position = r.binlog_position;
     s.gtid_executed = r.gtid_executed.clone();
 }
-
-/// This server's clone status, shown by the performance_schema tables.
-pub static TRACKER: Tracker = Tracker::new();
 
 #[cfg(test)]
 mod tests {
@@ -1002,6 +1022,42 @@ mod tests {
         let notes = t.load(&datadir);
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert_eq!(t.snapshot().status.id, 0);
+        fs::remove_dir_all(&datadir).unwrap();
+    }
+
+    #[test]
+    fn a_tracker_shuts_down_or_drops_with_its_files_written() {
+        let datadir = scratch_dir("shutdown");
+        fs::create_dir_all(datadir.join("#clone")).unwrap();
+        let t = Tracker::new();
+        t.load(&datadir);
+        t.begin(7, "127.0.0.1:3306", None).unwrap();
+        t.next_stage(0, 1);
+        t.next_stage(1000, 1);
+        t.add_progress(300, 300, 0, 0, 1);
+        t.shutdown();
+        assert!(t.inner.lock().behind.is_none(), "the writer has finished");
+        let on_disk = parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap();
+        assert_eq!(on_disk.stages[1].data, 300);
+        // Once shut down, files are written in place; shutting down again
+        // is harmless, and the clone can still end.
+        t.next_stage(0, 1);
+        t.shutdown();
+        t.end(0, "");
+        assert_eq!(parse_status(&fs::read_to_string(datadir.join(VIEW_STATUS_FILE)).unwrap()).unwrap().state, State::Completed);
+        // A tracker dropped while its clone runs writes what was queued.
+        let t = Tracker::new();
+        t.load(&datadir);
+        t.begin(8, "127.0.0.1:3306", None).unwrap();
+        t.next_stage(0, 1);
+        t.next_stage(2000, 1);
+        t.add_progress(900, 900, 0, 0, 1);
+        assert!(t.inner.lock().behind.is_some());
+        drop(t);
+        let on_disk = parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap();
+        assert_eq!((on_disk.stages[1].estimate, on_disk.stages[1].data), (2000, 900));
+        // A tracker that never ran a clone ends at once.
+        Tracker::new().shutdown();
         fs::remove_dir_all(&datadir).unwrap();
     }
 

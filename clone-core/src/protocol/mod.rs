@@ -5,6 +5,7 @@
 //! encode/decode: every length and count read from the network is checked
 //! before use, and a malformed message is an error, never a panic.
 
+pub mod data;
 pub mod extension;
 pub mod innodb;
 
@@ -59,7 +60,8 @@ pub mod response {
     pub const CONFIG_V4: u8 = 9;
     pub const COMPLETE: u8 = 99;
     pub const ERROR: u8 = 100;
-    /// Ours only, when granted (see `extension`): a data block as a zstd frame.
+    /// Ours only, when granted (see `extension` and `data`): a data block
+    /// as a zstd frame.
     pub const DATA_ZSTD: u8 = super::extension::MAGIC;
     /// Ours only, when granted: a data block with its CRC-32C.
     pub const DATA_CHECKED: u8 = 0xC2;
@@ -72,6 +74,10 @@ pub enum DecodeError {
     Truncated(&'static str),
     TrailingBytes(&'static str),
     UnknownCode(u8),
+    /// A data message (DATA, DATA_CHECKED or DATA_ZSTD, the code given):
+    /// `data::DataDecoder` reads those, with their length and checksum
+    /// checks, not `Response::decode`.
+    DataMessage(u8),
 }
 
 /// A storage engine's locator: its legacy type id and opaque bytes.
@@ -124,7 +130,6 @@ pub enum Command<'a> {
 pub enum Response<'a> {
     Locators { version: u32, locators: Vec<Locator<'a>> },
     DataDesc { db_type: u8, loc_index: u8, descriptor: &'a [u8] },
-    Data(&'a [u8]),
     Plugin { name: &'a [u8] },
     PluginV2 { name: &'a [u8], soname: &'a [u8] },
     Config { key: &'a [u8], value: &'a [u8] },
@@ -208,6 +213,12 @@ impl<'a> Command<'a> {
     /// Decodes a command packet (code byte first).
     pub fn decode(packet: &'a [u8]) -> Result<Command<'a>, DecodeError> {
         let (code, body) = split_code(packet)?;
+        Command::decode_parts(code, body)
+    }
+
+    /// Decodes a command from its code and its body, as the server hands
+    /// them over apart.
+    pub fn decode_parts(code: u8, body: &'a [u8]) -> Result<Command<'a>, DecodeError> {
         match code {
             command::INIT => Ok(Command::Init(decode_init(body)?)),
             command::ATTACH => Ok(Command::Attach(decode_init(body)?)),
@@ -228,30 +239,47 @@ impl<'a> Command<'a> {
 
     /// Encodes the command into a packet payload (code byte first).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = vec![self.code()];
+        self.encode_body(&mut out);
+        out
+    }
+
+    /// The command's code and its body, for a service that takes them
+    /// apart (`encode` puts the code before the body).
+    pub fn encode_parts(&self) -> (u8, Vec<u8>) {
+        let mut body = Vec::new();
+        self.encode_body(&mut body);
+        (self.code(), body)
+    }
+
+    /// The command's code (the first byte of its packet).
+    pub fn code(&self) -> u8 {
+        match self {
+            Command::Init(_) => command::INIT,
+            Command::Attach(_) => command::ATTACH,
+            Command::Reinit(_) => command::REINIT,
+            Command::Execute => command::EXECUTE,
+            Command::Ack { .. } => command::ACK,
+            Command::Exit => command::EXIT,
+        }
+    }
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
         match self {
             Command::Init(p) | Command::Attach(p) | Command::Reinit(p) => {
-                out.push(match self {
-                    Command::Init(_) => command::INIT,
-                    Command::Attach(_) => command::ATTACH,
-                    _ => command::REINIT,
-                });
                 out.extend_from_slice(&p.version.to_le_bytes());
                 out.extend_from_slice(&p.ddl_word.to_le_bytes());
                 for l in &p.locators {
-                    put_locator(&mut out, l);
+                    put_locator(out, l);
                 }
             }
-            Command::Execute => out.push(command::EXECUTE),
-            Command::Exit => out.push(command::EXIT),
+            Command::Execute | Command::Exit => {}
             Command::Ack { error, locator, descriptor } => {
-                out.push(command::ACK);
                 out.extend_from_slice(&error.to_le_bytes());
-                put_locator(&mut out, locator);
-                put_counted(&mut out, descriptor);
+                put_locator(out, locator);
+                put_counted(out, descriptor);
             }
         }
-        out
     }
 }
 
@@ -292,7 +320,7 @@ impl<'a> Response<'a> {
                 let loc_index = r.u8()?;
                 Ok(Response::DataDesc { db_type, loc_index, descriptor: r.rest() })
             }
-            response::DATA => Ok(Response::Data(body)),
+            response::DATA | response::DATA_CHECKED | response::DATA_ZSTD => Err(DecodeError::DataMessage(code)),
             response::PLUGIN | response::COLLATION => {
                 let mut r = Reader::new(body, "name response");
                 let name = r.counted()?;
@@ -333,10 +361,6 @@ impl<'a> Response<'a> {
             Response::DataDesc { db_type, loc_index, descriptor } => {
                 out.extend_from_slice(&[response::DATA_DESC, *db_type, *loc_index]);
                 out.extend_from_slice(descriptor);
-            }
-            Response::Data(d) => {
-                out.push(response::DATA);
-                out.extend_from_slice(d);
             }
             Response::Plugin { name } => {
                 out.push(response::PLUGIN);
@@ -459,7 +483,6 @@ mod tests {
         for r in [
             Response::Locators { version: 0x0103, locators: vec![loc(b"L")] },
             Response::DataDesc { db_type: 12, loc_index: 0, descriptor: b"d" },
-            Response::Data(b"payload"),
             Response::Plugin { name: b"InnoDB" },
             Response::PluginV2 { name: b"clone", soname: b"mysql_clone.so" },
             Response::Config { key: b"version", value: b"9.7.4" },
@@ -515,6 +538,39 @@ mod tests {
         assert_eq!(Command::decode(&[42]), Err(DecodeError::UnknownCode(42)));
         assert_eq!(Response::decode(&[77, 1, 2]), Err(DecodeError::UnknownCode(77)));
         assert!(Response::decode(&[response::DATA_DESC, 12]).is_err());
+    }
+
+    #[test]
+    fn data_messages_are_not_responses_to_decode_here() {
+        for code in [response::DATA, response::DATA_CHECKED, response::DATA_ZSTD] {
+            assert_eq!(Response::decode(&[code]), Err(DecodeError::DataMessage(code)));
+            assert_eq!(Response::decode(&[code, 1, 2, 3, 4, 5]), Err(DecodeError::DataMessage(code)));
+        }
+    }
+
+    #[test]
+    fn command_parts_agree_with_packets() {
+        let commands = [
+            Command::Init(InitPayload { version: VERSION_CURRENT, ddl_word: ddl_word(false, 300), locators: vec![loc(b"abc"), loc(b"")] }),
+            Command::Attach(InitPayload { version: 0x0102, ddl_word: 5, locators: vec![loc(b"x")] }),
+            Command::Reinit(InitPayload { version: 0x0103, ddl_word: 0, locators: vec![] }),
+            Command::Execute,
+            Command::Exit,
+            Command::Ack { error: -5, locator: loc(b"loc"), descriptor: b"desc" },
+        ];
+        for c in commands {
+            let packet = c.encode();
+            let (code, body) = c.encode_parts();
+            assert_eq!((code, &body[..]), (packet[0], &packet[1..]), "{c:?}");
+            assert_eq!(code, c.code());
+            assert_eq!(Command::decode_parts(code, &body).as_ref(), Ok(&c));
+            assert_eq!(Command::decode_parts(packet[0], &packet[1..]), Command::decode(&packet));
+        }
+        // Errors agree too.
+        for packet in [&[42u8][..], &[command::ACK, 0, 0][..], &[command::INIT, 3, 1][..]] {
+            assert_eq!(Command::decode_parts(packet[0], &packet[1..]), Command::decode(packet));
+        }
+        assert_eq!(Command::decode_parts(command::EXECUTE, &[]), Ok(Command::Execute));
     }
 
     /// Random and mutated packets: decoding returns, never panics, and what
