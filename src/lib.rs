@@ -9,24 +9,29 @@
 //! points, so calls run one way, entry points to flows to the server layer.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
-use clone_core::{checks, doublewrite, ownership, protocol, space, status, transfer};
-
 mod clone;
 mod server;
+
+use clone_core::status::Tracker;
+use server::errors::Error;
+use server::plugin::CloneRequest;
+use server::session::Thd;
+use std::ffi::CStr;
+use std::sync::Arc;
 
 /// The composition root: each entry point of the server calls its flow.
 struct Flows;
 
 impl server::plugin::Flows for Flows {
-    fn local(thd: server::session::Thd, data_dir: &std::ffi::CStr) -> Result<(), server::errors::Error> {
-        clone::local::run(thd, data_dir)
+    fn local(thd: Thd, status: Arc<Tracker>, data_dir: &CStr) -> Result<(), Error> {
+        clone::local::run(thd, status, data_dir)
     }
 
-    fn client(thd: server::session::Thd, request: &server::plugin::CloneRequest<'_>) -> Result<(), server::errors::Error> {
-        clone::recipient::run(thd, request)
+    fn client(thd: Thd, status: Arc<Tracker>, request: &CloneRequest<'_>) -> Result<(), Error> {
+        clone::recipient::run(thd, status, request)
     }
 
-    fn server(thd: server::session::Thd) -> Result<(), server::errors::Error> {
+    fn server(thd: Thd) -> Result<(), Error> {
         clone::donor::serve(thd)
     }
 }

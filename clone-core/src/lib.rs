@@ -19,6 +19,7 @@ pub mod checks;
 pub mod doublewrite;
 pub mod ownership;
 pub mod protocol;
+pub mod recipient;
 pub mod space;
 pub mod status;
 pub mod transfer;

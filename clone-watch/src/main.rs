@@ -12,6 +12,7 @@
 //! The password comes from MYSQL_PWD, never the command line. Without
 //! --last it waits for the next clone when none is running. Exit status:
 //! 0 when the clone completed, 1 when it failed, 2 on bad arguments.
+#![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Write};
 use std::process::{Command, ExitCode};

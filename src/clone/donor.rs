@@ -5,18 +5,20 @@
 //! EXECUTE streams this task's share of the data, ACK passes the recipient's
 //! state acknowledgements to the engines.
 
-use crate::ownership::{CloneKey, Denial, Joining, LiveClones};
-use crate::protocol::extension::{self, BlockCompressor, Caps, Version};
-use crate::protocol::{self, innodb, response, Command, InitPayload, Response};
 use crate::server::clone_protocol::{self, DonorLink, Outgoing, SendBehind};
+use crate::server::config;
 use crate::server::errors::*;
 use crate::server::files::{self as copy, ALIGN};
-use crate::server::services;
+use crate::server::services::BackupLock;
 use crate::server::session::{Statement, Thd};
-use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handle, Handler, Lend, Mode};
-use crate::server::sysvars;
+use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handle, Mode, Source};
+use clone_core::ownership::{CloneKey, Denial, Joining, LiveClones};
+use clone_core::protocol::data::{DataEncoder, Encoded, HEAD_ROOM};
+use clone_core::protocol::extension::{Caps, Version};
+use clone_core::protocol::{self, innodb, response, Command, InitPayload, Response};
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 /// The clones this server donates, and whose they are.
@@ -39,15 +41,16 @@ const MAX_IDLE_S: u64 = 28800;
 const CONFIG_KEYS: [&str; 7] =
     ["version", "version_compile_machine", "version_compile_os", "character_set_server", "character_set_filesystem", "collation_server", "innodb_page_size"];
 
-struct Donor {
-    link: DonorLink,
-    thd: Thd,
+struct Donor<'s> {
+    link: DonorLink<'s>,
+    thd: Thd<'s>,
     /// This connection's part in the clone, one handle per engine.
     active: Vec<Handle>,
     /// The stock version spoken on this connection, and what our recipient
     /// was granted (see `protocol::extension`).
     version: Version,
-    backup_locked: bool,
+    /// With clone_block_ddl on the recipient: DDL waits for the clone.
+    backup: Option<BackupLock<'s>>,
     /// The authenticated account of this connection.
     account: String,
     /// The clone this connection runs as its master.
@@ -60,7 +63,7 @@ struct Donor {
 /// Serves one recipient connection until it exits.
 pub fn serve(thd: Thd) -> Result<(), Error> {
     thd.refine_statement(Statement::Server);
-    if services::session_uint(thd, "wait_timeout").is_some_and(|wait| wait > MAX_IDLE_S) && !services::set_session_uint(thd, "wait_timeout", MAX_IDLE_S) {
+    if config::session_uint(thd, "wait_timeout").is_some_and(|wait| wait > MAX_IDLE_S) && !config::set_session_uint(thd, "wait_timeout", MAX_IDLE_S) {
         log::error!(target: "donor", "Could not bound the idle wait of a recipient's session");
     }
     let mut donor = Donor {
@@ -68,7 +71,7 @@ pub fn serve(thd: Thd) -> Result<(), Error> {
         thd,
         active: Vec::new(),
         version: Version::stock(protocol::VERSION_CURRENT),
-        backup_locked: false,
+        backup: None,
         account: thd.account().unwrap_or_default(),
         owned: None,
         acknowledged: None,
@@ -87,10 +90,7 @@ pub fn serve(thd: Thd) -> Result<(), Error> {
                 break;
             }
         };
-        let mut packet = Vec::with_capacity(body.len() + 1);
-        packet.push(code);
-        packet.extend_from_slice(body);
-        let outcome = match Command::decode(&packet) {
+        let outcome = match Command::decode_parts(code, body) {
             Ok(command) => donor.handle(command),
             Err(e) => Err(Error::protocol(format!("Wrong Clone RPC: {}", describe(&e)))),
         };
@@ -123,7 +123,7 @@ fn describe(e: &protocol::DecodeError) -> String {
     match e {
         protocol::DecodeError::Empty => "Empty request".into(),
         protocol::DecodeError::Truncated(what) | protocol::DecodeError::TrailingBytes(what) => (*what).into(),
-        protocol::DecodeError::UnknownCode(_) => "Invalid request".into(),
+        protocol::DecodeError::UnknownCode(_) | protocol::DecodeError::DataMessage(_) => "Invalid request".into(),
     }
 }
 
@@ -133,7 +133,7 @@ fn is_fatal(e: i32) -> bool {
     e != ER_QUERY_INTERRUPTED && super::breaks_connection(e)
 }
 
-impl Donor {
+impl<'s> Donor<'s> {
     /// Raises a command's error for the error packet, which the server
     /// builds from the diagnostics area; its number.
     fn report(&self, e: Error) -> i32 {
@@ -196,13 +196,12 @@ impl Donor {
             // This session now runs the clone a REINIT took over.
             self.owned = joined;
         }
-        if master && p.block_ddl() && !self.backup_locked {
-            services::backup_lock(self.thd, p.ddl_timeout())?;
-            self.backup_locked = true;
+        if master && p.block_ddl() && self.backup.is_none() {
+            self.backup = Some(BackupLock::acquire(self.thd, p.ddl_timeout())?);
             log::info!(target: "donor", "Acquired backup lock");
         }
         for (engine, received) in engines.into_iter().zip(&p.locators) {
-            let handle = sysvars::with_ddl_timeout(p.ddl_timeout(), || engine.begin(self.thd, Some(received.bytes), mode))?;
+            let handle = config::with_ddl_timeout(p.ddl_timeout(), || engine.begin(self.thd, Some(received.bytes), mode))?;
             self.active.push(handle);
         }
         if master && mode == Mode::Start {
@@ -260,13 +259,13 @@ impl Donor {
         for name in clone_protocol::collations(self.thd)? {
             self.link.send(false, &mut Response::Collation { name: name.as_bytes() }.encode())?;
         }
-        let values = clone_protocol::configs(self.thd, &CONFIG_KEYS)?;
+        let values = config::variables(self.thd, &CONFIG_KEYS)?;
         for (key, value) in CONFIG_KEYS.iter().zip(&values) {
             self.link.send(false, &mut Response::Config { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
         if self.version.stock >= protocol::VERSION_V3 {
             let key = "clone_donor_timeout_after_network_failure";
-            let value = clone_protocol::configs(self.thd, &[key])?;
+            let value = config::variables(self.thd, &[key])?;
             let value = value.first().map(String::as_str).unwrap_or("");
             self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
@@ -283,12 +282,14 @@ impl Donor {
             return Err(Error::protocol("Wrong Clone RPC: Execute request before Init"));
         }
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
-        let sender = Sender::new(self.link, self.thd, self.version.granted(), true);
-        let cbk = Callback::new(&sender)?;
-        let copied = self.active.iter().try_for_each(|a| a.copy(self.thd, &cbk));
-        // Every queued message goes out before the session answers or reads.
-        let sent = sender.behind.drain();
-        copied.and(sent)
+        std::thread::scope(|scope| {
+            let sender = Sender::new(self.link, self.thd, self.version.granted(), Some(scope));
+            let cbk = Callback::source(&sender)?;
+            let copied = self.active.iter().try_for_each(|a| a.copy(self.thd, &cbk));
+            // Every queued message goes out before the session answers or reads.
+            let sent = sender.behind.drain();
+            copied.and(sent)
+        })
     }
 
     /// A state acknowledgement from the recipient, arriving on its auxiliary
@@ -309,8 +310,8 @@ impl Donor {
             }
         }
         let descriptor = descriptor.to_vec();
-        let idle = Sender::new(self.link, self.thd, Caps::NONE, false);
-        let cbk = Callback::new(&idle)?;
+        let idle = Sender::new(self.link, self.thd, Caps::NONE, None);
+        let cbk = Callback::source(&idle)?;
         cbk.cbk().set_data_desc(&descriptor);
         engine.ack(self.thd, locator, 0, error, cbk.cbk())
     }
@@ -330,10 +331,7 @@ impl Donor {
         if let Some(key) = owned {
             LIVE.ended(key, self.session());
         }
-        if self.backup_locked {
-            services::backup_unlock(self.thd);
-            self.backup_locked = false;
-        }
+        self.backup = None;
     }
 
     /// The auxiliary connection broke (a network error): the recipient is
@@ -348,73 +346,66 @@ impl Donor {
             return;
         }
         log::info!(target: "donor", "The recipient's acknowledgement connection broke: telling the clone's master");
-        let idle = Sender::new(self.link, self.thd, Caps::NONE, false);
-        let Ok(cbk) = Callback::new(&idle) else { return };
+        let idle = Sender::new(self.link, self.thd, Caps::NONE, None);
+        let Ok(cbk) = Callback::source(&idle) else { return };
         let _ = engine.ack(self.thd, &locator, 0, error, cbk.cbk());
     }
 }
 
-/// Room before a block for the head of its message (code and checksum).
-const HEAD_ROOM: usize = extension::CHECKED_HEAD;
-
 /// Streams what the engine offers to the recipient: a descriptor, then the
 /// data it describes, sent behind the session (`SendBehind`) so that the
 /// engine reads the next block while the last one is on its way.
-struct Sender {
-    thd: Thd,
-    behind: SendBehind,
-    /// With zstd granted: the task's compressor.
-    zstd: Option<RefCell<BlockCompressor>>,
-    /// Checksums granted: blocks sent as they are go as DATA_CHECKED.
-    checksums: bool,
+struct Sender<'s> {
+    thd: Thd<'s>,
+    behind: SendBehind<'s>,
+    /// Builds the data messages the recipient was granted.
+    data: RefCell<DataEncoder>,
 }
 
-impl Sender {
-    /// `streaming`: the sender of EXECUTE (with a thread to send behind);
-    /// otherwise one that only answers the engine's acknowledgements.
-    fn new(link: DonorLink, thd: Thd, granted: Caps, streaming: bool) -> Sender {
-        let zstd = if granted.contains(Caps::ZSTD) {
-            BlockCompressor::new().map_err(|e| log::error!(target: "donor", "No zstd compressor, sending data uncompressed: {e}")).ok()
-        } else {
-            None
-        };
-        Sender { thd, behind: SendBehind::new(link, streaming), zstd: zstd.map(RefCell::new), checksums: granted.contains(Caps::CHECKSUM) }
+impl<'s> Sender<'s> {
+    /// With a `scope`, the sender of EXECUTE (a thread in it sends behind);
+    /// without, one that only answers the engine's acknowledgements.
+    fn new<'scope>(link: DonorLink<'s>, thd: Thd<'s>, granted: Caps, scope: Option<&'scope Scope<'scope, '_>>) -> Sender<'s>
+    where
+        's: 'scope,
+    {
+        let data = DataEncoder::new(granted);
+        if granted.contains(Caps::ZSTD) && !data.compresses() {
+            log::error!(target: "donor", "No zstd compressor: sending data uncompressed");
+        }
+        Sender { thd, behind: SendBehind::new(link, scope), data: RefCell::new(data) }
     }
 
-    /// Sends the data block after the head room of `block`: as a zstd frame
-    /// when granted and smaller, else as DATA_CHECKED when checksums are
-    /// granted, else as DATA. The message's head goes into the room before
-    /// the block, so the block is not copied.
+    /// Sends the data block after the head room of `block`, in the form
+    /// the recipient was granted (see `DataEncoder`). The message's head
+    /// goes into the room before the block, so the block is not copied.
     fn send_data(&self, secure: bool, mut block: Outgoing) -> Result<(), Error> {
-        let (area, head) = match &mut block {
-            Outgoing::Aligned(buf, range) => (buf.as_mut_slice().get_mut(..range.end), range.start),
-            Outgoing::Bytes(bytes, start) => (Some(&mut bytes[..]), *start),
+        let mut data = self.data.borrow_mut();
+        let mut packed = if data.compresses() { self.behind.bytes() } else { Vec::new() };
+        let encoded = match &mut block {
+            Outgoing::Aligned(buf, range) => match buf.as_mut_slice().get_mut(..range.end) {
+                Some(area) => data.encode(area, range.start, &mut packed),
+                None => Err(clone_core::protocol::data::DataError::NoRoom),
+            },
+            Outgoing::Bytes(bytes, start) => data.encode(bytes, *start, &mut packed),
         };
-        let Some(area) = area.filter(|a| head >= HEAD_ROOM && head <= a.len()) else {
-            self.behind.recycle(block);
-            return Err(Error::internal("a data block without room for its head"));
-        };
-        if let Some(zstd) = &self.zstd {
-            let mut packed = self.behind.bytes();
-            if zstd.borrow_mut().message(&area[head..], &mut packed).unwrap_or(false) {
+        match encoded {
+            Ok(Encoded::Packed) => {
                 self.behind.recycle(block);
-                return self.behind.send(secure, Outgoing::Bytes(packed, 0));
+                self.behind.send(secure, Outgoing::Bytes(packed, 0))
+            }
+            Ok(Encoded::InPlace { start }) => {
+                let message = match block {
+                    Outgoing::Aligned(buf, range) => Outgoing::Aligned(buf, start..range.end),
+                    Outgoing::Bytes(bytes, _) => Outgoing::Bytes(bytes, start),
+                };
+                self.behind.send(secure, message)
+            }
+            Err(e) => {
+                self.behind.recycle(block);
+                Err(Error::internal(e))
             }
         }
-        let start = if self.checksums {
-            let start = head - extension::CHECKED_HEAD;
-            let checked = extension::checked_head(&area[head..]);
-            area[start..head].copy_from_slice(&checked);
-            start
-        } else {
-            area[head - 1] = response::DATA;
-            head - 1
-        };
-        let message = match block {
-            Outgoing::Aligned(buf, range) => Outgoing::Aligned(buf, start..range.end),
-            Outgoing::Bytes(bytes, _) => Outgoing::Bytes(bytes, start),
-        };
-        self.behind.send(secure, message)
     }
 
     fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Error> {
@@ -428,17 +419,14 @@ impl Sender {
     }
 }
 
-impl Handler for Sender {
+impl Source for Sender<'_> {
     fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error> {
         self.thd.interrupted(true)?;
         let len = len as usize;
         let mut buf = self.behind.aligned(len + ALIGN)?;
-        if let Err(e) = copy::read_exact(from, &mut buf.as_mut_slice()[ALIGN..ALIGN + len]) {
+        if let Err(e) = copy::read_exact(from, &mut buf.as_mut_slice()[ALIGN..ALIGN + len], &cbk) {
             self.behind.recycle(Outgoing::Aligned(buf, 0..0));
-            return Err(match e {
-                copy::CopyError::Read(err) => Error::with_file(message::ER_ERROR_ON_READ, cbk.source_name(), err),
-                _ => Error::unknown(ER_ERROR_ON_READ),
-            });
+            return Err(e.into());
         }
         let secure = match self.send_descriptor(cbk) {
             Ok(secure) => secure,
@@ -461,16 +449,4 @@ impl Handler for Sender {
         message.extend_from_slice(buf.as_slice());
         self.send_data(secure, Outgoing::Bytes(message, HEAD_ROOM))
     }
-
-    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Error> {
-        Err(not_an_apply_side())
-    }
-
-    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<&Lend, Error> {
-        Err(not_an_apply_side())
-    }
-}
-
-fn not_an_apply_side() -> Error {
-    Error::internal("the engine asked the donor to apply data")
 }

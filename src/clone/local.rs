@@ -7,18 +7,20 @@
 
 use super::check_space;
 use super::meter::{Meter, Team};
-use crate::protocol::innodb::{self, CopyEstimate};
+use crate::server::config::{self, Settings};
+use crate::server::entry::guard;
 use crate::server::errors::*;
-use crate::server::files::{self as copy, CopyError, WriteBehind, ZeroRuns};
-use crate::server::services;
-use crate::server::session::{self, Statement, Thd, Worker, WorkerSession};
-use crate::server::storage::{self, Callback, Cbk, EngineBuf, Handle, Handler, Lend, Mode, Relay};
-use crate::server::sysvars::{self, Settings};
-use crate::status::{Busy, LOCAL_INSTANCE, TRACKER};
-use crate::transfer::stats::Config;
+use crate::server::files::{self as copy, WriteBehind, ZeroRuns};
+use crate::server::services::BackupLock;
+use crate::server::session::{Statement, Thd, Worker, WorkerSession};
+use crate::server::storage::{self, Apply, Callback, Cbk, EngineBuf, Handle, Lend, Mode, Relay, Source};
+use clone_core::protocol::innodb::{self, CopyEstimate};
+use clone_core::status::{Busy, Tracker, LOCAL_INSTANCE};
+use clone_core::transfer::stats::Config;
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::thread::Scope;
 
 /// Per-thread copy buffers share this much memory at most.
@@ -29,20 +31,20 @@ const WRITE_PIECE: u64 = 1 << 20;
 
 /// Runs a local clone for the session `thd` into `data_dir` and records it in
 /// clone_status / clone_progress.
-pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Error> {
+pub fn run(thd: Thd, status: Arc<Tracker>, data_dir: &CStr) -> Result<(), Error> {
     thd.refine_statement(Statement::Local);
-    if sysvars::dry_run(thd) {
+    if config::dry_run(thd) {
         return dry_run(thd, data_dir);
     }
     let dir_text = data_dir.to_string_lossy();
-    if let Err(Busy) = TRACKER.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
+    if let Err(Busy) = status.begin(thd.thread_id(), LOCAL_INSTANCE, Some(&dir_text)) {
         return Err(Error::with_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1));
     }
-    TRACKER.next_stage(0, 1);
+    status.next_stage(0, 1);
     // Raised here, so that clone_status records its message.
-    let result = LocalClone::new(thd, data_dir, sysvars::settings()).execute().map_err(Error::raise);
+    let result = LocalClone::new(thd, data_dir, config::settings(), Arc::clone(&status)).execute(thd).map_err(Error::raise);
     let (code, message) = thd.error();
-    TRACKER.end(code, &message);
+    status.end(code, &message);
     result
 }
 
@@ -53,10 +55,9 @@ pub fn run(thd: Thd, data_dir: &CStr) -> Result<(), Error> {
 /// server has checked the path before the plugin is called; clone_status
 /// keeps the last real clone.
 fn dry_run(thd: Thd, data_dir: &CStr) -> Result<(), Error> {
-    let settings = sysvars::settings();
+    let settings = config::settings();
     if settings.block_ddl {
-        services::backup_lock(thd, settings.ddl_timeout)?;
-        services::backup_unlock(thd);
+        drop(BackupLock::acquire(thd, settings.ddl_timeout)?);
         thd.note("The backup lock (clone_block_ddl) was granted");
     }
     let estimate = look(thd)?;
@@ -82,7 +83,7 @@ fn look(thd: Thd) -> Result<CopyEstimate, Error> {
     }
     if let Some(source) = begun.iter().find(|h| h.engine().is_innodb()) {
         let look = Look { thd, source, estimate: Cell::new(None), ack: RefCell::new(Vec::new()) };
-        let copied = Callback::new(&look).and_then(|cbk| source.copy(thd, &cbk));
+        let copied = Callback::source(&look).and_then(|cbk| source.copy(thd, &cbk));
         result = match (look.estimate.get(), copied) {
             (Some(estimate), _) => Ok(estimate),
             (None, Err(e)) => Err(e),
@@ -100,24 +101,24 @@ fn look(thd: Thd) -> Result<CopyEstimate, Error> {
 const LOOK_ENDED: i32 = ER_QUERY_INTERRUPTED;
 
 /// The source side's callbacks while a dry run looks at the snapshot.
-struct Look<'h> {
-    thd: Thd,
+struct Look<'h, 's> {
+    thd: Thd<'s>,
     source: &'h Handle,
     estimate: Cell<Option<CopyEstimate>>,
     /// The acknowledgement of the INIT state, alive while the engine reads it.
     ack: RefCell<Vec<u8>>,
 }
 
-impl Handler for Look<'_> {
+impl Source for Look<'_, '_> {
     fn file(&self, _cbk: Cbk<'_>, _from: RawFd, _len: u32) -> Result<(), Error> {
-        Err(Error::quiet(LOOK_ENDED))
+        Err(Error::reported(LOOK_ENDED))
     }
 
     fn buffer<'c>(&self, cbk: Cbk<'c>, _buf: EngineBuf<'c>) -> Result<(), Error> {
         let desc = cbk.data_desc();
         if let Some(estimate) = innodb::file_copy_estimate(desc) {
             self.estimate.set(Some(estimate));
-            return Err(Error::quiet(LOOK_ENDED));
+            return Err(Error::reported(LOOK_ENDED));
         }
         if let Some(ack) = innodb::init_acknowledgement(desc) {
             let mut held = self.ack.borrow_mut();
@@ -127,14 +128,6 @@ impl Handler for Look<'_> {
         }
         Ok(())
     }
-
-    fn apply_file(&self, _cbk: Cbk<'_>, _to: RawFd) -> Result<(), Error> {
-        Err(no_apply_side())
-    }
-
-    fn apply_buffer(&self, _cbk: Cbk<'_>) -> Result<&Lend, Error> {
-        Err(no_apply_side())
-    }
 }
 
 /// One engine's clone: the master's handles on its two sides.
@@ -143,9 +136,8 @@ struct EngineClone {
     apply: Handle,
 }
 
-/// What all threads of one local clone share.
+/// What all threads of one local clone share (each uses its own session).
 struct LocalClone<'a> {
-    master: Thd,
     data_dir: &'a CStr,
     settings: Settings,
     engines: Vec<EngineClone>,
@@ -156,7 +148,7 @@ struct LocalClone<'a> {
 }
 
 impl<'a> LocalClone<'a> {
-    fn new(master: Thd, data_dir: &'a CStr, settings: Settings) -> LocalClone<'a> {
+    fn new(master: Thd, data_dir: &'a CStr, settings: Settings, status: Arc<Tracker>) -> LocalClone<'a> {
         let config = Config {
             max_threads: settings.max_concurrency.max(1),
             autotune: settings.autotune_concurrency,
@@ -164,25 +156,17 @@ impl<'a> LocalClone<'a> {
             max_network_mib: 0,
         };
         let buffer_size = settings.buffer_size.min(BUFFER_BUDGET / config.max_threads);
-        LocalClone { master, data_dir, settings, engines: Vec::new(), team: Team::new(config), buffer_size, zeros: super::zero_runs(master) }
+        LocalClone { data_dir, settings, engines: Vec::new(), team: Team::new(config, status), buffer_size, zeros: super::zero_runs(master) }
     }
 
-    fn execute(mut self) -> Result<(), Error> {
-        let thd = self.master;
-        let locked = self.settings.block_ddl;
-        if locked {
-            services::backup_lock(thd, self.settings.ddl_timeout)?;
-        }
-        let result = self.begin().and_then(|()| self.copy_all());
-        if locked {
-            services::backup_unlock(thd);
-        }
-        result
+    /// Runs the clone with `thd`, the user's session, as its master.
+    fn execute(mut self, thd: Thd) -> Result<(), Error> {
+        let _lock = if self.settings.block_ddl { Some(BackupLock::acquire(thd, self.settings.ddl_timeout)?) } else { None };
+        self.begin(thd).and_then(|()| self.copy_all(thd))
     }
 
     /// Begins the clone on both sides of every engine.
-    fn begin(&mut self) -> Result<(), Error> {
-        let thd = self.master;
+    fn begin(&mut self, thd: Thd) -> Result<(), Error> {
         let mut sources = Vec::new();
         for engine in storage::source_engines(thd) {
             match engine.begin(thd, None, Mode::Start) {
@@ -218,8 +202,7 @@ impl<'a> LocalClone<'a> {
     }
 
     /// Copies with the master and its workers, then ends both sides.
-    fn copy_all(&mut self) -> Result<(), Error> {
-        let thd = self.master;
+    fn copy_all(&mut self, thd: Thd) -> Result<(), Error> {
         let clone = &*self;
         let result = std::thread::scope(|scope| {
             let config = clone.team.config;
@@ -246,7 +229,7 @@ impl<'a> LocalClone<'a> {
 
     /// A worker joins the running clone on both sides and copies its share.
     fn worker(&self, index: usize) {
-        session::guard((), || {
+        guard((), || {
             let Some(session) = WorkerSession::start(Worker::Local) else {
                 log::info!("Failed to spawn worker: 0");
                 return;
@@ -285,9 +268,9 @@ impl<'a> LocalClone<'a> {
 }
 
 /// One thread's part in the clone: the callback handler it gives the engine.
-struct Task<'c, 's, 'e> {
+struct Task<'c, 's, 'e, 't> {
     clone: &'c LocalClone<'c>,
-    thd: Thd,
+    thd: Thd<'t>,
     apply_tasks: Vec<u32>,
     /// The chunk the source side offered, waiting for the apply side:
     /// `len` bytes at a file's offset, or a buffer (relayed).
@@ -304,8 +287,8 @@ struct Task<'c, 's, 'e> {
     writer: Option<WriteBehind>,
 }
 
-impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
-    fn new(clone: &'c LocalClone<'c>, index: usize, thd: Thd, apply_tasks: Vec<u32>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
+impl<'c: 's, 's, 'e, 't> Task<'c, 's, 'e, 't> {
+    fn new(clone: &'c LocalClone<'c>, index: usize, thd: Thd<'t>, apply_tasks: Vec<u32>, scope: Option<&'s Scope<'s, 'e>>) -> Self {
         Task {
             clone,
             thd,
@@ -325,7 +308,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     }
 
     fn copy<'h>(&self, sources: impl Iterator<Item = &'h Handle>) -> Result<(), Error> {
-        let cbk = Callback::new(self)?;
+        let cbk = Callback::both(self, self)?;
         cbk.set_client_buffer_size(self.clone.buffer_size);
         for source in sources {
             if let Err(e) = source.copy(self.thd, &cbk) {
@@ -339,7 +322,7 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
     /// Waits for the writes queued so far; a failed one fails the clone.
     fn settle(&self) -> Result<(), Error> {
         match &self.writer {
-            Some(w) => w.drain().map_err(|e| self.report(e, &Default::default())),
+            Some(w) => w.drain().map_err(Error::from),
             None => Ok(()),
         }
     }
@@ -358,22 +341,6 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
         result
     }
 
-    /// The apply side announced a new state, or asks to acknowledge one.
-    fn apply_side_notice(&self, cbk: Cbk<'_>) -> Result<(), Error> {
-        self.settle()?;
-        if let Some(estimate) = cbk.flags().state_change {
-            TRACKER.next_stage(estimate, self.clone.team.threads());
-            return Ok(());
-        }
-        self.meter.state_end();
-        let index = cbk.loc_index() as usize;
-        let Some(c) = self.clone.engines.get(index) else {
-            return Err(engine_index_out_of_range());
-        };
-        // The source side's master task (0) waits for this acknowledgement.
-        c.source.engine().ack(self.clone.master, c.source.locator(), 0, 0, cbk)
-    }
-
     /// Statistics, auto-tuning (master) and throttling after each chunk.
     fn account(&self, bytes: u64) {
         if let (Some(n), Some(scope)) = (self.meter.account(bytes, 0), self.scope) {
@@ -381,19 +348,9 @@ impl<'c: 's, 's, 'e> Task<'c, 's, 'e> {
             clone.team.spawn_workers(scope, n, "clone_local", |i| clone.worker(i));
         }
     }
-
-    /// The error of a failed copy, naming the (source, destination) file.
-    fn report(&self, e: CopyError, names: &(String, String)) -> Error {
-        match e {
-            CopyError::Read(err) => Error::with_file(message::ER_ERROR_ON_READ, names.0.clone(), err),
-            CopyError::Write(err) => Error::with_file(message::ER_ERROR_ON_WRITE, names.1.clone(), err),
-            CopyError::WriteBehind(f) => Error::with_file(message::ER_ERROR_ON_WRITE, f.name, f.error),
-            CopyError::OutOfMemory(n) => Error::with_int(message::ER_OUTOFMEMORY, n as i64),
-        }
-    }
 }
 
-impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
+impl<'c: 's, 's, 'e, 't> Source for Task<'c, 's, 'e, 't> {
     fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error> {
         self.pending_file.set(Some((from, len)));
         let applied = self.apply(cbk);
@@ -403,16 +360,33 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
 
     fn buffer<'b>(&self, cbk: Cbk<'b>, buf: EngineBuf<'b>) -> Result<(), Error> {
         if self.applying.get() {
-            return self.apply_side_notice(cbk);
+            return self.notice(cbk);
         }
         // Not file data: a file or state change, or pages the engine may
         // write itself; the writes before it come first.
         self.settle()?;
         self.pending_buffer.relay(buf, || self.apply(cbk))
     }
+}
+
+impl<'c: 's, 's, 'e, 't> Apply for Task<'c, 's, 'e, 't> {
+    /// The apply side announced a new state, or asks to acknowledge one.
+    fn notice(&self, cbk: Cbk<'_>) -> Result<(), Error> {
+        self.settle()?;
+        if let Some(estimate) = cbk.flags().state_change {
+            self.clone.team.status.next_stage(estimate, self.clone.team.threads());
+            return Ok(());
+        }
+        self.meter.state_end();
+        let index = cbk.loc_index() as usize;
+        let Some(c) = self.clone.engines.get(index) else {
+            return Err(engine_index_out_of_range());
+        };
+        // The source side's master task (0) waits for this acknowledgement.
+        c.source.engine().ack(self.thd, c.source.locator(), 0, 0, cbk)
+    }
 
     fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error> {
-        let names = || (cbk.source_name(), cbk.dest_name());
         let bytes = match self.pending_file.get() {
             Some((fd, len)) => {
                 let flags = cbk.flags();
@@ -422,18 +396,16 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
                         let mut left = len as u64;
                         while left > 0 {
                             let piece = left.min(WRITE_PIECE) as usize;
-                            writer.write_with(to, piece, |buf| copy::read_exact(fd, buf), || cbk.dest_name()).map_err(|e| self.report(e, &names()))?;
+                            writer.write_with(to, piece, |buf| copy::read_exact(fd, buf, &cbk), &cbk)?;
                             left -= piece as u64;
                         }
                     }
-                    _ => self.lend.scratch(self.clone.buffer_size as usize, |buf| {
-                        copy::copy_file(fd, to, len as u64, in_kernel, buf).map_err(|e| self.report(e, &names()))
-                    })?,
+                    _ => self.lend.scratch(self.clone.buffer_size as usize, |buf| Ok(copy::copy_file(fd, to, len as u64, in_kernel, buf, &cbk)?))?,
                 }
                 len as usize
             }
             None => self.pending_buffer.with(|buf| match buf {
-                Some(b) => copy::write_all(to, b).map(|()| b.len()).map_err(|e| self.report(e, &names())),
+                Some(b) => Ok(copy::write_all(to, b, &cbk).map(|()| b.len())?),
                 None => Err(nothing_pending()),
             })?,
         };
@@ -445,10 +417,7 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
         // The engine writes what it gets here itself, after the queued writes.
         self.settle()?;
         let (len, lent) = match self.pending_file.get() {
-            Some((fd, len)) => {
-                let read = |buf: &mut [u8]| copy::read_exact(fd, buf).map_err(|e| self.report(e, &(cbk.source_name(), cbk.dest_name())));
-                (len as usize, self.lend.fill(len as usize, read)?)
-            }
+            Some((fd, len)) => (len as usize, self.lend.fill(len as usize, |buf| Ok(copy::read_exact(fd, buf, &cbk)?))?),
             None => self.pending_buffer.with(|buf| match buf {
                 Some(b) => {
                     let copy = |out: &mut [u8]| {
@@ -463,10 +432,6 @@ impl<'c: 's, 's, 'e> Handler for Task<'c, 's, 'e> {
         self.account(len as u64);
         Ok(lent)
     }
-}
-
-fn no_apply_side() -> Error {
-    Error::internal("the engine asked a dry run to apply data")
 }
 
 fn engine_index_out_of_range() -> Error {

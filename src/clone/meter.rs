@@ -3,11 +3,12 @@
 //! bandwidth limits, and, on the master, turns the counters into progress,
 //! speeds and auto-tuning decisions once a second.
 
-use crate::status::TRACKER;
-use crate::transfer::stats::{Config, Monitor, Shared};
-use crate::transfer::throttle::Throttle;
+use clone_core::status::Tracker;
+use clone_core::transfer::stats::{Config, Monitor, Shared};
+use clone_core::transfer::throttle::Throttle;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::Arc;
 use std::thread::Scope;
 use std::time::Instant;
 
@@ -20,11 +21,20 @@ pub struct Team {
     /// A worker thread could not be started: auto-tuning asks for no more.
     spawn_failed: AtomicBool,
     started: Instant,
+    /// The plugin's status of its clones, where progress goes.
+    pub status: Arc<Tracker>,
 }
 
 impl Team {
-    pub fn new(config: Config) -> Team {
-        Team { shared: Shared::new(config.max_threads), config, threads: AtomicU32::new(1), spawn_failed: AtomicBool::new(false), started: Instant::now() }
+    pub fn new(config: Config, status: Arc<Tracker>) -> Team {
+        Team {
+            shared: Shared::new(config.max_threads),
+            config,
+            threads: AtomicU32::new(1),
+            spawn_failed: AtomicBool::new(false),
+            started: Instant::now(),
+            status,
+        }
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -83,7 +93,7 @@ impl<'t> Meter<'t> {
         if let Some(monitor) = &self.monitor {
             let threads = team.threads();
             if let Some(tick) = monitor.borrow_mut().tick(now, &team.shared, threads) {
-                TRACKER.add_progress(tick.data, tick.network, tick.data_speed, tick.network_speed, threads);
+                self.team.status.add_progress(tick.data, tick.network, tick.data_speed, tick.network_speed, threads);
                 if let Some(msg) = &tick.tune_log {
                     log::info!("{}", msg);
                 }
@@ -107,7 +117,7 @@ impl<'t> Meter<'t> {
     pub fn flush(&self) {
         if let Some(monitor) = &self.monitor {
             let (data, network) = monitor.borrow_mut().flush(&self.team.shared);
-            TRACKER.add_progress(data, network, 0, 0, self.team.threads());
+            self.team.status.add_progress(data, network, 0, 0, self.team.threads());
         }
     }
 

@@ -1,17 +1,19 @@
 //! The clone flows, written against the safe server layer: local clone, and
-//! the two ends of a remote clone.
+//! the two ends of a remote clone. No `unsafe` here: what needs it is the
+//! server layer's.
+#![forbid(unsafe_code)]
 
 pub mod donor;
 pub mod local;
 mod meter;
 pub mod recipient;
 
-use crate::doublewrite;
-use crate::server::clone_protocol;
+use crate::server::config;
 use crate::server::errors::*;
 use crate::server::files;
 use crate::server::session::Thd;
-use crate::space::{self, format_bytes, Space};
+use clone_core::doublewrite;
+use clone_core::space::{self, format_bytes, Space};
 use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -23,7 +25,7 @@ const MIN_MAX_ALLOWED_PACKET: u64 = 2 * 1024 * 1024;
 /// How the writers treat runs of zero bytes: as InnoDB itself extends files
 /// on this server (innodb_extend_and_initialize, ON unless set OFF).
 fn zero_runs(thd: Thd) -> files::ZeroRuns {
-    match clone_protocol::config(thd, "innodb_extend_and_initialize").as_deref() {
+    match config::variable(thd, "innodb_extend_and_initialize").as_deref() {
         Some("OFF" | "0") => files::ZeroRuns::Allocated,
         _ => files::ZeroRuns::Written,
     }
@@ -32,7 +34,7 @@ fn zero_runs(thd: Thd) -> files::ZeroRuns {
 /// ER_CLONE_NETWORK_PACKET if this server's max_allowed_packet is too
 /// small for clone data messages.
 fn check_packet_size(thd: Thd) -> Result<(), Error> {
-    let value = clone_protocol::configs(thd, &["max_allowed_packet"])?;
+    let value = config::variables(thd, &["max_allowed_packet"])?;
     let current: u64 = value.first().and_then(|v| v.parse().ok()).unwrap_or(0);
     if current < MIN_MAX_ALLOWED_PACKET {
         return Err(Error::with_ints(message::ER_CLONE_NETWORK_PACKET, MIN_MAX_ALLOWED_PACKET as i64, current as i64));
@@ -79,7 +81,7 @@ fn check_space(thd: Thd, data_dir: Option<&CStr>, needed: u64, tell: impl FnOnce
             let target = Path::new(OsStr::from_bytes(target.to_bytes()));
             (space::existing_ancestor(target).unwrap_or(Path::new("/")).to_path_buf(), false)
         }
-        None => (PathBuf::from(clone_protocol::config(thd, "datadir").unwrap_or_else(|| ".".into())), true),
+        None => (PathBuf::from(config::variable(thd, "datadir").unwrap_or_else(|| ".".into())), true),
     };
     let free = files::free_space(&dir).map_err(|e| Error::with_file(message::ER_CANT_GET_STAT, dir.to_string_lossy(), e))?;
     let mut space = Space { needed, free, released: 0, written_first: 0 };
@@ -104,7 +106,7 @@ fn check_space(thd: Thd, data_dir: Option<&CStr>, needed: u64, tell: impl FnOnce
 
 /// Where this server's user data and binary logs are.
 fn drop_scope(thd: Thd, datadir: &Path) -> space::DropScope {
-    let config = |key| clone_protocol::config(thd, key).unwrap_or_default();
+    let config = |key| config::variable(thd, key).unwrap_or_default();
     let index = match config("log_bin").as_str() {
         "ON" | "1" => std::fs::read_to_string(datadir.join(config("log_bin_index"))).ok(),
         _ => None,
@@ -122,7 +124,7 @@ const CLONE_METADATA_BLOCKS: u64 = 4;
 /// the clone's small metadata files, and the first binary log that RESET
 /// BINARY LOGS AND GTIDS opens.
 fn written_first(thd: Thd, datadir: &Path, device: u64, block: u64, binary_logs: bool) -> u64 {
-    let setting = clone_protocol::config(thd, "innodb_doublewrite_dir").unwrap_or_default();
+    let setting = config::variable(thd, "innodb_doublewrite_dir").unwrap_or_default();
     let dblwr = datadir.join(doublewrite::directory(&setting));
     let mut sizes = Vec::new();
     if std::fs::metadata(&dblwr).is_ok_and(|m| m.dev() == device) {

@@ -3,10 +3,12 @@
 //! packet framing, timeouts, KILL): the donor's side of one clone connection,
 //! the recipient's connections to a donor, and the metadata checks.
 
+use super::entry::entry_point;
 use super::errors::*;
 use super::ffi::{self, cs_conn};
-use super::files::{AlignedBuf, BufferPool};
 use super::session::Thd;
+use clone_core::transfer::buffers::{AlignedBuf, BufferPool};
+use clone_core::transfer::pipeline::{Pipeline, Sink};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
@@ -16,14 +18,15 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::Scope;
 
 use super::status as check;
 
 /// The donor's end of a clone connection: the session's own connection.
 #[derive(Clone, Copy)]
-pub struct DonorLink(pub Thd);
+pub struct DonorLink<'s>(pub Thd<'s>);
 
-impl DonorLink {
+impl DonorLink<'_> {
     /// Waits for the next command: its code and body. The body lives in
     /// the connection's buffer until the next read.
     pub fn next_command(&mut self) -> Result<(u8, &[u8]), Error> {
@@ -48,7 +51,7 @@ impl DonorLink {
     /// connection) and clears the error.
     pub fn send_error(&self, fatal: bool) -> Result<(), Error> {
         // SAFETY: valid THD.
-        check(unsafe { ffi::cs_send_error(self.0.as_ptr(), crate::protocol::response::ERROR, fatal) })
+        check(unsafe { ffi::cs_send_error(self.0.as_ptr(), clone_core::protocol::response::ERROR, fatal) })
     }
 }
 
@@ -60,36 +63,25 @@ pub enum Outgoing {
     Bytes(Vec<u8>, usize),
 }
 
-enum Job {
-    Send(bool, Outgoing),
-    /// Answered once every message queued before it is sent.
-    Drain(crossbeam_channel::Sender<()>),
-}
-
-/// Sends messages on a donor's connection and hands their buffers back.
-#[derive(Clone)]
-struct Courier {
-    link: DonorLink,
-    /// The error number of the first failed send.
-    failed: Arc<Mutex<Option<i32>>>,
+/// Sends messages on a donor's connection and hands their buffers back:
+/// the sending end of the send-behind pipeline, or the session itself.
+struct Courier<'s> {
+    link: DonorLink<'s>,
     pool: BufferPool,
     keep: crossbeam_channel::Sender<Vec<u8>>,
 }
 
-impl Courier {
-    /// Sends `message` unless an earlier send failed, and recycles its buffer.
-    fn deliver(&self, secure: bool, mut message: Outgoing) {
-        if self.failed.lock().is_none() {
-            let bytes = match &mut message {
-                Outgoing::Aligned(buf, range) => buf.as_mut_slice().get_mut(range.clone()),
-                Outgoing::Bytes(bytes, start) => bytes.get_mut(*start..),
-            };
-            let sent = bytes.map_or(Err(ER_INTERNAL_ERROR), |b| self.link.send(secure, b).map_err(|e| e.code()));
-            if let Err(code) = sent {
-                *self.failed.lock() = Some(code);
-            }
-        }
+impl Courier<'_> {
+    /// Sends `message` and recycles its buffer; the error number if the
+    /// send failed.
+    fn deliver(&self, secure: bool, mut message: Outgoing) -> Result<(), i32> {
+        let bytes = match &mut message {
+            Outgoing::Aligned(buf, range) => buf.as_mut_slice().get_mut(range.clone()),
+            Outgoing::Bytes(bytes, start) => bytes.get_mut(*start..),
+        };
+        let sent = bytes.map_or(Err(ER_INTERNAL_ERROR), |b| self.link.send(secure, b).map_err(|e| e.code()));
         self.recycle(message);
+        sent
     }
 
     fn recycle(&self, message: Outgoing) {
@@ -100,19 +92,37 @@ impl Courier {
     }
 }
 
-/// A donor's messages, sent in order from a thread of their own while the
-/// session goes on: the engine reads the next block from disk while the
-/// last one crosses the network. At most [`SEND_BEHIND_DEPTH`] messages
-/// wait, and two aligned buffers circulate. A failed send fails every
-/// later call; what was queued after it is not sent. Without a thread
-/// (`threaded` false, or none could start) each message is sent in place.
-pub struct SendBehind {
-    courier: Courier,
-    jobs: Option<crossbeam_channel::Sender<Job>>,
+impl Sink for Courier<'_> {
+    type Item = (bool, Outgoing);
+    type Error = i32;
+
+    fn started(&mut self) {
+        super::files::yield_to_workload();
+    }
+
+    fn take(&mut self, (secure, message): (bool, Outgoing)) -> Result<(), i32> {
+        self.deliver(secure, message)
+    }
+
+    fn discard(&mut self, (_, message): (bool, Outgoing)) {
+        self.recycle(message);
+    }
+}
+
+/// A donor's messages, sent in order from a thread of their own (a
+/// pipeline in the session's scope) while the session goes on: the engine
+/// reads the next block from disk while the last one crosses the network.
+/// At most [`SEND_BEHIND_DEPTH`] messages wait, and two aligned buffers
+/// circulate. A failed send fails every later call; what was queued after
+/// it is not sent. Without a thread (no scope given, or none could start)
+/// each message is sent in place.
+pub struct SendBehind<'s> {
+    /// Sends in place, and recycles for the session.
+    courier: Courier<'s>,
+    pipeline: Option<Pipeline<Courier<'s>>>,
     spare: crossbeam_channel::Receiver<Vec<u8>>,
-    /// The failure has been returned to be raised on the session.
-    reported: Cell<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The error number of the first failed send, once reported.
+    failed: Cell<Option<i32>>,
 }
 
 /// Messages queued at most (a block's descriptor and its data, twice).
@@ -120,36 +130,23 @@ const SEND_BEHIND_DEPTH: usize = 4;
 /// Aligned buffers: one being sent, one being filled.
 const ALIGNED_BUFFERS: usize = 2;
 
-impl SendBehind {
-    pub fn new(link: DonorLink, threaded: bool) -> SendBehind {
+impl<'s> SendBehind<'s> {
+    /// The thread sends on the session's connection only while the session
+    /// does not: the session reads the next command, or sends itself,
+    /// after `drain` (or the drop) has waited for the queue.
+    pub fn new<'scope>(link: DonorLink<'s>, scope: Option<&'scope Scope<'scope, '_>>) -> SendBehind<'s>
+    where
+        's: 'scope,
+    {
         let (keep, spare) = crossbeam_channel::bounded(SEND_BEHIND_DEPTH);
-        let courier = Courier { link, failed: Arc::new(Mutex::new(None)), pool: BufferPool::new(ALIGNED_BUFFERS), keep };
-        let (jobs, queue) = crossbeam_channel::bounded::<Job>(SEND_BEHIND_DEPTH);
-        let mut behind = SendBehind { courier, jobs: None, spare, reported: Cell::new(false), thread: None };
-        if !threaded {
-            return behind;
-        }
-        let courier = behind.courier.clone();
-        // The thread writes to the session's connection only while the
-        // session does not: the session reads the next command, or sends
-        // itself, after `drain` (or the drop) has waited for the queue.
-        let spawned = std::thread::Builder::new().name("clone_send".into()).spawn(move || {
-            super::files::yield_to_workload();
-            for job in queue {
-                match job {
-                    Job::Send(secure, message) => courier.deliver(secure, message),
-                    Job::Drain(done) => drop(done.send(())),
-                }
-            }
+        let courier = Courier { link, pool: BufferPool::new(ALIGNED_BUFFERS), keep };
+        let pipeline = scope.and_then(|scope| {
+            let sender = Courier { link, pool: courier.pool.clone(), keep: courier.keep.clone() };
+            Pipeline::start_scoped(scope, "clone_send", SEND_BEHIND_DEPTH, sender)
+                .map_err(|e| log::info!("Sending clone data in place: no sender thread ({e})"))
+                .ok()
         });
-        match spawned {
-            Ok(thread) => {
-                behind.jobs = Some(jobs);
-                behind.thread = Some(thread);
-            }
-            Err(e) => log::info!("Sending clone data in place: no sender thread ({e})"),
-        }
-        behind
+        SendBehind { courier, pipeline, spare, failed: Cell::new(None) }
     }
 
     /// An aligned buffer of at least `len` bytes, once one is free.
@@ -175,52 +172,40 @@ impl SendBehind {
             self.recycle(message);
             return Err(e);
         }
-        match &self.jobs {
-            Some(jobs) => {
-                if let Err(crossbeam_channel::SendError(Job::Send(_, message))) = jobs.send(Job::Send(secure, message)) {
-                    self.recycle(message);
-                    return Err(Error::internal("the sender thread has ended"));
-                }
-                Ok(())
-            }
-            None => {
-                self.courier.deliver(secure, message);
-                self.check()
-            }
+        match &self.pipeline {
+            Some(pipeline) => pipeline.push((secure, message)).map_err(|(_, message)| {
+                self.recycle(message);
+                Error::internal("the sender thread has ended")
+            }),
+            None => self.courier.deliver(secure, message).map_err(|code| {
+                // Sent in place, the server raised the error itself.
+                self.failed.set(Some(code));
+                Error::reported(code)
+            }),
         }
     }
 
     /// Waits until every queued message is sent; the first failure, if any.
     pub fn drain(&self) -> Result<(), Error> {
-        let (done, wait) = crossbeam_channel::bounded(1);
-        if let Some(jobs) = &self.jobs {
-            if jobs.send(Job::Drain(done)).is_ok() {
-                let _ = wait.recv();
-            }
+        if let Some(Err(code)) = self.pipeline.as_ref().map(Pipeline::drain) {
+            return Err(self.first_report(code));
         }
         self.check()
     }
 
     /// A send that failed on the thread was reported by the server to that
     /// thread (its error log, as it has no session); the first call after
-    /// it returns it to be raised on the session. Sent in place, the server
-    /// raised it itself.
+    /// it returns it to be raised on the session.
     fn check(&self) -> Result<(), Error> {
-        let Some(code) = *self.courier.failed.lock() else { return Ok(()) };
-        if self.thread.is_some() && !self.reported.replace(true) {
-            return Err(Error::unknown(code));
+        if let Some(code) = self.pipeline.as_ref().and_then(Pipeline::take_failure) {
+            return Err(self.first_report(code));
         }
-        Err(Error::raised(code))
+        self.failed.get().map_or(Ok(()), |code| Err(Error::reported(code)))
     }
-}
 
-impl Drop for SendBehind {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread once the queued messages are sent.
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    fn first_report(&self, code: i32) -> Error {
+        self.failed.set(Some(code));
+        Error::unknown(code)
     }
 }
 
@@ -300,17 +285,17 @@ impl Connection {
             )
         };
         NonNull::new(raw).map(|raw| Connection { raw, watcher: None }).ok_or_else(|| match thd.map(|t| t.error().0 as i32).filter(|&e| e != 0) {
-            Some(code) => Error::raised(code),
+            Some(code) => Error::reported(code),
             // Without a session the server only logs why.
             None => Error::unknown(ER_INTERNAL_ERROR),
         })
     }
 
-    pub fn send(&mut self, thd: Option<Thd>, set_active: bool, command: u8, body: &[u8]) -> Result<(), Error> {
+    /// Sends a command: its code and body, as the service takes them.
+    pub fn send(&mut self, thd: Option<Thd>, set_active: bool, command: u8, mut body: Vec<u8>) -> Result<(), Error> {
         let thd_ptr = thd.map_or(std::ptr::null_mut(), Thd::as_ptr);
-        let mut copy = body.to_vec();
         // SAFETY: valid connection; the service only reads the buffer.
-        check(unsafe { ffi::cs_send_command(thd_ptr, self.raw.as_ptr(), set_active, command, copy.as_mut_ptr(), copy.len()) })
+        check(unsafe { ffi::cs_send_command(thd_ptr, self.raw.as_ptr(), set_active, command, body.as_mut_ptr(), body.len()) })
     }
 
     /// Reads one response message (code byte first) and the bytes it took
@@ -362,12 +347,14 @@ impl Connection {
     }
 }
 
-extern "C" fn collect_string(ctx: *mut c_void, s: *const c_char, len: usize) {
+entry_point! {
+pub(super) fn collect_string(ctx: *mut c_void, s: *const c_char, len: usize) = (); {
     // SAFETY: ctx is the Vec passed below; s has len bytes.
     let list = unsafe { &mut *ctx.cast::<Vec<String>>() };
     // SAFETY: as above.
     let bytes = if s.is_null() { &[][..] } else { unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) } };
     list.push(String::from_utf8_lossy(bytes).into_owned());
+}
 }
 
 /// Every collation the data dictionary knows.
@@ -376,21 +363,6 @@ pub fn collations(thd: Thd) -> Result<Vec<String>, Error> {
     // SAFETY: the visitor only pushes onto `list`.
     check(unsafe { ffi::cs_get_charsets(thd.as_ptr(), Some(collect_string), (&mut list as *mut Vec<String>).cast()) })?;
     Ok(list)
-}
-
-/// Global variables as text, in the order asked.
-pub fn configs(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Error> {
-    let owned: Vec<CString> = keys.iter().map(|k| CString::new(*k).unwrap_or_default()).collect();
-    let ptrs: Vec<*const c_char> = owned.iter().map(|k| k.as_ptr()).collect();
-    let mut values: Vec<String> = Vec::new();
-    // SAFETY: keys outlive the call; the visitor only pushes onto `values`.
-    check(unsafe { ffi::cs_get_configs(thd.as_ptr(), ptrs.as_ptr(), ptrs.len(), Some(collect_string), (&mut values as *mut Vec<String>).cast()) })?;
-    Ok(values)
-}
-
-/// One global variable as text; None if the server cannot read it.
-pub fn config(thd: Thd, key: &str) -> Option<String> {
-    configs(thd, &[key]).ok().and_then(|v| v.into_iter().next())
 }
 
 /// Whether the shared library at `path` loads here: it is loaded and
@@ -437,12 +409,14 @@ pub fn validate_version(recipient: &str, donor: &str, recipient_lts: bool, donor
 /// A plugin's name and shared object.
 pub type PluginName = (Vec<u8>, Vec<u8>);
 
-extern "C" fn collect_plugin(ctx: *mut c_void, name: *const c_char, name_len: usize, so: *const c_char, so_len: usize) {
+entry_point! {
+fn collect_plugin(ctx: *mut c_void, name: *const c_char, name_len: usize, so: *const c_char, so_len: usize) = (); {
     // SAFETY: ctx is the Vec passed below; the strings have the given lengths.
     let list = unsafe { &mut *ctx.cast::<Vec<PluginName>>() };
     // SAFETY: as above.
     let bytes = |p: *const c_char, n: usize| if p.is_null() { Vec::new() } else { unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }.to_vec() };
     list.push((bytes(name, name_len), bytes(so, so_len)));
+}
 }
 
 /// Every ready plugin: name and shared object (empty for built-ins).

@@ -1,12 +1,14 @@
 //! MySQL error numbers, each message to clients typed by the arguments it
 //! takes (mysql-clone-sys, generated from the message files), and the one
-//! error type of the flows.
+//! error type of the flows and the server layer.
 
 pub use mysql_clone_sys::errors::*;
 pub use mysql_clone_sys::messages as message;
 pub use mysql_clone_sys::{args, Message};
 
-use super::session;
+use super::diagnostics;
+use super::files::CopyError;
+use std::fmt;
 
 /// An error of a clone: a MySQL error number with its message's arguments,
 /// carried up to where the server reads the session's diagnostics area
@@ -29,20 +31,16 @@ enum Args {
     Int(i64),
     IntInt(i64, i64),
     File(String, std::io::Error),
-    /// A number known only at run time: see [`session::raise_errno`].
+    /// A number known only at run time: see [`diagnostics::raise_errno`].
     Unknown,
 }
 
 impl Error {
-    /// An error the server or a storage engine has already put into the
-    /// diagnostics area.
-    pub fn raised(code: i32) -> Error {
-        Error { code, pending: None }
-    }
-
-    /// A number that is never raised: one that tells an engine to stop, or
-    /// that a worker carries while the master thread reports the error.
-    pub fn quiet(code: i32) -> Error {
+    /// An error number this thread does not raise: the server or a storage
+    /// engine has put it into the diagnostics area already, or it only
+    /// tells an engine to stop, or a worker carries it while the master
+    /// thread reports the error.
+    pub fn reported(code: i32) -> Error {
         Error { code, pending: None }
     }
 
@@ -91,8 +89,8 @@ impl Error {
         self.code
     }
 
-    /// Whether the diagnostics area already holds this error.
-    pub fn is_raised(&self) -> bool {
+    /// Whether nothing is left to raise of this error.
+    pub fn is_reported(&self) -> bool {
         self.pending.is_none()
     }
 
@@ -101,14 +99,42 @@ impl Error {
     pub fn raise(self) -> Error {
         match self.pending {
             None => {}
-            Some(Args::None) => session::raise(Message::new(self.code)),
-            Some(Args::Str(a)) => session::raise_str(Message::new(self.code), &a),
-            Some(Args::StrStr(a, b)) => session::raise_two_strs(Message::new(self.code), &a, &b),
-            Some(Args::Int(n)) => session::raise_int(Message::new(self.code), n),
-            Some(Args::IntInt(a, b)) => session::raise_two_ints(Message::new(self.code), a, b),
-            Some(Args::File(file, err)) => session::raise_file(Message::new(self.code), &file, &err),
-            Some(Args::Unknown) => session::raise_errno(self.code),
+            Some(Args::None) => diagnostics::raise(Message::new(self.code)),
+            Some(Args::Str(a)) => diagnostics::raise_str(Message::new(self.code), &a),
+            Some(Args::StrStr(a, b)) => diagnostics::raise_two_strs(Message::new(self.code), &a, &b),
+            Some(Args::Int(n)) => diagnostics::raise_int(Message::new(self.code), n),
+            Some(Args::IntInt(a, b)) => diagnostics::raise_two_ints(Message::new(self.code), a, b),
+            Some(Args::File(file, err)) => diagnostics::raise_file(Message::new(self.code), &file, &err),
+            Some(Args::Unknown) => diagnostics::raise_errno(self.code),
         }
-        Error::raised(self.code)
+        Error::reported(self.code)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MySQL error {}", self.code)?;
+        match &self.pending {
+            None | Some(Args::None) | Some(Args::Unknown) => Ok(()),
+            Some(Args::Str(a)) => write!(f, ": {a}"),
+            Some(Args::StrStr(a, b)) => write!(f, ": {a}, {b}"),
+            Some(Args::Int(n)) => write!(f, ": {n}"),
+            Some(Args::IntInt(a, b)) => write!(f, ": {a}, {b}"),
+            Some(Args::File(file, err)) => write!(f, ": {file}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A failed copy as the statement's error: ER_ERROR_ON_READ or
+/// ER_ERROR_ON_WRITE naming the file and the OS error, or ER_OUTOFMEMORY.
+impl From<CopyError> for Error {
+    fn from(e: CopyError) -> Error {
+        match e {
+            CopyError::Read { file, error } => Error::with_file(message::ER_ERROR_ON_READ, file, error),
+            CopyError::Write { file, error } => Error::with_file(message::ER_ERROR_ON_WRITE, file, error),
+            CopyError::OutOfMemory(len) => Error::with_int(message::ER_OUTOFMEMORY, len as i64),
+        }
     }
 }

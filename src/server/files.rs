@@ -3,110 +3,51 @@
 //! (the engine positions them). In-kernel copies are preferred:
 //! `copy_file_range` (which can share extents on filesystems that support
 //! it), then `sendfile`, then read/write through an aligned buffer; a method
-//! that fails once is not tried again in this process. Writes behind the
-//! engine leave long runs of zeros to the file system as zero ranges.
+//! that fails once is not tried again in this process. The recipient's
+//! writes go behind the engine, through a pipeline, and leave long runs of
+//! zeros to the file system as zero ranges where InnoDB would.
 
-use crate::transfer::zeros::{self, Piece};
-use crossbeam_channel::{Receiver, Sender};
-use memmap2::{Advice, MmapMut, MmapOptions};
-use parking_lot::Mutex;
+use clone_core::transfer::buffers::{AlignedBuf, BufferPool, OutOfMemory};
+use clone_core::transfer::pipeline::{Pipeline, Sink};
+use clone_core::transfer::zeros::{self, Piece};
 use rustix::fd::{BorrowedFd, OwnedFd, RawFd};
 use rustix::fs::{FallocateFlags, SeekFrom};
 use rustix::io::Errno as OsErrno;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
-use std::sync::OnceLock;
 
-/// O_DIRECT needs buffers aligned to the block size.
-pub const ALIGN: usize = 4096;
+pub use clone_core::transfer::buffers::ALIGN;
 
 static COPY_FILE_RANGE_OK: AtomicBool = AtomicBool::new(true);
 static SENDFILE_OK: AtomicBool = AtomicBool::new(true);
 
-/// Which side of a copy failed, with the OS error.
+/// The names of the files a copy reads and writes, asked for only when an
+/// error must name one.
+pub trait FileNames {
+    fn source(&self) -> String;
+    fn dest(&self) -> String;
+}
+
+/// A failed copy: the file and the OS error, on the side that failed.
 #[derive(Debug)]
 pub enum CopyError {
-    Read(io::Error),
-    Write(io::Error),
-    /// An earlier write of a `WriteBehind`, to another file perhaps.
-    WriteBehind(WriteFailure),
+    Read { file: String, error: io::Error },
+    Write { file: String, error: io::Error },
     OutOfMemory(usize),
 }
 
-/// Told the bytes of every buffer mapped (positive) and unmapped (negative),
-/// for the server's memory statistics.
-static MEMORY_ACCOUNTING: OnceLock<fn(i64)> = OnceLock::new();
-
-/// Sets the function told of buffer memory (once per process).
-pub fn set_memory_accounting(account: fn(i64)) {
-    let _ = MEMORY_ACCOUNTING.set(account);
-}
-
-fn account(bytes: i64) {
-    if let Some(f) = MEMORY_ACCOUNTING.get() {
-        f(bytes);
+impl From<OutOfMemory> for CopyError {
+    fn from(e: OutOfMemory) -> CopyError {
+        CopyError::OutOfMemory(e.0)
     }
 }
 
-/// Transparent huge pages are this big on x86-64.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// A buffer aligned for O_DIRECT. It is mapped on its own and, from 512 KiB
-/// up, backed by transparent huge pages where the system allows: O_DIRECT
-/// pins the buffer's pages on every read and write, and pinning a few huge
-/// pages costs far less than pinning hundreds of small ones.
-pub struct AlignedBuf {
-    map: MmapMut,
-    /// Where the buffer starts in the mapping (a huge-page boundary).
-    offset: usize,
-    len: usize,
+fn read_error(names: &dyn FileNames, error: io::Error) -> CopyError {
+    CopyError::Read { file: names.source(), error }
 }
 
-#[allow(clippy::len_without_is_empty)] // never empty: at least one block
-impl AlignedBuf {
-    pub fn new(len: usize) -> Result<AlignedBuf, CopyError> {
-        let mut len = len.max(ALIGN).next_multiple_of(ALIGN);
-        // Buffers of a good part of a huge page get a whole one.
-        let huge = len >= HUGE_PAGE / 4;
-        if huge {
-            len = len.next_multiple_of(HUGE_PAGE);
-        }
-        // Room to place the buffer on a huge-page boundary.
-        let map_len = if huge { len + HUGE_PAGE } else { len };
-        let map = MmapOptions::new().len(map_len).map_anon().map_err(|_| CopyError::OutOfMemory(len))?;
-        let offset = if huge { map.as_ptr().align_offset(HUGE_PAGE) } else { 0 };
-        if huge {
-            // Advice only: without huge pages the buffer still works.
-            let _ = map.advise_range(Advice::HugePage, offset, len);
-        }
-        account(map_len as i64);
-        Ok(AlignedBuf { map, offset, len })
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.map[self.offset..self.offset + self.len]
-    }
-}
-
-/// The buffer in `slot`, replaced by a bigger one if it holds fewer than
-/// `len` bytes (buffers are kept per thread and reused).
-pub fn reserve(slot: &mut Option<AlignedBuf>, len: usize) -> Result<&mut AlignedBuf, CopyError> {
-    if slot.as_ref().is_none_or(|b| b.len() < len) {
-        *slot = None;
-        *slot = Some(AlignedBuf::new(len)?);
-    }
-    slot.as_mut().ok_or(CopyError::OutOfMemory(len))
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        account(-(self.map.len() as i64));
-    }
+fn write_error(names: &dyn FileNames, error: io::Error) -> CopyError {
+    CopyError::Write { file: names.dest(), error }
 }
 
 /// How far below the server's own threads the clone's helper threads run
@@ -144,15 +85,15 @@ pub fn free_space(path: &std::path::Path) -> io::Result<u64> {
 }
 
 /// Writes all of `data` to `fd` at its current offset.
-pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), CopyError> {
+pub fn write_all(fd: RawFd, mut data: &[u8], names: &dyn FileNames) -> Result<(), CopyError> {
     while !data.is_empty() {
         let n = match rustix::io::write(borrowed(fd), data) {
             Ok(n) => n,
             Err(OsErrno::INTR) => continue,
-            Err(e) => return Err(CopyError::Write(os(e))),
+            Err(e) => return Err(write_error(names, os(e))),
         };
         if n == 0 {
-            return Err(CopyError::Write(io::Error::from(io::ErrorKind::WriteZero)));
+            return Err(write_error(names, io::Error::from(io::ErrorKind::WriteZero)));
         }
         data = &data[n..];
     }
@@ -160,16 +101,16 @@ pub fn write_all(fd: RawFd, mut data: &[u8]) -> Result<(), CopyError> {
 }
 
 /// Fills `buf` from `fd` at its current offset; a short file is an error.
-pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), CopyError> {
+pub fn read_exact(fd: RawFd, buf: &mut [u8], names: &dyn FileNames) -> Result<(), CopyError> {
     let mut done = 0;
     while done < buf.len() {
         let n = match rustix::io::read(borrowed(fd), &mut buf[done..]) {
             Ok(n) => n,
             Err(OsErrno::INTR) => continue,
-            Err(e) => return Err(CopyError::Read(os(e))),
+            Err(e) => return Err(read_error(names, os(e))),
         };
         if n == 0 {
-            return Err(CopyError::Read(io::Error::from(io::ErrorKind::UnexpectedEof)));
+            return Err(read_error(names, io::Error::from(io::ErrorKind::UnexpectedEof)));
         }
         done += n;
     }
@@ -179,7 +120,7 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), CopyError> {
 /// Copies `len` bytes from `from` to `to`. `in_kernel` says whether the
 /// engine allows a copy that bypasses user buffers (both files use the OS
 /// cache); otherwise, and as fallback, `buf` carries the data.
-pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mut [u8]) -> Result<(), CopyError> {
+pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mut [u8], names: &dyn FileNames) -> Result<(), CopyError> {
     if in_kernel {
         // No offsets given: the kernel uses and advances both files' own.
         while len > 0 && COPY_FILE_RANGE_OK.load(Relaxed) {
@@ -204,72 +145,16 @@ pub fn copy_file(from: RawFd, to: RawFd, mut len: u64, in_kernel: bool, buf: &mu
     while len > 0 {
         let n = (buf.len() as u64).min(len) as usize;
         let chunk = &mut buf[..n];
-        read_exact(from, chunk)?;
-        write_all(to, chunk)?;
+        read_exact(from, chunk, names)?;
+        write_all(to, chunk, names)?;
         len -= n as u64;
     }
     Ok(())
 }
 
-/// A fixed number of aligned buffers circulating between the thread that
-/// fills them and a thread that empties them: `take` waits until one is
-/// back. A slot holds no buffer until its first use, then keeps the largest
-/// it needed. Every buffer taken comes back (`put`), or its slot does
-/// (`lost`), so that `wait_all` can count them.
-#[derive(Clone)]
-pub struct BufferPool {
-    free: Receiver<Option<AlignedBuf>>,
-    back: Sender<Option<AlignedBuf>>,
-    slots: usize,
-}
-
-impl BufferPool {
-    pub fn new(slots: usize) -> BufferPool {
-        let (back, free) = crossbeam_channel::bounded(slots);
-        for _ in 0..slots {
-            let _ = back.send(None);
-        }
-        BufferPool { free, back, slots }
-    }
-
-    /// A buffer of at least `len` bytes, once one is free.
-    pub fn take(&self, len: usize) -> Result<AlignedBuf, CopyError> {
-        let mut slot = self.free.recv().map_err(|_| CopyError::OutOfMemory(len))?;
-        let reserved = reserve(&mut slot, len).map(|_| ());
-        match (reserved, slot) {
-            (Ok(()), Some(buf)) => Ok(buf),
-            (reserved, slot) => {
-                let _ = self.back.send(slot);
-                Err(reserved.err().unwrap_or(CopyError::OutOfMemory(len)))
-            }
-        }
-    }
-
-    pub fn put(&self, buf: AlignedBuf) {
-        let _ = self.back.send(Some(buf));
-    }
-
-    /// The buffer taken from this slot is gone (sent away in a failed call).
-    pub fn lost(&self) {
-        let _ = self.back.send(None);
-    }
-
-    /// Waits until every buffer is back.
-    pub fn wait_all(&self) {
-        let held: Vec<_> = (0..self.slots).map_while(|_| self.free.recv().ok()).collect();
-        for b in held {
-            let _ = self.back.send(b);
-        }
-    }
-}
-
-/// A write that failed behind the caller's back: the file and the error.
-#[derive(Debug)]
-pub struct WriteFailure {
-    pub name: String,
-    pub error: io::Error,
-}
-
+/// A block queued for the writer: a duplicate of the engine's descriptor
+/// (the file stays open however soon the engine closes its own), the file's
+/// offset, and the data in an aligned buffer of the pool.
 struct Job {
     fd: OwnedFd,
     offset: u64,
@@ -278,18 +163,44 @@ struct Job {
     name: String,
 }
 
-/// Writes behind the engine. A block is copied into one of a few aligned
-/// buffers and queued, with a duplicate of the engine's descriptor and the
-/// file's current offset, for a thread that writes it while the caller
-/// receives the next block: the disk and the network work at the same time.
-/// The duplicate keeps the file open however soon the engine closes its own
-/// descriptor. `drain` waits for every queued write; the engine's next step
-/// that may read, extend, sync or rename files must come after it.
-pub struct WriteBehind {
-    jobs: Option<Sender<Job>>,
+/// The writer's end of the pipeline: writes each block and gives its
+/// buffer back to the pool.
+struct Writer {
+    zeros: ZeroRuns,
     pool: BufferPool,
-    failed: Arc<Mutex<Option<WriteFailure>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sink for Writer {
+    type Item = Job;
+    type Error = CopyError;
+
+    fn started(&mut self) {
+        yield_to_workload();
+    }
+
+    fn take(&mut self, job: Job) -> Result<(), CopyError> {
+        let data = &job.buf.as_slice()[..job.len];
+        let written = match self.zeros {
+            ZeroRuns::Written => pwrite_all(&job.fd, data, job.offset),
+            ZeroRuns::Allocated => write_allocating_zeros(&job.fd, data, job.offset),
+        };
+        self.pool.put(job.buf);
+        written.map_err(|error| CopyError::Write { file: job.name, error })
+    }
+
+    fn discard(&mut self, job: Job) {
+        self.pool.put(job.buf);
+    }
+}
+
+/// Writes behind the engine: a block is copied into one of a few aligned
+/// buffers and queued for a thread that writes it while the caller
+/// receives the next block, so the disk and the network work at the same
+/// time. `drain` waits for every queued write; the engine's next step that
+/// may read, extend, sync or rename files must come after it.
+pub struct WriteBehind {
+    pipeline: Pipeline<Writer>,
+    pool: BufferPool,
 }
 
 /// Buffers in flight per writer: one being written, one being filled.
@@ -310,33 +221,14 @@ pub enum ZeroRuns {
 
 impl WriteBehind {
     pub fn new(zeros: ZeroRuns) -> io::Result<WriteBehind> {
-        let (jobs, queue) = crossbeam_channel::bounded::<Job>(WRITE_BEHIND_DEPTH);
         let pool = BufferPool::new(WRITE_BEHIND_DEPTH);
-        let failed = Arc::new(Mutex::new(None));
-        let (returns, failures) = (pool.clone(), Arc::clone(&failed));
-        let thread = std::thread::Builder::new().name("clone_write".into()).spawn(move || {
-            yield_to_workload();
-            for mut job in queue {
-                // After a failure the rest is not written: the clone fails.
-                if failures.lock().is_none() {
-                    let data = &job.buf.as_mut_slice()[..job.len];
-                    let written = match zeros {
-                        ZeroRuns::Written => pwrite_all(&job.fd, data, job.offset),
-                        ZeroRuns::Allocated => write_allocating_zeros(&job.fd, data, job.offset),
-                    };
-                    if let Err(error) = written {
-                        *failures.lock() = Some(WriteFailure { name: job.name, error });
-                    }
-                }
-                returns.put(job.buf);
-            }
-        })?;
-        Ok(WriteBehind { jobs: Some(jobs), pool, failed, thread: Some(thread) })
+        let pipeline = Pipeline::start("clone_write", WRITE_BEHIND_DEPTH, Writer { zeros, pool: pool.clone() })?;
+        Ok(WriteBehind { pipeline, pool })
     }
 
     /// Queues `data` for `fd` at its current offset, and moves the offset
     /// past it as a write would. Fails with an earlier write's failure.
-    pub fn write(&self, fd: RawFd, data: &[u8], name: impl FnOnce() -> String) -> Result<(), CopyError> {
+    pub fn write(&self, fd: RawFd, data: &[u8], names: &dyn FileNames) -> Result<(), CopyError> {
         self.write_with(
             fd,
             data.len(),
@@ -344,20 +236,16 @@ impl WriteBehind {
                 buf.copy_from_slice(data);
                 Ok(())
             },
-            name,
+            names,
         )
     }
 
     /// Queues `len` bytes that `fill` puts into the write buffer (reading
     /// them from a file, say) for `fd`, as `write` does.
-    pub fn write_with(
-        &self,
-        fd: RawFd,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<(), CopyError>,
-        name: impl FnOnce() -> String,
-    ) -> Result<(), CopyError> {
-        self.check()?;
+    pub fn write_with(&self, fd: RawFd, len: usize, fill: impl FnOnce(&mut [u8]) -> Result<(), CopyError>, names: &dyn FileNames) -> Result<(), CopyError> {
+        if let Some(failure) = self.pipeline.take_failure() {
+            return Err(failure);
+        }
         let mut buf = self.pool.take(len)?;
         if let Err(e) = fill(&mut buf.as_mut_slice()[..len]) {
             self.pool.put(buf);
@@ -372,39 +260,20 @@ impl WriteBehind {
             Ok(q) => q,
             Err(e) => {
                 self.pool.put(buf);
-                return Err(CopyError::Write(e));
+                return Err(write_error(names, e));
             }
         };
-        let Some(jobs) = &self.jobs else {
-            self.pool.put(buf);
-            return Err(CopyError::OutOfMemory(len));
-        };
-        if jobs.send(Job { fd: dup, offset, buf, len, name: name() }).is_err() {
-            self.pool.lost();
-            return Err(CopyError::Write(io::Error::from(io::ErrorKind::BrokenPipe)));
+        if let Err(job) = self.pipeline.push(Job { fd: dup, offset, buf, len, name: names.dest() }) {
+            self.pool.put(job.buf);
+            return Err(write_error(names, io::Error::from(io::ErrorKind::BrokenPipe)));
         }
-        rustix::fs::seek(borrowed(fd), SeekFrom::Current(len as i64)).map_err(|e| CopyError::Write(os(e)))?;
+        rustix::fs::seek(borrowed(fd), SeekFrom::Current(len as i64)).map_err(|e| write_error(names, os(e)))?;
         Ok(())
     }
 
     /// Waits until every queued write is done; the first failure, if any.
     pub fn drain(&self) -> Result<(), CopyError> {
-        self.pool.wait_all();
-        self.check()
-    }
-
-    fn check(&self) -> Result<(), CopyError> {
-        self.failed.lock().take().map_or(Ok(()), |f| Err(CopyError::WriteBehind(f)))
-    }
-}
-
-impl Drop for WriteBehind {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread once the queued writes are done.
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.pipeline.drain()
     }
 }
 
@@ -464,6 +333,19 @@ fn pwrite_all(fd: &OwnedFd, mut data: &[u8], mut offset: u64) -> io::Result<()> 
 mod tests {
     use super::*;
     use std::io::{Read, Seek, SeekFrom, Write};
+
+    /// Test files named by one name.
+    struct Named(&'static str);
+
+    impl FileNames for Named {
+        fn source(&self) -> String {
+            self.0.into()
+        }
+
+        fn dest(&self) -> String {
+            self.0.into()
+        }
+    }
     use std::os::fd::AsRawFd;
 
     fn own_nice() -> i32 {
@@ -503,7 +385,7 @@ mod tests {
                 dst.set_len(4).unwrap();
                 dst.seek(SeekFrom::End(0)).unwrap();
                 let mut buf = AlignedBuf::new(buf_len).unwrap();
-                copy_file(src.as_raw_fd(), dst.as_raw_fd(), len as u64, in_kernel, buf.as_mut_slice()).unwrap();
+                copy_file(src.as_raw_fd(), dst.as_raw_fd(), len as u64, in_kernel, buf.as_mut_slice(), &Named("dst")).unwrap();
                 assert_eq!(dst.stream_position().unwrap(), 4 + len as u64);
                 let mut out = vec![];
                 dst.seek(SeekFrom::Start(0)).unwrap();
@@ -520,8 +402,8 @@ mod tests {
         let src = temp("short", b"abc");
         let dst = temp("short-dst", b"");
         let mut buf = AlignedBuf::new(4096).unwrap();
-        let r = copy_file(src.as_raw_fd(), dst.as_raw_fd(), 10, false, buf.as_mut_slice());
-        assert!(matches!(r, Err(CopyError::Read(_))));
+        let r = copy_file(src.as_raw_fd(), dst.as_raw_fd(), 10, false, buf.as_mut_slice(), &Named("short"));
+        assert!(matches!(r, Err(CopyError::Read { file, .. }) if file == "short"));
     }
 
     #[test]
@@ -530,7 +412,7 @@ mod tests {
         let mut dst = temp("behind", b"");
         let blocks: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i; 300_000 + i as usize]).collect();
         for b in &blocks {
-            writer.write(dst.as_raw_fd(), b, || "dst".into()).unwrap();
+            writer.write(dst.as_raw_fd(), b, &Named("dst")).unwrap();
         }
         let total: usize = blocks.iter().map(Vec::len).sum();
         // The offset moves as a write would, before the write is done.
@@ -547,9 +429,9 @@ mod tests {
         std::fs::write(&path, b"x").unwrap();
         let ro = std::fs::File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        writer.write(ro.as_raw_fd(), b"data", || "read-only".into()).unwrap();
+        writer.write(ro.as_raw_fd(), b"data", &Named("read-only")).unwrap();
         match writer.drain() {
-            Err(CopyError::WriteBehind(f)) => assert_eq!(f.name, "read-only"),
+            Err(CopyError::Write { file, .. }) => assert_eq!(file, "read-only"),
             other => panic!("expected the failed write, got {other:?}"),
         }
         writer.drain().unwrap();
@@ -570,8 +452,8 @@ mod tests {
         let mut block = vec![0u8; 1 << 20];
         block[..4096].fill(7);
         block[512 << 10..(512 << 10) + 4096].fill(9);
-        writer.write(dst.as_raw_fd(), &block, || "zeros".into()).unwrap();
-        writer.write(dst.as_raw_fd(), &vec![0u8; 1 << 20], || "zeros".into()).unwrap();
+        writer.write(dst.as_raw_fd(), &block, &Named("zeros")).unwrap();
+        writer.write(dst.as_raw_fd(), &vec![0u8; 1 << 20], &Named("zeros")).unwrap();
         writer.drain().unwrap();
         let mut out = vec![];
         dst.seek(SeekFrom::Start(0)).unwrap();
@@ -579,15 +461,5 @@ mod tests {
         assert_eq!(out.len(), 2 << 20);
         assert!(out[..1 << 20] == block[..], "the first block differs");
         assert!(out[1 << 20..].iter().all(|&b| b == 0), "the zero block is not zeros");
-    }
-
-    #[test]
-    fn aligned_buffers_are_aligned() {
-        let mut b = AlignedBuf::new(10).unwrap();
-        assert_eq!(b.as_mut_slice().as_ptr() as usize % ALIGN, 0);
-        assert_eq!(b.len(), ALIGN);
-        let mut big = AlignedBuf::new(5 << 20).unwrap();
-        assert_eq!(big.as_mut_slice().as_ptr() as usize % HUGE_PAGE, 0);
-        big.as_mut_slice()[(5 << 20) - 1] = 1;
     }
 }

@@ -1,8 +1,15 @@
 //! The boundary with mysqld: the only module with `unsafe` code. `ffi` is
-//! the raw, generated layer (mysql-clone-sys); the other modules are thin
-//! safe wrappers.
+//! the raw layer (mysql-clone-sys); the other modules give the flows safe
+//! types over it: the entry points and their panic barrier, sessions and
+//! the diagnostics area, the services, the storage engines' clone
+//! interface, the clone connections with the donor's send-behind, the
+//! performance_schema tables, the system variables, and file I/O on the
+//! engines' descriptors with the recipient's write-behind.
 
 pub mod clone_protocol;
+pub mod config;
+mod diagnostics;
+pub mod entry;
 pub mod errors;
 pub mod ffi;
 pub mod files;
@@ -11,14 +18,14 @@ pub mod plugin;
 pub mod services;
 pub mod session;
 pub mod storage;
-pub mod sysvars;
+mod sysvars;
 
 /// A server call's status: 0, or the error number it raised.
 fn status(err: i32) -> Result<(), errors::Error> {
     if err == 0 {
         Ok(())
     } else {
-        Err(errors::Error::raised(err))
+        Err(errors::Error::reported(err))
     }
 }
 

@@ -2,18 +2,18 @@
 //! registered with the pfs_plugin_table service. Each open gets its own
 //! handle with its own snapshot, so concurrent readers do not share a cursor.
 
+use super::entry::entry_point;
 use super::ffi::{self, PFS_engine_table_share_proxy, PSI_field, PSI_pos, PSI_table_handle};
 use super::services::{self, PfsServices};
-use super::session::guard;
-use crate::status::{Snapshot, State, STAGE_NAMES, TRACKER};
+use clone_core::status::{Snapshot, State, STAGE_NAMES};
 use std::ffi::{c_int, c_uint, c_ulonglong, CStr, CString};
 use std::ptr::{addr_of_mut, null_mut};
 
 // The core writes these numbers into the status files without the server's
 // table: they must be the server's.
 const _: () = assert!(
-    crate::status::CRASH_MARKER_ERROR as i32 == super::errors::ER_QUERY_INTERRUPTED
-        && crate::status::RECOVERY_FAILED_ERROR as i32 == super::errors::ER_INTERNAL_ERROR
+    clone_core::status::CRASH_MARKER_ERROR as i32 == super::errors::ER_QUERY_INTERRUPTED
+        && clone_core::status::RECOVERY_FAILED_ERROR as i32 == super::errors::ER_INTERNAL_ERROR
 );
 
 const STATUS_DEFINITION: &str = concat!(
@@ -49,9 +49,11 @@ impl Cursor {
         if self.table == Table::Status {
             // The first read after a restart on a cloned directory completes
             // the row from InnoDB's recovery report.
-            TRACKER.merge_pending_recovery();
+            if let Some(status) = super::plugin::status() {
+                status.merge_pending_recovery();
+            }
         }
-        self.snapshot = TRACKER.snapshot();
+        self.snapshot = super::plugin::status().map(|s| s.snapshot()).unwrap_or_default();
         let has_clone = match self.table {
             Table::Status => self.snapshot.status.id != 0,
             Table::Progress => self.snapshot.progress.id != 0,
@@ -77,71 +79,81 @@ unsafe fn cursor<'a>(handle: *mut PSI_table_handle) -> &'a mut Cursor {
     unsafe { &mut *handle.cast::<Cursor>() }
 }
 
-unsafe extern "C" fn open_status(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
-    guard(null_mut(), || open(Table::Status, pos))
+entry_point! {
+fn open_status(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle = null_mut(); {
+    open(Table::Status, pos)
+}
 }
 
-unsafe extern "C" fn open_progress(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle {
-    guard(null_mut(), || open(Table::Progress, pos))
+entry_point! {
+fn open_progress(pos: *mut *mut PSI_pos) -> *mut PSI_table_handle = null_mut(); {
+    open(Table::Progress, pos)
+}
 }
 
-unsafe extern "C" fn close_table(handle: *mut PSI_table_handle) {
+entry_point! {
+fn close_table(handle: *mut PSI_table_handle) = (); {
     // SAFETY: the handle is the Box that open() leaked; the server closes it once.
-    guard((), || drop(unsafe { Box::from_raw(handle.cast::<Cursor>()) }))
+    drop(unsafe { Box::from_raw(handle.cast::<Cursor>()) })
+}
 }
 
-unsafe extern "C" fn rnd_init(handle: *mut PSI_table_handle, _scan: bool) -> c_int {
-    guard(0, || {
-        // SAFETY: the handle open() made, used by one reader at a time.
-        let c = unsafe { cursor(handle) };
-        c.refresh();
-        c.pos = 0;
-        c.next = 0;
+entry_point! {
+fn rnd_init(handle: *mut PSI_table_handle, _scan: bool) -> c_int = 0; {
+    // SAFETY: the handle open() made, used by one reader at a time.
+    let c = unsafe { cursor(handle) };
+    c.refresh();
+    c.pos = 0;
+    c.next = 0;
+    0
+}
+}
+
+entry_point! {
+fn rnd_next(handle: *mut PSI_table_handle) -> c_int = ffi::PFS_HA_ERR_END_OF_FILE as c_int; {
+    // SAFETY: the handle open() made, used by one reader at a time.
+    let c = unsafe { cursor(handle) };
+    c.pos = c.next;
+    if c.pos < c.rows {
+        c.next = c.pos + 1;
         0
-    })
+    } else {
+        ffi::PFS_HA_ERR_END_OF_FILE as c_int
+    }
+}
 }
 
-unsafe extern "C" fn rnd_next(handle: *mut PSI_table_handle) -> c_int {
-    guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
-        // SAFETY: the handle open() made, used by one reader at a time.
-        let c = unsafe { cursor(handle) };
-        c.pos = c.next;
-        if c.pos < c.rows {
-            c.next = c.pos + 1;
-            0
-        } else {
-            ffi::PFS_HA_ERR_END_OF_FILE as c_int
-        }
-    })
+entry_point! {
+fn rnd_pos(handle: *mut PSI_table_handle) -> c_int = ffi::PFS_HA_ERR_END_OF_FILE as c_int; {
+    // SAFETY: the handle open() made, used by one reader at a time.
+    let c = unsafe { cursor(handle) };
+    if c.pos < c.rows {
+        0
+    } else {
+        ffi::PFS_HA_ERR_END_OF_FILE as c_int
+    }
+}
 }
 
-unsafe extern "C" fn rnd_pos(handle: *mut PSI_table_handle) -> c_int {
-    guard(ffi::PFS_HA_ERR_END_OF_FILE as c_int, || {
-        // SAFETY: the handle open() made, used by one reader at a time.
-        let c = unsafe { cursor(handle) };
-        if c.pos < c.rows {
-            0
-        } else {
-            ffi::PFS_HA_ERR_END_OF_FILE as c_int
-        }
-    })
+entry_point! {
+fn reset_position(handle: *mut PSI_table_handle) = (); {
+    // SAFETY: the handle open() made, used by one reader at a time.
+    let c = unsafe { cursor(handle) };
+    c.pos = 0;
+    c.next = 0;
+}
 }
 
-unsafe extern "C" fn reset_position(handle: *mut PSI_table_handle) {
-    guard((), || {
-        // SAFETY: the handle open() made, used by one reader at a time.
-        let c = unsafe { cursor(handle) };
-        c.pos = 0;
-        c.next = 0;
-    })
-}
-
-unsafe extern "C" fn status_row_count() -> c_ulonglong {
+entry_point! {
+fn status_row_count() -> c_ulonglong = 0; {
     1
 }
+}
 
-unsafe extern "C" fn progress_row_count() -> c_ulonglong {
+entry_point! {
+fn progress_row_count() -> c_ulonglong = 0; {
     STAGE_NAMES.len() as c_ulonglong
+}
 }
 
 /// Writes column values through the column services.
@@ -191,57 +203,57 @@ fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-unsafe extern "C" fn read_column(handle: *mut PSI_table_handle, field: *mut PSI_field, index: c_uint) -> c_int {
-    guard(0, || {
-        let Some(svc) = services::pfs() else { return 0 };
-        // SAFETY: the handle open() made, used by one reader at a time.
-        let c = unsafe { cursor(handle) };
-        let col = Columns { svc, field, _marker: std::marker::PhantomData };
-        let on_row = c.pos < c.rows;
-        match c.table {
-            Table::Status => {
-                let s = &c.snapshot.status;
-                let v = |x| on_row.then_some(x);
-                match index {
-                    0 => col.int(v(s.id as u64)),
-                    1 => col.int(v(s.pid as u64)),
-                    2 => col.char(Some(s.state.name())),
-                    3 => col.timestamp(v(s.begin_us)),
-                    4 => col.timestamp(v(s.end_us)),
-                    5 => col.varchar(on_row.then_some(s.source.as_str())),
-                    6 => col.varchar(on_row.then_some(s.destination.as_str())),
-                    7 => col.int(v(s.error_no as u64)),
-                    8 => col.varchar(on_row.then_some(s.error_message.as_str())),
-                    9 => col.varchar(on_row.then_some(base_name(&s.binlog_file))),
-                    10 => col.bigint(v(s.binlog_position)),
-                    11 => col.text(on_row.then_some(s.gtid_executed.as_str())),
-                    _ => {}
-                }
-            }
-            Table::Progress => {
-                let p = &c.snapshot.progress;
-                let i = (c.pos as usize).min(STAGE_NAMES.len() - 1);
-                let row = &p.stages[i];
-                let in_progress = row.state == State::InProgress;
-                let speed = |s: u64| if in_progress { s as u32 as u64 } else { 0 };
-                match index {
-                    0 => col.int(Some(p.id as u64)),
-                    1 => col.char(Some(STAGE_NAMES[i])),
-                    2 => col.char(Some(row.state.name())),
-                    3 => col.timestamp(Some(row.begin_us)),
-                    4 => col.timestamp(Some(row.end_us)),
-                    5 => col.int(Some(row.threads as u64)),
-                    6 => col.bigint(Some(row.estimate)),
-                    7 => col.bigint(Some(row.data)),
-                    8 => col.bigint(Some(row.network)),
-                    9 => col.int(Some(speed(row.data_speed))),
-                    10 => col.int(Some(speed(row.network_speed))),
-                    _ => {}
-                }
+entry_point! {
+fn read_column(handle: *mut PSI_table_handle, field: *mut PSI_field, index: c_uint) -> c_int = 0; {
+    let Some(svc) = services::pfs() else { return 0 };
+    // SAFETY: the handle open() made, used by one reader at a time.
+    let c = unsafe { cursor(handle) };
+    let col = Columns { svc, field, _marker: std::marker::PhantomData };
+    let on_row = c.pos < c.rows;
+    match c.table {
+        Table::Status => {
+            let s = &c.snapshot.status;
+            let v = |x| on_row.then_some(x);
+            match index {
+                0 => col.int(v(s.id as u64)),
+                1 => col.int(v(s.pid as u64)),
+                2 => col.char(Some(s.state.name())),
+                3 => col.timestamp(v(s.begin_us)),
+                4 => col.timestamp(v(s.end_us)),
+                5 => col.varchar(on_row.then_some(s.source.as_str())),
+                6 => col.varchar(on_row.then_some(s.destination.as_str())),
+                7 => col.int(v(s.error_no as u64)),
+                8 => col.varchar(on_row.then_some(s.error_message.as_str())),
+                9 => col.varchar(on_row.then_some(base_name(&s.binlog_file))),
+                10 => col.bigint(v(s.binlog_position)),
+                11 => col.text(on_row.then_some(s.gtid_executed.as_str())),
+                _ => {}
             }
         }
-        0
-    })
+        Table::Progress => {
+            let p = &c.snapshot.progress;
+            let i = (c.pos as usize).min(STAGE_NAMES.len() - 1);
+            let row = &p.stages[i];
+            let in_progress = row.state == State::InProgress;
+            let speed = |s: u64| if in_progress { s as u32 as u64 } else { 0 };
+            match index {
+                0 => col.int(Some(p.id as u64)),
+                1 => col.char(Some(STAGE_NAMES[i])),
+                2 => col.char(Some(row.state.name())),
+                3 => col.timestamp(Some(row.begin_us)),
+                4 => col.timestamp(Some(row.end_us)),
+                5 => col.int(Some(row.threads as u64)),
+                6 => col.bigint(Some(row.estimate)),
+                7 => col.bigint(Some(row.data)),
+                8 => col.bigint(Some(row.network)),
+                9 => col.int(Some(speed(row.data_speed))),
+                10 => col.int(Some(speed(row.network_speed))),
+                _ => {}
+            }
+        }
+    }
+    0
+}
 }
 
 fn share(name: &'static CStr, definition: &'static str, open: ffi::open_table_t, rows: ffi::get_row_count_t) -> PFS_engine_table_share_proxy {

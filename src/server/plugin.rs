@@ -4,15 +4,19 @@
 //! entry point does is the crate root's [`Flows`]: the root exports the
 //! plugin with [`export_plugin!`], so this layer never names the flows.
 
+use super::diagnostics;
+use super::entry::entry_point;
 use super::errors::*;
 use super::ffi::{self, st_mysql_plugin, Mysql_clone, MYSQL_PLUGIN, MYSQL_SOCKET, THD};
-use super::session::{self, guard, Thd};
+use super::session::{self, Thd};
 use super::{pfs, services, sysvars};
-use crate::status::TRACKER;
+use clone_core::status::Tracker;
+use parking_lot::RwLock;
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::path::Path;
 use std::ptr::{addr_of_mut, null, null_mut};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// The plugin's version as I_S.PLUGINS shows it (1.0, as the stock plugin).
 const PLUGIN_VERSION: c_uint = 0x0100;
@@ -20,15 +24,24 @@ const PLUGIN_VERSION: c_uint = 0x0100;
 /// Set while `mysqld --initialize` runs: no performance_schema then.
 static BOOTSTRAP: AtomicBool = AtomicBool::new(false);
 
+/// The status of this server's clones (clone_status, clone_progress, and
+/// their files): made at plugin init, ended at deinit.
+static STATUS: RwLock<Option<Arc<Tracker>>> = RwLock::new(None);
+
+/// The plugin's status of its clones; None outside init and deinit.
+pub fn status() -> Option<Arc<Tracker>> {
+    STATUS.read().clone()
+}
+
 /// What the three entry points do, once the server layer has turned the
 /// server's arguments into safe values.
 pub trait Flows {
     /// `CLONE LOCAL DATA DIRECTORY = 'dir'`.
-    fn local(thd: Thd, data_dir: &CStr) -> Result<(), Error>;
+    fn local(thd: Thd<'_>, status: Arc<Tracker>, data_dir: &CStr) -> Result<(), Error>;
     /// `CLONE INSTANCE FROM ...` (recipient).
-    fn client(thd: Thd, request: &CloneRequest<'_>) -> Result<(), Error>;
+    fn client(thd: Thd<'_>, status: Arc<Tracker>, request: &CloneRequest<'_>) -> Result<(), Error>;
     /// A donor session after COM_CLONE.
-    fn server(thd: Thd) -> Result<(), Error>;
+    fn server(thd: Thd<'_>) -> Result<(), Error>;
 }
 
 /// `CLONE INSTANCE FROM user@host:port IDENTIFIED BY ... [DATA DIRECTORY]
@@ -126,8 +139,8 @@ fn pin_library() {
     }
 }
 
-unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
-    guard(1, || {
+entry_point! {
+fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
         pin_library();
         if let Err(what) = services::start() {
             eprintln!("clone plugin: cannot acquire service {what}");
@@ -146,28 +159,35 @@ unsafe extern "C" fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int {
         }
         BOOTSTRAP.store(false, Relaxed);
         // Status of earlier clones, kept in the data directory (the cwd).
-        for note in TRACKER.load(Path::new(".")) {
+        let status = Tracker::new();
+        for note in status.load(Path::new(".")) {
             log::error!("{}", note);
         }
+        *STATUS.write() = Some(Arc::new(status));
         // Cloning works without the status tables: a server damaged around
         // the plugin still gets it.
-        let tables = if Thd::current().is_none() { Err("no session") } else { services::start_pfs().and_then(pfs::add_tables) };
+        let tables = if !session::has_current() { Err("no session") } else { services::start_pfs().and_then(pfs::add_tables) };
         if let Err(why) = tables {
             log::error!("performance_schema.clone_status and clone_progress are not available ({why}); the plugin works without them");
         }
         0
-    })
+}
 }
 
-unsafe extern "C" fn plugin_check_uninstall(plugin: MYSQL_PLUGIN) -> c_int {
+entry_point! {
+fn plugin_check_uninstall(plugin: MYSQL_PLUGIN) -> c_int = 1; {
     // SAFETY: refuses while a CLONE statement or donor session holds the plugin.
-    guard(1, || unsafe { ffi::clone_handle_check_drop(plugin) })
+    unsafe { ffi::clone_handle_check_drop(plugin) }
+}
 }
 
-unsafe extern "C" fn plugin_deinit(_plugin: MYSQL_PLUGIN) -> c_int {
-    guard(0, || {
+entry_point! {
+fn plugin_deinit(_plugin: MYSQL_PLUGIN) -> c_int = 0; {
         // SAFETY: drops the handler created in init.
         unsafe { ffi::clone_handle_drop() };
+        if let Some(status) = STATUS.write().take() {
+            status.shutdown();
+        }
         if !BOOTSTRAP.load(Relaxed) {
             if let Some(svc) = services::pfs() {
                 pfs::delete_tables(svc);
@@ -175,7 +195,12 @@ unsafe extern "C" fn plugin_deinit(_plugin: MYSQL_PLUGIN) -> c_int {
         }
         services::stop();
         0
-    })
+}
+}
+
+/// The status a clone statement records itself in.
+fn running_status() -> Result<Arc<Tracker>, Error> {
+    status().ok_or_else(|| Error::internal("the plugin is not initialized"))
 }
 
 fn text<'a>(p: *const c_char) -> Option<&'a str> {
@@ -187,37 +212,38 @@ fn text<'a>(p: *const c_char) -> Option<&'a str> {
 /// making sure the diagnostics area holds an error whenever the result is
 /// not 0 (an error the server only logged, on a connection without the
 /// session, becomes ER_INTERNAL_ERROR naming it).
-fn entry(thd: *mut THD, body: impl FnOnce(Thd) -> Result<(), Error>) -> c_int {
-    guard(ER_INTERNAL_ERROR, || {
-        // SAFETY: the server's session for this call, alive until it returns.
-        let Some(thd) = (unsafe { Thd::from_raw(thd) }) else { return ER_INTERNAL_ERROR };
-        match body(thd) {
-            Ok(()) => 0,
-            Err(e) => {
-                let code = e.raise().code();
-                if thd.error().0 == 0 {
-                    session::raise_str(message::ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
-                }
-                code
+fn entry(thd: *mut THD, body: impl for<'s> FnOnce(Thd<'s>) -> Result<(), Error>) -> c_int {
+    // SAFETY: the server's session for this call, alive until it returns.
+    let Some(thd) = (unsafe { Thd::from_raw(thd) }) else { return ER_INTERNAL_ERROR };
+    match body(thd) {
+        Ok(()) => 0,
+        Err(e) => {
+            let code = e.raise().code();
+            if thd.error().0 == 0 {
+                diagnostics::raise_str(message::ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
             }
+            code
         }
-    })
+    }
 }
 
+entry_point! {
 /// `CLONE LOCAL DATA DIRECTORY = 'dir'` (the server has checked privileges
 /// and the path).
-pub unsafe extern "C" fn clone_local<F: Flows>(thd: *mut THD, data_dir: *const c_char) -> c_int {
+pub fn clone_local<F: Flows>(thd: *mut THD, data_dir: *const c_char) -> c_int = ER_INTERNAL_ERROR; {
     entry(thd, |thd| {
         if data_dir.is_null() {
             return Err(Error::with_strs(message::ER_WRONG_VALUE, "path", "NULL"));
         }
         // SAFETY: the server's NUL-terminated path, alive for the statement.
-        F::local(thd, unsafe { CStr::from_ptr(data_dir) })
+        F::local(thd, running_status()?, unsafe { CStr::from_ptr(data_dir) })
     })
 }
+}
 
+entry_point! {
 /// `CLONE INSTANCE FROM user@host:port ...` (recipient).
-pub unsafe extern "C" fn clone_client<F: Flows>(
+pub fn clone_client<F: Flows>(
     thd: *mut THD,
     host: *const c_char,
     port: c_uint,
@@ -225,7 +251,7 @@ pub unsafe extern "C" fn clone_client<F: Flows>(
     password: *const c_char,
     data_dir: *const c_char,
     ssl_mode: c_int,
-) -> c_int {
+) -> c_int = ER_INTERNAL_ERROR; {
     entry(thd, |thd| {
         // SAFETY: the server's NUL-terminated strings, alive for the statement.
         let cstr = |p: *const c_char| (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) });
@@ -237,11 +263,14 @@ pub unsafe extern "C" fn clone_client<F: Flows>(
             data_dir: cstr(data_dir),
             ssl_mode,
         };
-        F::client(thd, &request)
+        F::client(thd, running_status()?, &request)
     })
 }
+}
 
+entry_point! {
 /// A donor session after COM_CLONE.
-pub unsafe extern "C" fn clone_server<F: Flows>(thd: *mut THD, _socket: MYSQL_SOCKET) -> c_int {
+pub fn clone_server<F: Flows>(thd: *mut THD, _socket: MYSQL_SOCKET) -> c_int = ER_INTERNAL_ERROR; {
     entry(thd, F::server)
+}
 }

@@ -199,28 +199,44 @@ pub fn pfs() -> Option<PfsServices> {
     HANDLES.lock().as_ref().and_then(|h| h.pfs)
 }
 
-/// The backup lock (as LOCK INSTANCE FOR BACKUP): blocks DDL while held.
-/// Not granted: the server's error, or ER_LOCK_WAIT_TIMEOUT.
-pub fn backup_lock(thd: Thd, timeout_s: u32) -> Result<(), Error> {
-    let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
-    // SAFETY: acquired service; valid THD.
-    let granted = !svc.is_null()
-        && unsafe { (*svc).acquire.map(|f| f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0) }
-            .unwrap_or(false);
-    match thd.error().0 {
-        _ if granted => Ok(()),
-        0 => Err(Error::new(message::ER_LOCK_WAIT_TIMEOUT)),
-        code => Err(Error::raised(code as i32)),
+/// The backup lock (as LOCK INSTANCE FOR BACKUP) of a session: DDL waits
+/// while it is held, until this value is dropped.
+pub struct BackupLock<'s> {
+    thd: Thd<'s>,
+}
+
+impl<'s> BackupLock<'s> {
+    /// Waits up to `timeout_s` for the lock. Not granted: the server's
+    /// error, or ER_LOCK_WAIT_TIMEOUT.
+    pub fn acquire(thd: Thd<'s>, timeout_s: u32) -> Result<BackupLock<'s>, Error> {
+        let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
+        // SAFETY: acquired service; valid THD.
+        let granted = !svc.is_null()
+            && unsafe { (*svc).acquire.map(|f| f(thd.as_ptr(), ffi::enum_backup_lock_service_lock_kind_BACKUP_LOCK_SERVICE_DEFAULT, timeout_s as _) == 0) }
+                .unwrap_or(false);
+        match thd.error().0 {
+            _ if granted => Ok(BackupLock { thd }),
+            0 => Err(Error::new(message::ER_LOCK_WAIT_TIMEOUT)),
+            code => Err(Error::reported(code as i32)),
+        }
+    }
+
+    /// Leaves the lock with the session, which holds it until it ends: an
+    /// in-place clone keeps DDL out until the server restarts.
+    pub fn keep(self) {
+        std::mem::forget(self);
     }
 }
 
-pub fn backup_unlock(thd: Thd) {
-    let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
-    if !svc.is_null() {
-        // SAFETY: acquired service; valid THD.
-        unsafe {
-            if let Some(f) = (*svc).release {
-                f(thd.as_ptr());
+impl Drop for BackupLock<'_> {
+    fn drop(&mut self) {
+        let svc = HANDLES.lock().as_ref().map(|h| h.backup_lock).unwrap_or(std::ptr::null());
+        if !svc.is_null() {
+            // SAFETY: acquired service; valid THD, which holds the lock.
+            unsafe {
+                if let Some(f) = (*svc).release {
+                    f(self.thd.as_ptr());
+                }
             }
         }
     }

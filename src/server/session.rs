@@ -1,10 +1,10 @@
-//! Sessions (THD), the diagnostics area (`my_error`) and the panic barrier
-//! every entry point from the server goes through.
+//! Sessions (THD): the statement's own, and those of the clone's worker
+//! threads.
 
-use super::errors::{args, message, Error, Message};
+use super::errors::{message, Error, ER_QUERY_INTERRUPTED, ER_UNKNOWN_ERROR};
 use super::ffi::{self, THD};
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 /// Plugin-service pointer the server fills in at load time; the initial value
@@ -16,33 +16,32 @@ pub static mut thd_alloc_service: *mut ffi::thd_alloc_service_st = std::ptr::wit
 #[no_mangle]
 pub static mut security_context_service: *mut c_void = std::ptr::without_provenance_mut(0x0101);
 
-/// A server session. Each THD belongs to one thread at a time; the clone
-/// code moves it only between the threads of one statement.
+/// A server session, valid for `'s`: the entry point's call that was
+/// given it, or the worker session it belongs to. `Send`, so that a thread
+/// of the same statement can watch it or report on it while its own
+/// thread waits; not `Sync`: what is shared by the clone's threads holds
+/// no session, and each thread uses its own.
 #[derive(Clone, Copy, Debug)]
-pub struct Thd(NonNull<THD>);
+pub struct Thd<'s> {
+    raw: NonNull<THD>,
+    _session: PhantomData<&'s THD>,
+}
 
-// SAFETY: a THD is handed between the threads of one clone only while the
-// owning thread waits for them; the server calls used here are thread-safe.
-unsafe impl Send for Thd {}
-// SAFETY: as above.
-unsafe impl Sync for Thd {}
+// SAFETY: the server calls made through a Thd (killed, errors, notes, the
+// clone_protocol service) may come from a thread other than the session's
+// while the session's own thread waits for that thread (scoped threads of
+// one statement); `'s` ends before the session does.
+unsafe impl Send for Thd<'_> {}
 
-impl Thd {
+impl<'s> Thd<'s> {
     /// # Safety
-    /// `thd` is null or a session the server keeps alive for as long as the
-    /// returned value is used (an entry point's argument, until it returns).
-    pub unsafe fn from_raw(thd: *mut THD) -> Option<Thd> {
-        NonNull::new(thd).map(Thd)
+    /// `thd` is null or a session the server keeps alive for `'s`.
+    pub unsafe fn from_raw(thd: *mut THD) -> Option<Thd<'s>> {
+        NonNull::new(thd).map(|raw| Thd { raw, _session: PhantomData })
     }
 
     pub fn as_ptr(self) -> *mut THD {
-        self.0.as_ptr()
-    }
-
-    /// The session running the calling thread.
-    pub fn current() -> Option<Thd> {
-        // SAFETY: the calling thread's own session, alive while it runs.
-        unsafe { Thd::from_raw(ffi::cs_current_thd()) }
+        self.raw.as_ptr()
     }
 
     /// KILL QUERY / KILL CONNECTION / shutdown.
@@ -57,7 +56,7 @@ impl Thd {
         match (self.killed(), reports) {
             (false, _) => Ok(()),
             (true, true) => Err(Error::new(message::ER_QUERY_INTERRUPTED)),
-            (true, false) => Err(Error::quiet(super::errors::ER_QUERY_INTERRUPTED)),
+            (true, false) => Err(Error::reported(ER_QUERY_INTERRUPTED)),
         }
     }
 
@@ -88,7 +87,7 @@ impl Thd {
     pub fn note(self, text: &str) {
         let text = cstring(text);
         // SAFETY: valid THD; the server copies the text.
-        unsafe { ffi::cs_push_note(self.as_ptr(), super::errors::ER_UNKNOWN_ERROR as u32, text.as_ptr()) }
+        unsafe { ffi::cs_push_note(self.as_ptr(), ER_UNKNOWN_ERROR as u32, text.as_ptr()) }
     }
 
     /// The error in the session's diagnostics area (0 and "" if none).
@@ -113,87 +112,20 @@ pub fn server_is_supervised() -> bool {
     unsafe { ffi::cs_server_is_supervised() }
 }
 
-/// `my_error` of a message without arguments.
-pub(super) fn raise(m: Message<args::None>) {
-    // SAFETY: the message takes no arguments (its type says so).
-    unsafe { ffi::my_error(m.code, 0) }
-}
-
-/// Raises an error number known only at run time (one a server call
-/// returned): as itself when its message takes no arguments, otherwise as
-/// ER_INTERNAL_ERROR naming it, since its arguments are not known.
-pub(super) fn raise_errno(code: i32) {
-    if message::NO_ARGUMENTS.binary_search(&code).is_ok() {
-        // SAFETY: the message for `code` takes no arguments.
-        unsafe { ffi::my_error(code, 0) }
-    } else {
-        raise_str(message::ER_INTERNAL_ERROR, &format!("clone failed with error {code}"));
-    }
-}
-
-/// `my_error` of a message with one `%s`.
-pub(super) fn raise_str(m: Message<args::Str>, arg: &str) {
-    let arg = cstring(arg);
-    // SAFETY: the message takes one string.
-    unsafe { ffi::my_error(m.code, 0, arg.as_ptr()) }
-}
-
-/// `my_error` of a message with two `%s`.
-pub(super) fn raise_two_strs(m: Message<args::StrStr>, a: &str, b: &str) {
-    let (a, b) = (cstring(a), cstring(b));
-    // SAFETY: the message takes two strings.
-    unsafe { ffi::my_error(m.code, 0, a.as_ptr(), b.as_ptr()) }
-}
-
-/// `my_error` of a message with one `%d`/`%u` (an int, saturated).
-pub(super) fn raise_int(m: Message<args::Int>, arg: i64) {
-    // SAFETY: the message takes one int.
-    unsafe { ffi::my_error(m.code, 0, saturate(arg)) }
-}
-
-/// `my_error` of a message with two `%d`/`%u`.
-pub(super) fn raise_two_ints(m: Message<args::IntInt>, a: i64, b: i64) {
-    // SAFETY: the message takes two ints.
-    unsafe { ffi::my_error(m.code, 0, saturate(a), saturate(b)) }
-}
-
-fn saturate(n: i64) -> c_int {
-    n.clamp(c_int::MIN.into(), c_int::MAX.into()) as c_int
-}
-
-/// `my_error(file, errno, text)`: ER_ERROR_ON_READ, ER_ERROR_ON_WRITE and
-/// the other messages of a file and an OS error.
-pub(super) fn raise_file(m: Message<args::StrIntStr>, file: &str, err: &std::io::Error) {
-    let file = cstring(file);
-    let text = cstring(&err.to_string());
-    let errno = err.raw_os_error().unwrap_or(0);
-    // SAFETY: the message takes a string, an int and a string.
-    unsafe { ffi::my_error(m.code, 0, file.as_ptr(), errno as c_int, text.as_ptr()) }
+/// Whether the calling thread runs a session (not while the server starts).
+pub fn has_current() -> bool {
+    // SAFETY: reads the calling thread's session pointer.
+    !unsafe { ffi::cs_current_thd() }.is_null()
 }
 
 /// Copies `bytes` into memory owned by the session (freed with it).
-pub fn thd_strmake(thd: *mut THD, bytes: &[u8]) -> *const c_char {
+pub fn thd_strmake(thd: Thd<'_>, bytes: &[u8]) -> *const c_char {
     // SAFETY: the server installed the service before any plugin code runs.
     unsafe {
         let svc = thd_alloc_service;
         match (*svc).thd_strmake_func {
-            Some(f) => f(thd.cast(), bytes.as_ptr().cast(), bytes.len()),
+            Some(f) => f(thd.as_ptr().cast(), bytes.as_ptr().cast(), bytes.len()),
             None => std::ptr::null(),
-        }
-    }
-}
-
-/// Runs `body` and returns its result; a panic becomes `on_panic` after an
-/// ER_INTERNAL_ERROR in the diagnostics area. Every function the server or a
-/// storage engine calls goes through here: unwinding must never reach C++.
-pub fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(v) => v,
-        Err(payload) => {
-            let what =
-                payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into());
-            let _ = catch_unwind(|| raise_str(message::ER_INTERNAL_ERROR, &format!("clone plugin panic: {what}")));
-            on_panic
         }
     }
 }
@@ -218,7 +150,7 @@ pub enum Worker {
 pub fn register_instruments() {
     // SAFETY: registration through the server's PSI services.
     unsafe { ffi::cs_psi_register() }
-    super::files::set_memory_accounting(|bytes| {
+    clone_core::transfer::buffers::set_memory_accounting(|bytes| {
         // SAFETY: plain accounting call; the shim checks the service.
         unsafe { ffi::cs_psi_memory_account(bytes) }
     });
@@ -227,26 +159,26 @@ pub fn register_instruments() {
 /// The session of a clone worker thread, created through the clone_protocol
 /// service and destroyed on the same OS thread when dropped.
 pub struct WorkerSession {
-    thd: Thd,
-    _not_send: std::marker::PhantomData<*const ()>,
+    raw: NonNull<THD>,
 }
 
 impl WorkerSession {
     pub fn start(kind: Worker) -> Option<WorkerSession> {
         // SAFETY: creates a THD bound to the calling thread, destroyed by
         // this value's drop.
-        let thd = unsafe { Thd::from_raw(ffi::cs_worker_thd_start(ffi::cs_psi_key(kind as c_int), 0)) }?;
-        Some(WorkerSession { thd, _not_send: std::marker::PhantomData })
+        let raw = NonNull::new(unsafe { ffi::cs_worker_thd_start(ffi::cs_psi_key(kind as c_int), 0) })?;
+        Some(WorkerSession { raw })
     }
 
-    pub fn thd(&self) -> Thd {
-        self.thd
+    /// The session, for as long as this value lives.
+    pub fn thd(&self) -> Thd<'_> {
+        Thd { raw: self.raw, _session: PhantomData }
     }
 }
 
 impl Drop for WorkerSession {
     fn drop(&mut self) {
         // SAFETY: created by cs_worker_thd_start on this thread.
-        unsafe { ffi::cs_worker_thd_finish(self.thd.as_ptr()) }
+        unsafe { ffi::cs_worker_thd_finish(self.raw.as_ptr()) }
     }
 }

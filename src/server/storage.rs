@@ -2,10 +2,12 @@
 //! clone_interface`) and on the callback object the engines drive. The C++
 //! half is in shim/clone_shim.cc.
 
+use super::entry::entry_point;
 use super::errors::{message, Error, ER_INTERNAL_ERROR, ER_OUTOFMEMORY};
 use super::ffi::{self, handlerton, Ha_clone_cbk};
-use super::files::{self, AlignedBuf};
-use super::session::{guard, Thd};
+use super::files::FileNames;
+use super::session::Thd;
+use clone_core::transfer::buffers::{self, AlignedBuf};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::marker::PhantomData;
@@ -111,12 +113,14 @@ impl Handle {
     }
 }
 
-extern "C" fn collect_engine(ctx: *mut c_void, hton: *mut handlerton) {
+entry_point! {
+fn collect_engine(ctx: *mut c_void, hton: *mut handlerton) = (); {
     // SAFETY: ctx is the Vec passed by clone_engines below.
     let list = unsafe { &mut *ctx.cast::<Vec<Engine>>() };
     if let Some(h) = NonNull::new(hton) {
         list.push(Engine(h));
     }
+}
 }
 
 /// The engines that implement the source (copy) side, in plugin order.
@@ -288,6 +292,16 @@ impl<'a> Cbk<'a> {
     }
 }
 
+impl FileNames for Cbk<'_> {
+    fn source(&self) -> String {
+        self.source_name()
+    }
+
+    fn dest(&self) -> String {
+        self.dest_name()
+    }
+}
+
 /// A buffer the engine hands to a source-side callback, valid for that
 /// callback (`'c`). Only the engine makes one.
 #[derive(Clone, Copy, Debug)]
@@ -358,7 +372,7 @@ impl Lend {
     /// Runs `work` on `len` bytes of the buffer (grown if need be).
     pub fn scratch<R>(&self, len: usize, work: impl FnOnce(&mut [u8]) -> Result<R, Error>) -> Result<R, Error> {
         let mut slot = self.buf.try_borrow_mut().map_err(|_| Error::internal("the transfer buffer is in use"))?;
-        let buf = files::reserve(&mut slot, len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))?;
+        let buf = buffers::reserve(&mut slot, len).map_err(|_| Error::with_int(message::ER_OUTOFMEMORY, len as i64))?;
         self.lent.set(None);
         work(&mut buf.as_mut_slice()[..len])
     }
@@ -383,37 +397,89 @@ impl Lend {
     }
 }
 
-/// What the plugin does when the engine calls back. Methods take `&self`:
+/// The source side of a clone, as the engine calls it back: what it
+/// offers to be sent (or, in CLONE LOCAL, applied). Methods take `&self`:
 /// the engine re-enters (the source side's callback applies the chunk, and
 /// the apply side calls back into the same object), so state lives in cells.
-pub trait Handler {
-    /// Source side: `len` bytes are ready at `from`'s current offset.
+pub trait Source {
+    /// `len` bytes are ready at `from`'s current offset.
     fn file(&self, cbk: Cbk<'_>, from: RawFd, len: u32) -> Result<(), Error>;
-    /// Source side: a buffer is ready (len 0: a descriptor only); on the apply
-    /// side, a state change or acknowledgement to pass back.
+    /// A buffer is ready (len 0: a descriptor only).
     fn buffer<'c>(&self, cbk: Cbk<'c>, buf: EngineBuf<'c>) -> Result<(), Error>;
-    /// Apply side: write the pending chunk at `to`'s current offset.
+}
+
+/// The apply side of a clone, as the engine calls it back.
+pub trait Apply {
+    /// A state change to show, or an acknowledgement to pass back.
+    fn notice(&self, cbk: Cbk<'_>) -> Result<(), Error>;
+    /// Write the pending chunk at `to`'s current offset.
     fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error>;
-    /// Apply side: the pending chunk, filled into a `Lend` for the engine.
+    /// The pending chunk, filled into a `Lend` for the engine.
     fn apply_buffer<'s>(&'s self, cbk: Cbk<'_>) -> Result<&'s Lend, Error>;
+}
+
+/// Whom a callback object calls: a source side (the donor), an apply side
+/// (the recipient), or both (CLONE LOCAL, where the source's buffer
+/// callback also carries the apply side's notices).
+#[derive(Clone, Copy)]
+enum Role<'h> {
+    Source(&'h dyn Source),
+    Apply(&'h dyn Apply),
+    Both(&'h dyn Source, &'h dyn Apply),
+}
+
+impl<'h> Role<'h> {
+    fn source(self) -> Result<&'h dyn Source, Error> {
+        match self {
+            Role::Source(s) | Role::Both(s, _) => Ok(s),
+            Role::Apply(_) => Err(Error::internal("the engine offered the recipient data to send")),
+        }
+    }
+
+    fn apply(self) -> Result<&'h dyn Apply, Error> {
+        match self {
+            Role::Apply(a) | Role::Both(_, a) => Ok(a),
+            Role::Source(_) => Err(Error::internal("the engine asked the source side to apply data")),
+        }
+    }
+
+    fn buffer<'c>(self, cbk: Cbk<'c>, buf: EngineBuf<'c>) -> Result<(), Error> {
+        match self {
+            Role::Source(s) | Role::Both(s, _) => s.buffer(cbk, buf),
+            Role::Apply(a) => a.notice(cbk),
+        }
+    }
 }
 
 /// The C++ callback object, forwarding to a Rust handler.
 pub struct Callback<'h> {
     raw: NonNull<Ha_clone_cbk>,
-    // Boxed so the C++ object can hold a thin pointer to the fat one.
-    #[allow(clippy::redundant_allocation)]
-    _ctx: Box<&'h dyn Handler>,
-    _lifetime: PhantomData<&'h ()>,
+    // Boxed so the C++ object can hold a thin pointer to it.
+    _role: Box<Role<'h>>,
 }
 
 impl<'h> Callback<'h> {
-    pub fn new(handler: &'h dyn Handler) -> Result<Callback<'h>, Error> {
-        let ctx: Box<&'h dyn Handler> = Box::new(handler);
-        let ctx_ptr = (&*ctx as *const &dyn Handler).cast_mut().cast::<c_void>();
+    /// The callback object of a source side.
+    pub fn source(handler: &'h dyn Source) -> Result<Callback<'h>, Error> {
+        Callback::new(Role::Source(handler))
+    }
+
+    /// The callback object of an apply side.
+    pub fn apply(handler: &'h dyn Apply) -> Result<Callback<'h>, Error> {
+        Callback::new(Role::Apply(handler))
+    }
+
+    /// The callback object of a task on both sides (CLONE LOCAL).
+    pub fn both(source: &'h dyn Source, apply: &'h dyn Apply) -> Result<Callback<'h>, Error> {
+        Callback::new(Role::Both(source, apply))
+    }
+
+    fn new(role: Role<'h>) -> Result<Callback<'h>, Error> {
+        let role = Box::new(role);
+        let ctx = (&*role as *const Role<'h>).cast_mut().cast::<c_void>();
         // SAFETY: the box outlives the C++ object (both dropped together).
-        let raw = NonNull::new(unsafe { ffi::cs_cbk_new(ctx_ptr) }).ok_or_else(|| Error::unknown(ER_OUTOFMEMORY))?;
-        Ok(Callback { raw, _ctx: ctx, _lifetime: PhantomData })
+        let raw = NonNull::new(unsafe { ffi::cs_cbk_new(ctx) }).ok_or_else(|| Error::unknown(ER_OUTOFMEMORY))?;
+        Ok(Callback { raw, _role: role })
     }
 
     fn raw(&self) -> *mut Ha_clone_cbk {
@@ -438,10 +504,10 @@ impl Drop for Callback<'_> {
     }
 }
 
-/// Recovers the handler from the shim's context pointer.
-unsafe fn handler<'a>(ctx: *mut c_void) -> &'a dyn Handler {
+/// Recovers the role from the shim's context pointer.
+unsafe fn role<'a>(ctx: *mut c_void) -> Role<'a> {
     // SAFETY: the caller passes the context of a live Callback.
-    unsafe { *ctx.cast::<&dyn Handler>() }
+    unsafe { *ctx.cast::<Role<'a>>() }
 }
 
 /// A callback's result for the engine: 0, or the error number, raised
@@ -455,33 +521,40 @@ fn cbk_of<'a>(raw: *mut Ha_clone_cbk) -> Result<Cbk<'a>, Error> {
     NonNull::new(raw).map(|p| Cbk(p, PhantomData)).ok_or_else(|| Error::internal("the engine called back without its callback object"))
 }
 
+entry_point! {
 #[no_mangle]
-extern "C" fn clone_rs_cbk_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, from: c_int, len: c_uint) -> c_int {
+fn clone_rs_cbk_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, from: c_int, len: c_uint) -> c_int = ER_INTERNAL_ERROR; {
     // SAFETY: ctx comes from Callback::new.
-    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.file(c, from, len))))
+    status(cbk_of(cbk).and_then(|c| unsafe { role(ctx) }.source()?.file(c, from, len)))
+}
 }
 
+entry_point! {
 #[no_mangle]
-extern "C" fn clone_rs_cbk_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut u8, len: c_uint) -> c_int {
+fn clone_rs_cbk_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut u8, len: c_uint) -> c_int = ER_INTERNAL_ERROR; {
     let buf = EngineBuf { ptr: buf, len, _engine: PhantomData };
     // SAFETY: ctx is the Callback that Callback::new made for this call.
-    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.buffer(c, buf))))
+    status(cbk_of(cbk).and_then(|c| unsafe { role(ctx) }.buffer(c, buf)))
+}
 }
 
+entry_point! {
 #[no_mangle]
-extern "C" fn clone_rs_cbk_apply_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, to: c_int) -> c_int {
+fn clone_rs_cbk_apply_file(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, to: c_int) -> c_int = ER_INTERNAL_ERROR; {
     // SAFETY: ctx is the Callback that Callback::new made for this call.
-    guard(ER_INTERNAL_ERROR, || status(cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_file(c, to))))
+    status(cbk_of(cbk).and_then(|c| unsafe { role(ctx) }.apply()?.apply_file(c, to)))
+}
 }
 
+entry_point! {
 #[no_mangle]
-extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut *mut u8, len: *mut c_uint) -> c_int {
+fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk, buf: *mut *mut u8, len: *mut c_uint) -> c_int = ER_INTERNAL_ERROR; {
     let lent = || {
         // SAFETY: ctx is the Callback that Callback::new made for this call.
-        let lend = cbk_of(cbk).and_then(|c| unsafe { handler(ctx) }.apply_buffer(c))?;
+        let lend = cbk_of(cbk).and_then(|c| unsafe { role(ctx) }.apply()?.apply_buffer(c))?;
         lend.hand_over().ok_or_else(|| Error::internal("no block filled for the engine"))
     };
-    guard(ER_INTERNAL_ERROR, || match lent() {
+    match lent() {
         Ok((ptr, n)) => {
             // SAFETY: the engine passes valid out-references.
             unsafe {
@@ -491,7 +564,8 @@ extern "C" fn clone_rs_cbk_apply_buffer(ctx: *mut c_void, cbk: *mut Ha_clone_cbk
             0
         }
         Err(e) => e.raise().code(),
-    })
+    }
+}
 }
 
 #[cfg(test)]
@@ -539,7 +613,7 @@ mod tests {
         lend.scratch(3, |_| Ok(())).unwrap_or_else(|e| panic!("scratch: {e:?}"));
         assert!(lend.hand_over().is_none(), "scratch use handed over");
         // A failed fill is not lent either.
-        assert!(lend.fill(3, |_| Err(Error::quiet(1))).is_err());
+        assert!(lend.fill(3, |_| Err(Error::reported(1))).is_err());
         assert!(lend.hand_over().is_none(), "failed fill handed over");
     }
 }

@@ -4,10 +4,11 @@
 //! the storage cells below (and into the descriptors themselves), so both
 //! live in mutable statics; the plugin reads them through atomics.
 
+use super::entry::entry_point;
 use super::errors::{message, ER_CLONE_SYS_CONFIG};
 use super::ffi::{self, st_mysql_value, SYS_VAR, THD};
 use super::session::{self, Thd};
-use crate::checks::{parse_donor_list, parse_exclude_list, ExcludeListError};
+use clone_core::checks::{parse_donor_list, parse_exclude_list, ExcludeListError};
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::{addr_of, addr_of_mut, null, null_mut};
@@ -244,9 +245,10 @@ pub fn settings() -> Settings {
     }
 }
 
+entry_point! {
 /// `SET GLOBAL clone_valid_donor_list`: NULL is fine, anything else must be
 /// a well-formed list.
-unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int {
+fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int = 1; {
     // SAFETY: the server's arguments, passed on.
     unsafe {
         check_text(thd, save, value, |text| match parse_donor_list(text) {
@@ -255,10 +257,12 @@ unsafe extern "C" fn check_donor_list(thd: *mut THD, _var: *mut SYS_VAR, save: *
         })
     }
 }
+}
 
+entry_point! {
 /// `SET GLOBAL clone_exclude_plugins_list`: plugin names, none of them one
 /// a clone needs.
-unsafe extern "C" fn check_exclude_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int {
+fn check_exclude_list(thd: *mut THD, _var: *mut SYS_VAR, save: *mut c_void, value: *mut st_mysql_value) -> c_int = 1; {
     // SAFETY: the server's arguments, passed on.
     unsafe {
         check_text(thd, save, value, |text| match parse_exclude_list(text) {
@@ -267,6 +271,7 @@ unsafe extern "C" fn check_exclude_list(thd: *mut THD, _var: *mut SYS_VAR, save:
             Err(ExcludeListError::Required(name)) => Err(format!("clone_exclude_plugins_list cannot exclude {name}: clone needs it")),
         })
     }
+}
 }
 
 /// A string variable's check: NULL is fine, other text must pass `valid`
@@ -277,30 +282,30 @@ unsafe extern "C" fn check_exclude_list(thd: *mut THD, _var: *mut SYS_VAR, save:
 /// # Safety
 /// The server's arguments to a check function.
 unsafe fn check_text(thd: *mut THD, save: *mut c_void, value: *mut st_mysql_value, valid: impl Fn(&str) -> Result<(), String>) -> c_int {
-    session::guard(1, || {
-        let save = save.cast::<*const c_char>();
-        let mut buf = [0 as c_char; 80];
-        let mut len = buf.len() as c_int;
-        // SAFETY: the server passes a valid value object and a save slot.
-        let text = unsafe { (*value).val_str.map(|f| f(value, buf.as_mut_ptr(), &mut len)) }.unwrap_or(null());
-        if text.is_null() {
-            // SAFETY: the server's out-pointer for the checked value.
-            unsafe { *save = null() };
-            return 0;
-        }
-        // SAFETY: val_str returns a NUL-terminated string of `len` bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.max(0) as usize) };
-        let verdict = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()).and_then(&valid);
-        if let Err(why) = verdict {
-            // SAFETY: the server's out-pointer for the checked value.
-            unsafe { *save = null() };
-            session::raise_str(message::ER_CLONE_SYS_CONFIG, &why);
-            return ER_CLONE_SYS_CONFIG;
-        }
-        // SAFETY: as above; the copy lives in the session's memory.
-        unsafe { *save = session::thd_strmake(thd, bytes) };
-        0
-    })
+    let save = save.cast::<*const c_char>();
+    let mut buf = [0 as c_char; 80];
+    let mut len = buf.len() as c_int;
+    // SAFETY: the server passes a valid value object and a save slot.
+    let text = unsafe { (*value).val_str.map(|f| f(value, buf.as_mut_ptr(), &mut len)) }.unwrap_or(null());
+    if text.is_null() {
+        // SAFETY: the server's out-pointer for the checked value.
+        unsafe { *save = null() };
+        return 0;
+    }
+    // SAFETY: val_str returns a NUL-terminated string of `len` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len.max(0) as usize) };
+    let verdict = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned()).and_then(&valid);
+    if let Err(why) = verdict {
+        // SAFETY: the server's out-pointer for the checked value.
+        unsafe { *save = null() };
+        super::diagnostics::raise_str(message::ER_CLONE_SYS_CONFIG, &why);
+        return ER_CLONE_SYS_CONFIG;
+    }
+    // SAFETY: the session of this SET, alive while the check runs.
+    let copy = unsafe { Thd::from_raw(thd) }.map_or(null(), |thd| session::thd_strmake(thd, bytes));
+    // SAFETY: as above; the copy lives in the session's memory.
+    unsafe { *save = copy };
+    0
 }
 
 /// The current value of a string variable, copied.
@@ -336,11 +341,16 @@ struct DdlTimeout {
 
 static DDL_TIMEOUT_OWNERS: Mutex<DdlTimeout> = Mutex::new(DdlTimeout { user: 300, overrides: Vec::new(), next_id: 0 });
 
+entry_point! {
 /// SET GLOBAL clone_ddl_timeout: the user's value shows at once unless a
 /// donor session overrides it; then it shows when the last one is done.
-unsafe extern "C" fn update_ddl_timeout(_thd: *mut THD, _var: *mut SYS_VAR, _var_ptr: *mut c_void, save: *const c_void) {
+fn update_ddl_timeout(_thd: *mut THD, _var: *mut SYS_VAR, _var_ptr: *mut c_void, save: *const c_void) = (); {
     // SAFETY: for an unsigned int variable the server passes the checked value.
-    let value = unsafe { *save.cast::<u32>() };
+    set_user_ddl_timeout(unsafe { *save.cast::<u32>() });
+}
+}
+
+fn set_user_ddl_timeout(value: u32) {
     let mut owners = DDL_TIMEOUT_OWNERS.lock();
     owners.user = value;
     if owners.overrides.is_empty() {
@@ -389,8 +399,7 @@ mod tests {
     use std::sync::mpsc::channel;
 
     fn set_by_user(value: u32) {
-        // SAFETY: the update function reads only `save`.
-        unsafe { update_ddl_timeout(null_mut(), null_mut(), null_mut(), (&value as *const u32).cast()) };
+        set_user_ddl_timeout(value);
     }
 
     fn shown() -> u32 {
