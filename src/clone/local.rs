@@ -373,11 +373,9 @@ impl<'c: 's, 's, 'e, 't> Apply for Task<'c, 's, 'e, 't> {
     /// The apply side announced a new state, or asks to acknowledge one.
     fn notice(&self, cbk: Cbk<'_>) -> Result<(), Error> {
         self.settle()?;
-        if let Some(estimate) = cbk.flags().state_change {
-            self.clone.team.status.next_stage(estimate, self.clone.team.threads());
+        if self.meter.state_notice(cbk.flags().state_change) {
             return Ok(());
         }
-        self.meter.state_end();
         let index = cbk.loc_index() as usize;
         let Some(c) = self.clone.engines.get(index) else {
             return Err(engine_index_out_of_range());

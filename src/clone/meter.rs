@@ -121,8 +121,19 @@ impl<'t> Meter<'t> {
         }
     }
 
+    /// The apply side's notice of a state: a new stage begins (with its
+    /// estimate, `Some`), which clone_progress shows; or the current state
+    /// ends, to be acknowledged. True for a new stage.
+    pub fn state_notice(&self, begins: Option<u64>) -> bool {
+        match begins {
+            Some(estimate) => self.team.status.next_stage(estimate, self.team.threads()),
+            None => self.state_end(),
+        }
+        begins.is_some()
+    }
+
     /// Master: a storage state ended; log its totals and start tuning over.
-    pub fn state_end(&self) {
+    fn state_end(&self) {
         if let Some(monitor) = &self.monitor {
             self.flush();
             let s = monitor.borrow_mut().state_end(self.team.now_ms(), &self.team.shared);

@@ -41,17 +41,23 @@ pub trait Sink: Send {
     /// twice once). By default each is taken in turn; at the first
     /// failure the rest are discarded.
     fn take_all(&mut self, items: Vec<Self::Item>) -> Result<(), Self::Error> {
-        let mut items = items.into_iter();
-        while let Some(item) = items.next() {
-            if let Err(e) = self.take(item) {
-                for rest in items {
-                    self.discard(rest);
-                }
-                return Err(e);
-            }
-        }
-        Ok(())
+        take_in_turn(self, items)
     }
+}
+
+/// Takes each item in turn; at the first failure the rest are discarded
+/// (what [`Sink::take_all`] does unless a sink merges items).
+pub fn take_in_turn<S: Sink + ?Sized>(sink: &mut S, items: Vec<S::Item>) -> Result<(), S::Error> {
+    let mut items = items.into_iter();
+    while let Some(item) = items.next() {
+        if let Err(e) = sink.take(item) {
+            for rest in items {
+                sink.discard(rest);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 enum Message<T> {
@@ -303,16 +309,7 @@ mod tests {
             if self.batches {
                 self.log.lock().push(Event::Batch(items.len()));
             }
-            let mut items = items.into_iter();
-            while let Some(item) = items.next() {
-                if let Err(e) = self.take(item) {
-                    for rest in items {
-                        self.discard(rest);
-                    }
-                    return Err(e);
-                }
-            }
-            Ok(())
+            take_in_turn(self, items)
         }
     }
 

@@ -235,11 +235,9 @@ impl<'r: 's, 's, 'e, 't> Apply for Task<'r, 's, 'e, 't> {
     /// acknowledgement goes to the donor over the auxiliary connection.
     fn notice(&self, cbk: Cbk<'_>) -> Result<(), Error> {
         self.settle()?;
-        if let Some(estimate) = cbk.flags().state_change {
-            self.clone.team.status.next_stage(estimate, self.clone.team.threads());
+        if self.meter.state_notice(cbk.flags().state_change) {
             return Ok(());
         }
-        self.meter.state_end();
         self.check_killed()?;
         self.clone.acknowledge(self.thd, cbk.loc_index() as usize, 0, cbk.data_desc())
     }
