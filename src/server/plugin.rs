@@ -21,6 +21,10 @@ use std::sync::Arc;
 /// The plugin's version as I_S.PLUGINS shows it (1.0, as the stock plugin).
 const PLUGIN_VERSION: c_uint = 0x0100;
 
+/// Which clone plugin this is, as PLUGIN_AUTHOR shows it (the description
+/// stays the stock one, which scripts and tests compare).
+const AUTHOR: &str = concat!("clone-rs ", env!("CARGO_PKG_VERSION"), "\0");
+
 /// Set while `mysqld --initialize` runs: no performance_schema then.
 static BOOTSTRAP: AtomicBool = AtomicBool::new(false);
 
@@ -90,7 +94,7 @@ pub const fn declaration(descriptor: *mut Mysql_clone) -> st_mysql_plugin {
         type_: ffi::MYSQL_CLONE_PLUGIN as c_int,
         info: descriptor.cast(),
         name: c"clone".as_ptr(),
-        author: c"clone-rs project".as_ptr(),
+        author: AUTHOR.as_ptr().cast(),
         descr: c"CLONE PLUGIN".as_ptr(),
         license: ffi::PLUGIN_LICENSE_GPL as c_int,
         init: Some(plugin_init),
@@ -146,6 +150,7 @@ fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
             eprintln!("clone plugin: cannot acquire service {what}");
             return 1;
         }
+        services::log_system(concat!("clone-rs ", env!("CARGO_PKG_VERSION"), ", a drop-in replacement of the clone plugin, is loaded"));
         session::register_instruments();
         // SAFETY: registers this plugin (by name) as the server's clone handler.
         let err = unsafe { ffi::clone_handle_create(c"clone".as_ptr()) };

@@ -3,7 +3,7 @@
 //! the error log, session variables, and the performance_schema table
 //! services.
 
-use super::errors::{message, Error, ER_CLONE_CLIENT_TRACE, ER_CLONE_SERVER_TRACE};
+use super::errors::{message, Error, ER_CLONE_CLIENT_TRACE, ER_CLONE_SERVER_TRACE, ER_LOG_PRINTF_MSG};
 use super::ffi::{self, my_h_service, mysql_service_registry_t};
 use super::session::Thd;
 use parking_lot::Mutex;
@@ -269,6 +269,19 @@ impl log::Log for ErrorLog {
 }
 
 static ERROR_LOG: ErrorLog = ErrorLog;
+
+/// The server's SYSTEM level, shown whatever log_error_verbosity says.
+const SYSTEM_LEVEL: i32 = 0;
+
+/// A line for the error log at the SYSTEM level (as the server's own
+/// "ready for connections"): what a DBA must see, such as which clone
+/// plugin was loaded.
+pub fn log_system(text: &str) {
+    let msg = CString::new(text.replace('\0', "")).unwrap_or_default();
+    // SAFETY: the shim checks that the log services are set; the message
+    // takes one string.
+    unsafe { ffi::cs_log(SYSTEM_LEVEL, ER_LOG_PRINTF_MSG, msg.as_ptr()) }
+}
 
 /// Sends the `log` macros to the error log (once per process: the library
 /// stays mapped across UNINSTALL and INSTALL, and so does the logger).
