@@ -4,170 +4,132 @@
 //! line per stage with the percent of its estimate, MiB/s and the time
 //! left; then the summary (bytes, time, throughput, the donor's binary log
 //! position and GTID set). An in-place clone restarts the recipient: the
-//! view waits for it to answer again and reports the outcome.
+//! view says so and waits for it to answer again (the client's own error
+//! lines are captured, never shown), then reports the outcome. With
+//! --json it prints one JSON object per reading instead, for scripts.
 //!
 //!     clone-watch [-h HOST] [-P PORT] [-u USER] [--last] [--interval S]
-//!                 [--mysql "COMMAND"]
+//!                 [--json] [--mysql "COMMAND"]
+//!     clone-watch --help | --version
 //!
 //! The password comes from MYSQL_PWD, never the command line. Without
-//! --last it waits for the next clone when none is running. Exit status:
-//! 0 when the clone completed, 1 when it failed, 2 on bad arguments.
+//! --last it waits for the next clone when none is running.
+//!
+//! Exit status (outcome.rs; also in --help and clone-watch(1)):
+//! 0 the clone completed (and --help, --version); 1 it failed; 2 bad
+//! arguments; 3 the clone could not be followed: the client could not be
+//! run, the server could not be queried before a clone was found, or
+//! standard output was closed before the clone ended; 4 --last, and no
+//! clone has run on this server.
 #![forbid(unsafe_code)]
 
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+mod args;
+mod json;
+mod outcome;
+mod screen;
 mod view;
 
-use view::{render, summary, Snapshot};
+use args::{Options, Request};
+use outcome::Outcome;
+use screen::Screen;
+use view::Snapshot;
 
-struct Options {
-    host: String,
-    port: String,
-    user: String,
-    mysql: Vec<String>,
-    interval: Duration,
-    last: bool,
-}
-
-const USAGE: &str = "usage: clone-watch [-h HOST] [-P PORT] [-u USER] [--last] [--interval SECONDS] [--mysql \"COMMAND\"] (password: MYSQL_PWD)";
-
-fn options() -> Result<Options, String> {
-    let mut o = Options {
-        host: "127.0.0.1".into(),
-        port: "3306".into(),
-        user: "root".into(),
-        mysql: vec!["mysql".into()],
-        interval: Duration::from_secs(1),
-        last: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "-h" | "--host" => o.host = value("--host")?,
-            "-P" | "--port" => o.port = value("--port")?,
-            "-u" | "--user" => o.user = value("--user")?,
-            "--mysql" => o.mysql = value("--mysql")?.split_whitespace().map(String::from).collect(),
-            "--interval" => {
-                let s: f64 = value("--interval")?.parse().map_err(|_| "--interval takes seconds")?;
-                o.interval = Duration::try_from_secs_f64(s.clamp(0.1, 3600.0)).map_err(|_| "--interval takes seconds")?;
-            }
-            "--last" => o.last = true,
-            "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+fn main() -> ExitCode {
+    let o = match args::from_command_line() {
+        Ok(Request::Watch(o)) => o,
+        Ok(Request::Help) => return say(args::HELP),
+        Ok(Request::Version) => return say(&format!("clone-watch {}\n", env!("CARGO_PKG_VERSION"))),
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "clone-watch: {e}\n{}", args::USAGE);
+            return ExitCode::from(outcome::BAD_ARGUMENTS);
         }
-    }
-    if o.mysql.is_empty() {
-        return Err("--mysql needs a command".into());
-    }
-    Ok(o)
+    };
+    let mut screen = Screen::new(o.json, io::stdout().is_terminal());
+    let outcome = match find_clone(&o, &mut screen).and_then(|first| follow(&o, &mut screen, first)) {
+        Ok(last) => Outcome::of(last),
+        Err(outcome) => outcome,
+    };
+    // The clone's outcome is known even if it can no longer be shown: the
+    // exit status still tells it.
+    let _ = screen.end(&outcome);
+    ExitCode::from(outcome.exit_status())
 }
 
-/// Moves the cursor up over the `lines` last drawn and clears from there.
-fn redraw(lines: usize) -> String {
-    if lines == 0 {
-        String::new()
-    } else {
-        format!("\x1b[{lines}A\x1b[J")
-    }
+/// --help, --version: the text on standard output, exit status 0.
+fn say(text: &str) -> ExitCode {
+    let _ = io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
 }
 
-/// One reading of both tables; Err when the server does not answer.
+/// One reading of both tables. Err is what the client said on its
+/// standard error, which `output()` captures so that it never lands in
+/// the view.
 fn read(o: &Options) -> Result<Snapshot, String> {
-    let out = Command::new(&o.mysql[0])
-        .args(&o.mysql[1..])
+    let Some((program, own_options)) = o.mysql.split_first() else { return Err("no client to run".into()) };
+    let out = Command::new(program)
+        .args(own_options)
         .args(["-h", &o.host, "-P", &o.port, "-u", &o.user, "-N", "-B", "--connect-timeout=3", "-e", view::QUERY])
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", o.mysql[0]))?;
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        return Err(if said.is_empty() { format!("{program} failed ({})", out.status) } else { said });
     }
     Ok(Snapshot::parse(&String::from_utf8_lossy(&out.stdout)))
 }
 
-fn main() -> ExitCode {
-    let o = match options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let tty = std::io::stdout().is_terminal();
-    let mut stdout = std::io::stdout();
-    // The clone this view is about: the running one, the next to begin
-    // (any clone_status row other than the first one read), or with
-    // --last the latest.
-    let mut watching = false;
-    let mut first_seen: Option<Option<String>> = None;
-    let mut last_line = String::new();
-    let mut away_since: Option<Instant> = None;
-    // Lines of the view on the terminal, redrawn in place.
-    let mut drawn = 0;
+/// Reads until there is a clone to follow: the one running, the next to
+/// begin (any clone_status row other than the first one read), or with
+/// --last the latest. A server that cannot be queried here is given up
+/// on: nothing says a clone is restarting it.
+fn find_clone(o: &Options, screen: &mut Screen) -> Result<Snapshot, Outcome> {
+    let mut first_key = None;
+    let mut said_waiting = false;
     loop {
-        let snapshot = match read(&o) {
-            Ok(s) => {
-                away_since = None;
-                s
-            }
-            Err(e) if !watching => {
-                eprintln!("clone-watch: {e}");
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                // An in-place clone restarts the recipient: wait for it.
-                let since = *away_since.get_or_insert_with(Instant::now);
-                let line = format!("waiting for the server to answer again ({} s): {e}", since.elapsed().as_secs());
-                if tty {
-                    let _ = writeln!(stdout, "{}{line}", redraw(drawn));
-                    drawn = 1;
-                    let _ = stdout.flush();
-                } else if since.elapsed() < o.interval {
-                    println!("{line}");
-                }
-                std::thread::sleep(o.interval);
-                continue;
-            }
-        };
-        let key = snapshot.status.as_ref().map(|s| s.key());
-        let first = first_seen.get_or_insert_with(|| key.clone());
-        let running = snapshot.status.as_ref().is_some_and(|s| s.state == "In Progress");
-        if !watching {
-            watching = (o.last && key.is_some()) || running || (key.is_some() && key != *first);
-            if o.last && key.is_none() {
-                println!("No clone has run on this server.");
-                return ExitCode::SUCCESS;
-            }
-            if !watching {
-                if last_line.is_empty() {
-                    last_line = "waiting for a clone to begin".into();
-                    println!("{last_line}");
-                }
-                std::thread::sleep(o.interval);
-                continue;
-            }
+        let snapshot = read(o).map_err(Outcome::Unreachable)?;
+        let key = snapshot.status.as_ref().map(view::Status::key);
+        if o.last {
+            return if key.is_some() { Ok(snapshot) } else { Err(Outcome::NoClone) };
         }
-        let lines = render(&snapshot);
-        if tty {
-            let _ = writeln!(stdout, "{}{}", redraw(drawn), lines.join("\n"));
-            drawn = lines.len();
-            let _ = stdout.flush();
-        } else if let Some(active) = lines.iter().find(|l| l.contains("In Progress") && l.starts_with("  ")) {
-            if *active != last_line {
-                println!("{active}");
-                last_line.clone_from(active);
-            }
+        let first = first_key.get_or_insert_with(|| key.clone());
+        if snapshot.running() || (key.is_some() && key != *first) {
+            return Ok(snapshot);
         }
-        if !running {
-            if !tty {
-                println!("{}", lines.join("\n"));
-            }
-            println!("{}", summary(&snapshot).join("\n"));
-            let completed = snapshot.status.as_ref().is_some_and(|s| s.state == "Completed");
-            return if completed { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        if !said_waiting {
+            screen.waiting_for_clone()?;
+            said_waiting = true;
         }
         std::thread::sleep(o.interval);
+    }
+}
+
+/// Shows the clone until it has ended; returns the last reading.
+fn follow(o: &Options, screen: &mut Screen, mut snapshot: Snapshot) -> Result<Snapshot, Outcome> {
+    loop {
+        screen.show(&snapshot)?;
+        if !snapshot.running() {
+            return Ok(snapshot);
+        }
+        snapshot = next_reading(o, screen, &snapshot)?;
+    }
+}
+
+/// The next reading, however long the server takes to answer: an
+/// in-place clone restarts the recipient, which is then silent for a while.
+fn next_reading(o: &Options, screen: &mut Screen, last: &Snapshot) -> Result<Snapshot, Outcome> {
+    let mut silent_since: Option<Instant> = None;
+    loop {
+        std::thread::sleep(o.interval);
+        match read(o) {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(client_error) => {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                screen.away(last, since.elapsed().as_secs(), &client_error)?;
+            }
+        }
     }
 }
