@@ -327,10 +327,17 @@ watch_clone() {
   check "clone-watch: showed the file copy moving (percent, MiB/s, ETA)" "1" \
     "$(grep -cE '^  FILE COPY +In Progress +[0-9.]+%.* MiB/s +ETA [0-9:]+' "$out" | awk '{print ($1 > 0)}')"
   check "clone-watch: waited through the restart" "1" "$(grep -c 'waiting for the server to answer again' "$out" | awk '{print ($1 > 0)}')"
+  check "clone-watch: no client error line in the view while the server restarts" "0" "$(grep -c '^ERROR [0-9]' "$out")"
   check "clone-watch: the summary, with the donor's binary log position" "2" \
     "$(grep -cE "^Completed in [0-9:]+$|^  donor's binary log position: binlog[.][0-9]+:[0-9]+$" "$out")"
   server_wait prov-recipient "$RECIPIENT"
   check "clone-watch: the clone's checksums" "$(checksums "$DONOR" "$STATIC_TABLES")" "$(checksums "$RECIPIENT" "$STATIC_TABLES")"
+  local json
+  json=$("$REPO/target/release/clone-watch" --mysql "chroot $ROOTFS mysql" -P "$RECIPIENT" --last --json 2>/dev/null); rc=$?
+  check "clone-watch --last --json: exit status 0, and the outcome as its last line" "0 completed" \
+    "$rc $(tail -1 <<<"$json" | grep -o '"outcome":"[a-z_]*"' | cut -d'"' -f4)"
+  "$REPO/target/release/clone-watch" --no-such-option >/dev/null 2>&1; rc=$?
+  check "clone-watch: a bad argument exits 2" "2" "$rc"
   server_stop prov-recipient; server_stop prov-donor
 }
 

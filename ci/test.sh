@@ -6,7 +6,8 @@
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
 #      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-provisioning.sh,
 #      ci/test-crash.sh,
-#      ci/test-group-replication.sh
+#      ci/test-group-replication.sh, ci/test-shell-loop.sh (MySQL Shell's
+#      clone sequence in a loop), ci/test-package.sh (the Debian package)
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
 #                           this release build, and our own suite, with our
 #                           plugin installed as mysql_clone.so
@@ -52,6 +53,8 @@ run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"
 run provisioning bash "$REPO/ci/test-provisioning.sh"
 run crash bash "$REPO/ci/test-crash.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
+run shell-loop bash "$REPO/ci/test-shell-loop.sh"
+run package bash "$REPO/ci/test-package.sh"
 run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL $UPSTREAM_REMOTE
 run mtr-ours bash "$REPO/ci/mtr.sh" --plugin ours --suite clone_rs
 
