@@ -407,7 +407,7 @@ if [ "$top" = "bash ci/demo.sh;bash ci/test.sh" ]; then
 else
   bad "README.md top: the two commands are not 'bash ci/demo.sh' and 'bash ci/test.sh'" "$TOP"
 fi
-notrun+=("README.md top (bash ci/test.sh): the whole suite; CI runs it (.ci/run), and this script is not part of it")
+notrun+=("README.md top (bash ci/test.sh): the whole suite, which runs this script; CI runs it (.ci/run)")
 log "the README's main command: bash ci/demo.sh, on ${DEMO_MB:-20} MB"
 out=$(SKIP_BUILD=1 SERVERS=docs DEMO_MB=${DEMO_MB:-20} DONOR_PORT=$DEMO_PORT timeout "$BLOCK_TIMEOUT" bash "$REPO/ci/demo.sh" 2>&1 </dev/null)
 rc=$?

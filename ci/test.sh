@@ -7,7 +7,8 @@
 #      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-provisioning.sh,
 #      ci/test-crash.sh,
 #      ci/test-group-replication.sh, ci/test-shell-loop.sh (MySQL Shell's
-#      clone sequence in a loop), ci/test-package.sh (the Debian package)
+#      clone sequence in a loop), ci/test-package.sh (the Debian package),
+#      ci/test-docs.sh (every command of README.md and docs/)
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
 #                           this release build, and our own suite, with our
 #                           plugin installed as mysql_clone.so
@@ -55,6 +56,7 @@ run crash bash "$REPO/ci/test-crash.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
 run shell-loop bash "$REPO/ci/test-shell-loop.sh"
 run package bash "$REPO/ci/test-package.sh"
+run docs bash "$REPO/ci/test-docs.sh"
 run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL $UPSTREAM_REMOTE
 run mtr-ours bash "$REPO/ci/mtr.sh" --plugin ours --suite clone_rs
 
