@@ -8,7 +8,8 @@
 #      ci/test-crash.sh,
 #      ci/test-group-replication.sh, ci/test-shell-loop.sh (MySQL Shell's
 #      clone sequence in a loop), ci/test-package.sh (the Debian package),
-#      ci/test-docs.sh (every command of README.md and docs/)
+#      ci/test-docs.sh (every command of README.md and docs/),
+#      ci/test-cmake.sh (the two CMake builds)
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
 #                           this release build, and our own suite, with our
 #                           plugin installed as mysql_clone.so
@@ -57,6 +58,7 @@ run group-replication bash "$REPO/ci/test-group-replication.sh"
 run shell-loop bash "$REPO/ci/test-shell-loop.sh"
 run package bash "$REPO/ci/test-package.sh"
 run docs bash "$REPO/ci/test-docs.sh"
+run cmake bash "$REPO/ci/test-cmake.sh"
 run mtr-upstream bash "$REPO/ci/mtr.sh" --plugin ours --big-test $UPSTREAM_LOCAL $UPSTREAM_REMOTE
 run mtr-ours bash "$REPO/ci/mtr.sh" --plugin ours --suite clone_rs
 
