@@ -85,6 +85,16 @@ impl Object {
         self.0.push('}');
         self.0
     }
+
+    /// What a clone ended with: its error, and the donor's binary log
+    /// position and GTID set.
+    fn outcome_of(self, st: &Status) -> Object {
+        self.raw("error_number", st.error_no)
+            .text("error_message", &st.error_message)
+            .text("binlog_file", &st.binlog_file)
+            .raw("binlog_position", integer(st.binlog_position))
+            .text("gtid_executed", &st.gtid_executed)
+    }
 }
 
 fn status(st: &Status) -> String {
@@ -97,11 +107,7 @@ fn status(st: &Status) -> String {
         .raw("end_time", number(st.end))
         .raw("elapsed_seconds", number(Some(seconds(st.elapsed()))))
         .raw("server_time", number(Some(st.now)))
-        .raw("error_number", st.error_no)
-        .text("error_message", &st.error_message)
-        .text("binlog_file", &st.binlog_file)
-        .raw("binlog_position", integer(st.binlog_position))
-        .text("gtid_executed", &st.gtid_executed)
+        .outcome_of(st)
         .end()
 }
 
@@ -168,11 +174,7 @@ fn ended(head: Object, last: &Snapshot) -> String {
         .raw("network", totals.network)
         .raw("copy_seconds", number(Some(seconds(totals.copying))))
         .raw("data_speed", bytes_per_second(totals.data_rate()))
-        .raw("error_number", st.error_no)
-        .text("error_message", &st.error_message)
-        .text("binlog_file", &st.binlog_file)
-        .raw("binlog_position", integer(st.binlog_position))
-        .text("gtid_executed", &st.gtid_executed)
+        .outcome_of(st)
         .end()
 }
 
