@@ -145,37 +145,37 @@ fn pin_library() {
 
 entry_point! {
 fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
-        pin_library();
-        if let Err(what) = services::start() {
-            eprintln!("clone plugin: cannot acquire service {what}");
-            return 1;
-        }
-        services::log_system(concat!("clone-rs ", env!("CARGO_PKG_VERSION"), ", a drop-in replacement of the clone plugin, is loaded"));
-        session::register_instruments();
-        // SAFETY: registers this plugin (by name) as the server's clone handler.
-        let err = unsafe { ffi::clone_handle_create(c"clone".as_ptr()) };
-        if err == ER_INIT_BOOTSTRAP_COMPLETE {
-            BOOTSTRAP.store(true, Relaxed);
-            return 0;
-        }
-        if err != 0 {
-            services::stop();
-            return err;
-        }
-        BOOTSTRAP.store(false, Relaxed);
-        // Status of earlier clones, kept in the data directory (the cwd).
-        let status = Tracker::new();
-        for note in status.load(Path::new(".")) {
-            log::error!("{}", note);
-        }
-        *STATUS.write() = Some(Arc::new(status));
-        // Cloning works without the status tables: a server damaged around
-        // the plugin still gets it.
-        let tables = if !session::has_current() { Err("no session") } else { services::start_pfs().and_then(pfs::add_tables) };
-        if let Err(why) = tables {
-            log::error!("performance_schema.clone_status and clone_progress are not available ({why}); the plugin works without them");
-        }
-        0
+    pin_library();
+    if let Err(what) = services::start() {
+        eprintln!("clone plugin: cannot acquire service {what}");
+        return 1;
+    }
+    services::log_system(concat!("clone-rs ", env!("CARGO_PKG_VERSION"), ", a drop-in replacement of the clone plugin, is loaded"));
+    session::register_instruments();
+    // SAFETY: registers this plugin (by name) as the server's clone handler.
+    let err = unsafe { ffi::clone_handle_create(c"clone".as_ptr()) };
+    if err == ER_INIT_BOOTSTRAP_COMPLETE {
+        BOOTSTRAP.store(true, Relaxed);
+        return 0;
+    }
+    if err != 0 {
+        services::stop();
+        return err;
+    }
+    BOOTSTRAP.store(false, Relaxed);
+    // Status of earlier clones, kept in the data directory (the cwd).
+    let status = Tracker::new();
+    for note in status.load(Path::new(".")) {
+        log::error!("{}", note);
+    }
+    *STATUS.write() = Some(Arc::new(status));
+    // Cloning works without the status tables: a server damaged around
+    // the plugin still gets it.
+    let tables = if !session::has_current() { Err("no session") } else { services::start_pfs().and_then(pfs::add_tables) };
+    if let Err(why) = tables {
+        log::error!("performance_schema.clone_status and clone_progress are not available ({why}); the plugin works without them");
+    }
+    0
 }
 }
 
@@ -188,18 +188,18 @@ fn plugin_check_uninstall(plugin: MYSQL_PLUGIN) -> c_int = 1; {
 
 entry_point! {
 fn plugin_deinit(_plugin: MYSQL_PLUGIN) -> c_int = 0; {
-        // SAFETY: drops the handler created in init.
-        unsafe { ffi::clone_handle_drop() };
-        if let Some(status) = STATUS.write().take() {
-            status.shutdown();
+    // SAFETY: drops the handler created in init.
+    unsafe { ffi::clone_handle_drop() };
+    if let Some(status) = STATUS.write().take() {
+        status.shutdown();
+    }
+    if !BOOTSTRAP.load(Relaxed) {
+        if let Some(svc) = services::pfs() {
+            pfs::delete_tables(svc);
         }
-        if !BOOTSTRAP.load(Relaxed) {
-            if let Some(svc) = services::pfs() {
-                pfs::delete_tables(svc);
-            }
-        }
-        services::stop();
-        0
+    }
+    services::stop();
+    0
 }
 }
 
