@@ -915,6 +915,22 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A tracker of `datadir` whose clone `id` is in its file copy with
+    /// `data` bytes copied (its status files queued for the writer).
+    fn copying(datadir: &Path, id: u32, estimate: u64, data: u64) -> Tracker {
+        let t = Tracker::new();
+        t.load(datadir);
+        t.begin(id, "127.0.0.1:3306", None).unwrap();
+        t.next_stage(0, 1);
+        t.next_stage(estimate, 1);
+        t.add_progress(data, data, 0, 0, 1);
+        t
+    }
+
+    fn progress_on_disk(datadir: &Path) -> Progress {
+        parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap()
+    }
+
     fn scratch_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("clone-rs-status-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -956,15 +972,10 @@ mod tests {
     fn an_in_place_clone_leaves_nothing_queued_for_the_restart() {
         let datadir = scratch_dir("restart");
         fs::create_dir_all(datadir.join("#clone")).unwrap();
-        let t = Tracker::new();
-        t.load(&datadir);
-        t.begin(7, "127.0.0.1:3306", None).unwrap();
-        t.next_stage(0, 1);
-        t.next_stage(1000, 1);
-        t.add_progress(700, 700, 0, 0, 1);
+        let t = copying(&datadir, 7, 1000, 700);
         t.await_restart();
         assert!(t.inner.lock().behind.is_none(), "the writer has finished");
-        let on_disk = parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap();
+        let on_disk = progress_on_disk(&datadir);
         // The latest progress, in the state a crash would leave it in.
         assert_eq!((on_disk.stages[1].state, on_disk.stages[1].data), (State::Failed, 700));
         fs::remove_dir_all(&datadir).unwrap();
@@ -1029,15 +1040,10 @@ mod tests {
     fn a_tracker_shuts_down_or_drops_with_its_files_written() {
         let datadir = scratch_dir("shutdown");
         fs::create_dir_all(datadir.join("#clone")).unwrap();
-        let t = Tracker::new();
-        t.load(&datadir);
-        t.begin(7, "127.0.0.1:3306", None).unwrap();
-        t.next_stage(0, 1);
-        t.next_stage(1000, 1);
-        t.add_progress(300, 300, 0, 0, 1);
+        let t = copying(&datadir, 7, 1000, 300);
         t.shutdown();
         assert!(t.inner.lock().behind.is_none(), "the writer has finished");
-        let on_disk = parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap();
+        let on_disk = progress_on_disk(&datadir);
         assert_eq!(on_disk.stages[1].data, 300);
         // Once shut down, files are written in place; shutting down again
         // is harmless, and the clone can still end.
@@ -1046,15 +1052,10 @@ mod tests {
         t.end(0, "");
         assert_eq!(parse_status(&fs::read_to_string(datadir.join(VIEW_STATUS_FILE)).unwrap()).unwrap().state, State::Completed);
         // A tracker dropped while its clone runs writes what was queued.
-        let t = Tracker::new();
-        t.load(&datadir);
-        t.begin(8, "127.0.0.1:3306", None).unwrap();
-        t.next_stage(0, 1);
-        t.next_stage(2000, 1);
-        t.add_progress(900, 900, 0, 0, 1);
+        let t = copying(&datadir, 8, 2000, 900);
         assert!(t.inner.lock().behind.is_some());
         drop(t);
-        let on_disk = parse_progress(&fs::read_to_string(datadir.join(VIEW_PROGRESS_FILE)).unwrap()).unwrap();
+        let on_disk = progress_on_disk(&datadir);
         assert_eq!((on_disk.stages[1].estimate, on_disk.stages[1].data), (2000, 900));
         // A tracker that never ran a clone ends at once.
         Tracker::new().shutdown();
