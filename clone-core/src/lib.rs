@@ -5,8 +5,9 @@
 //! pipeline that hands work to a thread of its own (`transfer`); the
 //! status model and its files (`status`), the donor list (`checks`), who
 //! may touch a clone running on a donor (`ownership`), the doublewrite
-//! files of an in-place clone (`doublewrite`), and the disk space a clone
-//! needs and will have (`space`).
+//! files of an in-place clone (`doublewrite`), the disk space a clone
+//! needs and will have (`space`), and the swap of a staged in-place clone
+//! (`staging`).
 //!
 //! No unsafe code here (`forbid(unsafe_code)`), and nothing of the server:
 //! `cargo test -p clone-core` needs no MySQL. It is not all Rust
@@ -21,5 +22,6 @@ pub mod ownership;
 pub mod protocol;
 pub mod recipient;
 pub mod space;
+pub mod staging;
 pub mod status;
 pub mod transfer;

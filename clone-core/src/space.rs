@@ -296,7 +296,7 @@ fn same_directory(a: &Path, b: &Path) -> bool {
 }
 
 /// A data directory of its own (another instance, or a clone made here).
-fn is_data_directory(dir: &Path) -> bool {
+pub(crate) fn is_data_directory(dir: &Path) -> bool {
     dir.join("mysql.ibd").exists() || dir.join("#innodb_redo").is_dir()
 }
 
