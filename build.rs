@@ -57,6 +57,7 @@ fn generate_bindings(manifest: &Path, out: &Path, includes: &[PathBuf]) {
         "st_mysql_plugin",
         "Mysql_clone",
         "SYS_VAR",
+        "TYPELIB",
         "st_mysql_value",
         "MYSQL_SOCKET",
         "MYSQL_PLUGIN_INTERFACE_VERSION",

@@ -14,6 +14,7 @@
 #include <mysql/components/services/mysql_string.h>
 #include <mysql/components/services/mysql_system_variable.h>
 #include <my_sys.h>
+#include <typelib.h>
 #include <mysql_version.h>
 
 #include "../shim/clone_shim.h"

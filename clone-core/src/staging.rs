@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 
 /// The staging directory, in the data directory.
 pub const STAGING_DIR: &str = ".clone_staging";
+/// What a failed staged clone adds to its error in clone_status.
+pub const DATA_KEPT: &str = "; this server's data was kept (staged in-place clone)";
 /// The swap's own record in the staging directory: the marker, and the
 /// directories to remove once the new instance runs.
 const MANIFEST: &str = "#swap";
@@ -231,7 +233,8 @@ fn retire_in_data_directory(datadir: &Path, staged: &BTreeSet<PathBuf>, retiring
                 let file_rel = rel.join(file.file_name());
                 let fname = file.file_name();
                 let fname = fname.to_str().unwrap_or_default();
-                let table_file = if system { fname.ends_with(".ibd") || fname.ends_with(".cfg") || fname.ends_with(".cfp") } else { has_table_extension(fname) };
+                let table_file =
+                    if system { fname.ends_with(".ibd") || fname.ends_with(".cfg") || fname.ends_with(".cfp") } else { has_table_extension(fname) };
                 if table_file && !staged.contains(&file_rel) && !file.file_type()?.is_dir() {
                     plan.retired.push(file_rel);
                     any = true;
@@ -317,7 +320,13 @@ pub struct Prepared {
 /// an error here undoes it at once (the server keeps running on its data).
 /// `before_files` runs once the lists are written and before any file
 /// moves (the doublewrite replacements join the list there).
-pub fn prepare(datadir: &Path, staging: &Path, plan: &Plan, binlog_index: Option<&Path>, before_files: impl FnOnce() -> io::Result<()>) -> io::Result<Prepared> {
+pub fn prepare(
+    datadir: &Path,
+    staging: &Path,
+    plan: &Plan,
+    binlog_index: Option<&Path>,
+    before_files: impl FnOnce() -> io::Result<()>,
+) -> io::Result<Prepared> {
     let marker = match binlog_index {
         Some(index) => PathBuf::from(format!("{}{INDEX_SUFFIX}", index.display())),
         None => staging.join(COMMIT_MARKER),

@@ -450,6 +450,18 @@ impl Tracker {
         inner.running = false;
     }
 
+    /// Adds `note` to the error of the last clone when it failed (what a
+    /// failed staged clone did to this server's data).
+    pub fn add_to_failure(&self, note: &str) {
+        let mut inner = self.inner.lock();
+        if inner.running || inner.view.status.state != State::Failed || inner.view.status.error_message.ends_with(note) {
+            return;
+        }
+        let message = format!("{}{note}", inner.view.status.error_message);
+        inner.view.status.error_message = one_line(&message, 511);
+        persist(&inner, true);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.inner.lock().view.clone()
     }

@@ -10,7 +10,7 @@ use super::status as check;
 use std::ffi::{c_char, CString};
 
 pub use super::services::{session_uint, set_session_uint};
-pub use super::sysvars::{dry_run, excluded_plugins, settings, ssl_files, valid_donor_list, with_ddl_timeout, Settings};
+pub use super::sysvars::{dry_run, excluded_plugins, settings, ssl_files, stage_in_place, valid_donor_list, with_ddl_timeout, Settings};
 
 /// Global variables of the server as text, in the order asked.
 pub fn variables(thd: Thd, keys: &[&str]) -> Result<Vec<String>, Error> {

@@ -10,6 +10,7 @@ use super::errors::*;
 use super::ffi::{self, st_mysql_plugin, Mysql_clone, MYSQL_PLUGIN, MYSQL_SOCKET, THD};
 use super::session::{self, Thd};
 use super::{pfs, services, sysvars};
+use clone_core::staging::{self, Found};
 use clone_core::status::Tracker;
 use parking_lot::RwLock;
 use std::ffi::{c_char, c_int, c_uint, CStr};
@@ -167,6 +168,15 @@ fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
     let status = Tracker::new();
     for note in status.load(Path::new(".")) {
         log::error!("{}", note);
+    }
+    match staging::after_start(Path::new(".")) {
+        Ok(Some(Found::Kept)) => {
+            log::warn!("A staged in-place clone did not finish: this server kept its data, and the staging directory is removed");
+            status.add_to_failure(staging::DATA_KEPT);
+        }
+        Ok(Some(Found::Swapped)) => log::info!("The staged in-place clone is in place; the staging directory is removed"),
+        Ok(None) => {}
+        Err(e) => log::error!("Cannot clear what a staged in-place clone left in {}: {e}", staging::STAGING_DIR),
     }
     *STATUS.write() = Some(Arc::new(status));
     // Cloning works without the status tables: a server damaged around

@@ -12,7 +12,7 @@ use clone_core::checks::{parse_donor_list, parse_exclude_list, ExcludeListError}
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::{addr_of, addr_of_mut, null, null_mut};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 type CheckFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *mut st_mysql_value) -> c_int;
 type UpdateFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *const c_void);
@@ -20,6 +20,7 @@ type UpdateFn = unsafe extern "C" fn(*mut THD, *mut SYS_VAR, *mut c_void, *const
 const UINT: c_int = (ffi::PLUGIN_VAR_INT | ffi::PLUGIN_VAR_UNSIGNED | ffi::PLUGIN_VAR_RQCMDARG) as c_int;
 const BOOL: c_int = (ffi::PLUGIN_VAR_BOOL | ffi::PLUGIN_VAR_NOCMDARG) as c_int;
 const SESSION_BOOL: c_int = (ffi::PLUGIN_VAR_BOOL | ffi::PLUGIN_VAR_THDLOCAL | ffi::PLUGIN_VAR_NOCMDARG) as c_int;
+const ENUM: c_int = (ffi::PLUGIN_VAR_ENUM | ffi::PLUGIN_VAR_RQCMDARG) as c_int;
 const STR: c_int = (ffi::PLUGIN_VAR_STR | ffi::PLUGIN_VAR_OPCMDARG | ffi::PLUGIN_VAR_MEMALLOC) as c_int;
 
 /// Layout of MYSQL_SYSVAR_UINT's descriptor (include/mysql/plugin.h).
@@ -61,6 +62,19 @@ pub struct SessionBoolVar {
     offset: c_int,
     def_val: bool,
     resolve: Option<unsafe extern "C" fn(*mut THD, c_int) -> *mut bool>,
+}
+
+/// Layout of MYSQL_SYSVAR_ENUM's descriptor.
+#[repr(C)]
+pub struct EnumVar {
+    flags: c_int,
+    name: *const c_char,
+    comment: *const c_char,
+    check: Option<CheckFn>,
+    update: Option<UpdateFn>,
+    value: *const AtomicU64,
+    def_val: u64,
+    typelib: *const ffi::TYPELIB,
 }
 
 /// Layout of MYSQL_SYSVAR_STR's descriptor.
@@ -167,6 +181,33 @@ str_var!(
     Some(check_exclude_list)
 );
 
+/// Ours: whether an in-place clone is staged (clone_core::staging).
+static STAGE_IN_PLACE_VAL: AtomicU64 = AtomicU64::new(0);
+static mut STAGE_IN_PLACE_NAMES: [*const c_char; 4] = [c"AUTO".as_ptr(), c"ALWAYS".as_ptr(), c"NEVER".as_ptr(), null()];
+static mut STAGE_IN_PLACE_LENGTHS: [u32; 4] = [4, 6, 5, 0];
+static mut STAGE_IN_PLACE_TYPELIB: ffi::TYPELIB = ffi::TYPELIB {
+    count: 3,
+    name: c"clone_stage_in_place".as_ptr(),
+    // Addresses of statics, never moved; the server only reads them.
+    type_names: addr_of_mut!(STAGE_IN_PLACE_NAMES).cast(),
+    type_lengths: addr_of_mut!(STAGE_IN_PLACE_LENGTHS).cast(),
+};
+static mut STAGE_IN_PLACE: EnumVar = EnumVar {
+    flags: ENUM,
+    name: c"stage_in_place".as_ptr(),
+    comment: c"How an in-place CLONE INSTANCE treats this server's data: AUTO clones into a staging directory and swaps it in at the restart when the file system has room for both, else drops the data first; ALWAYS always stages; NEVER always drops first (the stock order)".as_ptr(),
+    check: None,
+    update: None,
+    value: &STAGE_IN_PLACE_VAL,
+    def_val: 0,
+    typelib: addr_of!(STAGE_IN_PLACE_TYPELIB),
+};
+
+/// clone_stage_in_place.
+pub fn stage_in_place() -> clone_core::staging::Mode {
+    clone_core::staging::Mode::from_index(STAGE_IN_PLACE_VAL.load(Relaxed))
+}
+
 /// Ours: SET SESSION clone_dry_run = ON makes the session's CLONE
 /// statements check everything up to the first byte of data, and stop.
 static mut DRY_RUN: SessionBoolVar = SessionBoolVar {
@@ -197,7 +238,7 @@ pub fn dry_run(thd: Thd) -> bool {
 }
 
 /// The NULL-terminated array the plugin descriptor points to, in the stock order.
-pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 17] = [
+pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 18] = [
     addr_of_mut!(BUFFER_SIZE).cast(),
     addr_of_mut!(BLOCK_DDL).cast(),
     addr_of_mut!(DDL_TIMEOUT).cast(),
@@ -214,6 +255,7 @@ pub static mut SYSTEM_VARIABLES: [*mut SYS_VAR; 17] = [
     addr_of_mut!(DELAY_AFTER_DATA_DROP).cast(),
     addr_of_mut!(DRY_RUN).cast(),
     addr_of_mut!(EXCLUDE_PLUGINS_LIST).cast(),
+    addr_of_mut!(STAGE_IN_PLACE).cast(),
     null_mut(),
 ];
 

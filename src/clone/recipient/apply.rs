@@ -1,6 +1,6 @@
-//! The engines' apply side: begun once the donor is checked (in place, the
-//! engines drop this server's data then), ended when the clone is over; and
-//! what an in-place clone sets up around the drop.
+//! The engines' apply side: begun once the donor is checked (in place in
+//! the stock order, the engines drop this server's data then), ended when
+//! the clone is over; and what an in-place clone sets up around the drop.
 
 use super::link::missing;
 use super::Master;
@@ -9,8 +9,8 @@ use crate::server::errors::*;
 use crate::server::services::BackupLock;
 use crate::server::session::Thd;
 use crate::server::storage::Mode;
-use clone_core::doublewrite;
 use clone_core::protocol::innodb::Places;
+use clone_core::staging;
 use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -21,8 +21,18 @@ impl<'s> Master<'_, 's> {
     /// the backup lock it puts in `lock` (held until the clone has left).
     pub(super) fn begin_apply(&mut self, lock: &mut Option<BackupLock<'s>>) -> Result<(), Error> {
         let thd = self.thd;
-        if self.clone.in_place() {
+        if self.clone.drops_first() {
             *lock = Some(BackupLock::acquire(thd, self.clone.settings.ddl_timeout)?);
+        }
+        if let Some(dir) = &self.clone.staging {
+            // One left by a clone the plugin did not see end goes; the
+            // status files need the `#clone` folder, which InnoDB makes
+            // here only for a clone over this server's data.
+            let dir = Path::new(OsStr::from_bytes(dir.to_bytes()));
+            let status_folder = dir.with_file_name("#clone");
+            staging::clear(dir)
+                .and_then(|()| std::fs::create_dir_all(&status_folder))
+                .map_err(|e| Error::with_file(message::ER_ERROR_ON_WRITE, dir.to_string_lossy(), e))?;
         }
         self.clone.team.status.next_stage(0, 1);
         for (i, &engine) in self.clone.engines.iter().enumerate() {
@@ -31,7 +41,7 @@ impl<'s> Master<'_, 's> {
                 self.end_apply(ER_CLONE_PROTOCOL);
                 return Err(Error::protocol("Wrong Clone RPC response: locator"));
             }
-            match engine.apply_begin(thd, Some(bytes), Mode::Start, self.clone.data_dir) {
+            match engine.apply_begin(thd, Some(bytes), Mode::Start, self.clone.apply_dir()) {
                 Ok(v) => self.clone.apply.push(v),
                 Err(e) => {
                     self.end_apply(e.code());
@@ -39,8 +49,8 @@ impl<'s> Master<'_, 's> {
                 }
             }
         }
-        if self.clone.in_place() {
-            replace_doublewrite_files(thd);
+        if self.clone.drops_first() {
+            replace_doublewrite_files_or_log(thd);
             self.delay_after_drop()?;
         }
         Ok(())
@@ -75,12 +85,10 @@ impl<'s> Master<'_, 's> {
 
 /// In place, once InnoDB has begun (its rollback on failure then covers
 /// them): this server's doublewrite files are replaced with zeroes at the
-/// restart (see [`doublewrite`]). A failure here does not fail a clone whose
-/// data is already dropped; the error log says what remains.
-fn replace_doublewrite_files(thd: Thd) {
-    let setting = config::variable(thd, "innodb_doublewrite_dir").unwrap_or_default();
-    let files = doublewrite::files_in(&doublewrite::directory(&setting));
-    match files.and_then(|files| doublewrite::replace_with_zeroes(Path::new("."), &files).map(|()| files)) {
+/// restart (see [`clone_core::doublewrite`]). A failure here does not fail
+/// a clone whose data is already dropped; the error log says what remains.
+fn replace_doublewrite_files_or_log(thd: Thd) {
+    match super::swap::replace_doublewrite_files(thd) {
         Ok(files) => {
             let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
             log::info!("Doublewrite files to replace at the restart: {}", names.join(", "));
@@ -91,11 +99,14 @@ fn replace_doublewrite_files(thd: Thd) {
     }
 }
 
-/// Where a donor's file names may put files: see [`Places`].
-pub(super) fn clone_places(thd: Thd, data_dir: Option<&CStr>) -> Places {
+/// Where a donor's file names may put files: see [`Places`]. A staged
+/// clone writes into its staging directory only: a file named elsewhere
+/// would land among this server's own.
+pub(super) fn clone_places(thd: Thd, data_dir: Option<&CStr>, staged: bool) -> Places {
     let keys = ["datadir", "innodb_directories", "innodb_data_home_dir", "innodb_undo_directory"];
     let values = config::variables(thd, &keys).unwrap_or_default();
     let value = |i: usize| values.get(i).map(String::as_str).unwrap_or_default();
     let target = data_dir.map(|d| Path::new(OsStr::from_bytes(d.to_bytes())));
-    Places::new(Path::new(value(0)), target, value(1), &[value(0), value(2), value(3)], |p| std::fs::canonicalize(p).ok())
+    let directories = if staged { "" } else { value(1) };
+    Places::new(Path::new(value(0)), target, directories, &[value(0), value(2), value(3)], |p| std::fs::canonicalize(p).ok())
 }

@@ -52,7 +52,7 @@ impl Master<'_, '_> {
         clone.engines = storage::apply_engines(thd);
         let mut version_locators = Vec::new();
         for &engine in &clone.engines {
-            match engine.apply_begin(thd, None, Mode::Version, clone.data_dir) {
+            match engine.apply_begin(thd, None, Mode::Version, clone.apply_dir()) {
                 Ok(v) => version_locators.push(v),
                 Err(e) => {
                     for handle in version_locators {

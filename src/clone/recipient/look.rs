@@ -1,6 +1,7 @@
 //! The look at the donor's snapshot before anything here is dropped or
-//! written: the donor's estimate of what the clone writes, checked against
-//! this server's free space; and the end of a dry run.
+//! written: the donor's estimate of what the clone writes, which decides
+//! whether an in-place clone is staged and is checked against this
+//! server's free space; and the end of a dry run.
 
 use super::link::{donor_error, drain_stream, exit, missing, send};
 use super::Master;
@@ -30,8 +31,12 @@ impl Master<'_, '_> {
         let Some(mut conn) = main.take() else { return Err(missing("main connection")) };
         let estimate = self.read_estimate(&mut conn);
         self.end_look(conn, estimate.is_ok());
+        let needed = estimate?.disk_bytes;
+        if self.clone.in_place() {
+            self.choose_staging(needed)?;
+        }
         let mut counted = String::new();
-        let result = super::super::check_space(self.thd, self.clone.data_dir, estimate?.disk_bytes, |text| {
+        let result = super::super::check_space(self.thd, self.clone.apply_dir(), needed, |text| {
             self.clone.tell(text);
             counted = text.to_owned();
         });

@@ -3,8 +3,10 @@
 //! an auxiliary one for acknowledgements, checks that the donor's server can
 //! be cloned here, then applies what the donor streams; workers attach with
 //! connections of their own and stream their share. In place (no DATA
-//! DIRECTORY), the engines first drop this server's data, and the server
-//! restarts on the clone when the statement returns.
+//! DIRECTORY), the clone goes into a staging directory while this server
+//! keeps its data, or (clone_stage_in_place, room) the engines first drop
+//! this server's data; the server restarts on the clone when the statement
+//! returns.
 //!
 //! The rooms: this file runs a clone from start to end (its attempts, and
 //! leaving the donor); `handshake` connects and checks the donor; `look`
@@ -12,7 +14,8 @@
 //! dry run); `apply` begins and ends the engines' apply side; `workers`
 //! streams the data with the master and its workers; `stream` is one
 //! thread's data stream; `resume` reconnects after a network failure;
-//! `link` holds the small exchanges on a connection. What needs no server
+//! `link` holds the small exchanges on a connection; `swap` stages an
+//! in-place clone and swaps it in. What needs no server
 //! is decided in `clone_core::recipient`.
 
 mod apply;
@@ -21,6 +24,7 @@ mod link;
 mod look;
 mod resume;
 mod stream;
+mod swap;
 mod workers;
 
 use super::meter::Team;
@@ -38,11 +42,13 @@ use clone_core::protocol::extension::{Caps, Version};
 use clone_core::protocol::innodb::{DescriptorGuard, Refusal};
 use clone_core::protocol::{self, InitPayload};
 use clone_core::recipient::{after_failure, AfterFailure, Failure, DEFAULT_RECONNECT_MINUTES};
+use clone_core::staging;
 use clone_core::status::{Busy, Tracker};
 use clone_core::transfer::stats::Config;
 use link::{exit, LostWrite};
 use parking_lot::Mutex;
 use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +71,7 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
         return Err(Error::with_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1));
     }
     let master = Master { thd, clone: Recipient::new(thd, req, config::settings(), dry_run, Arc::clone(&status)) };
-    let result = master.execute();
+    let (result, staged) = master.execute();
     // A finished in-place clone stays "In Progress" until the restart, when
     // the storage engine's recovery report completes it (as stock does).
     let restarts = result.is_ok() && req.data_dir.is_none();
@@ -73,7 +79,10 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
         if restarts {
             status.await_restart();
         } else {
-            let (code, message) = thd.error();
+            let (code, mut message) = thd.error();
+            if staged && code != 0 {
+                message += staging::DATA_KEPT;
+            }
             status.end(code, &message);
         }
     }
@@ -85,6 +94,8 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
 struct Recipient<'r> {
     address: DonorAddress,
     data_dir: Option<&'r CStr>,
+    /// In place, staged: the staging directory the engines clone into.
+    staging: Option<CString>,
     settings: Settings,
     /// clone_dry_run: check everything up to the first byte of data, stop.
     dry_run: bool,
@@ -148,6 +159,7 @@ impl<'r> Recipient<'r> {
         Recipient {
             address,
             data_dir: req.data_dir,
+            staging: None,
             offer: clone_core::recipient::offer(settings.enable_compression),
             settings,
             dry_run,
@@ -159,7 +171,7 @@ impl<'r> Recipient<'r> {
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
             interrupter: Arc::default(),
-            innodb_guard: Mutex::new(DescriptorGuard::new(apply::clone_places(thd, req.data_dir))),
+            innodb_guard: Mutex::new(DescriptorGuard::new(apply::clone_places(thd, req.data_dir, false))),
             refusal: Mutex::new(None),
             lost_write: Mutex::new(None),
             zeros: super::zero_runs(thd),
@@ -169,6 +181,29 @@ impl<'r> Recipient<'r> {
 
     fn in_place(&self) -> bool {
         self.data_dir.is_none()
+    }
+
+    /// In place in the stock order: this server's data dropped first.
+    fn drops_first(&self) -> bool {
+        self.in_place() && self.staging.is_none()
+    }
+
+    /// Where the engines clone to: the DATA DIRECTORY, the staging
+    /// directory, or (None) over this server's data.
+    fn apply_dir(&self) -> Option<&CStr> {
+        self.staging.as_deref().or(self.data_dir)
+    }
+
+    /// From now on the clone goes to `dir`, and the donor's file names are
+    /// checked against it.
+    fn stage(&mut self, thd: Thd, dir: CString) {
+        *self.innodb_guard.lock() = DescriptorGuard::new(apply::clone_places(thd, Some(&dir), true));
+        self.staging = Some(dir);
+    }
+
+    /// A note for the statement and its SHOW WARNINGS, dry run or not.
+    fn announce(&self, text: &str) {
+        self.notes.lock().push(text.to_owned());
     }
 
     fn ddl_word(&self) -> u32 {
@@ -211,8 +246,9 @@ impl<'r> Recipient<'r> {
 impl<'s> Master<'_, 's> {
     /// Runs the clone while a watcher shuts its connections down as soon as
     /// the statement is killed: the server wakes only the main connection.
-    /// Its error is in the diagnostics area when it returns.
-    fn execute(mut self) -> Result<(), Error> {
+    /// Its error is in the diagnostics area when it returns, with whether
+    /// the clone was staged.
+    fn execute(mut self) -> (Result<(), Error>, bool) {
         let thd = self.thd;
         let interrupter = Arc::clone(&self.clone.interrupter);
         // Dropped when the clone is over: the watcher stops at once, not
@@ -233,15 +269,40 @@ impl<'s> Master<'_, 's> {
             let mut main = None;
             let mut lock = None;
             let result = self.clone_data(&mut main, &mut lock);
-            let result = self.leave(result, main, lock);
+            let mut result = self.leave(result, main, lock);
+            if self.clone.staging.is_some() && !self.clone.dry_run {
+                result = self.finish_staged(result);
+            }
             drop(done);
             // After the connections are closed: closing one clears the
             // statement's diagnostics.
             for note in self.clone.notes.lock().drain(..) {
                 thd.note(&note);
             }
-            result
+            (result, self.clone.staging.is_some())
         })
+    }
+
+    /// A staged clone whose copy is complete is swapped in; one that
+    /// failed leaves this server as it was, its staging directory removed.
+    fn finish_staged(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        let mut swap_lock = None;
+        let result = result.and_then(|()| self.swap_in(&mut swap_lock).map_err(Error::raise));
+        match &result {
+            Ok(()) => {
+                if let Some(lock) = swap_lock {
+                    lock.keep();
+                }
+            }
+            Err(_) => {
+                let staging = std::path::Path::new(std::ffi::OsStr::from_bytes(self.clone.staging.as_deref().map(CStr::to_bytes).unwrap_or_default()));
+                if let Err(e) = staging::clear(staging) {
+                    log::error!("Cannot remove the staging directory {}: {e}", staging.display());
+                }
+                self.clone.announce("The staged in-place clone failed: this server kept all its data");
+            }
+        }
+        result
     }
 
     /// Connects, checks, and clones until done or failed.

@@ -53,7 +53,7 @@ impl Master<'_, '_> {
         // The engines re-issue their locators for the restart.
         let mut restarted = Vec::new();
         for handle in &self.clone.apply {
-            restarted.push(handle.engine().apply_begin(thd, Some(handle.locator()), Mode::Restart, self.clone.data_dir)?);
+            restarted.push(handle.engine().apply_begin(thd, Some(handle.locator()), Mode::Restart, self.clone.apply_dir())?);
         }
         self.clone.apply = restarted;
         let reinit = Command::Reinit(self.clone.join_payload(&self.clone.apply));

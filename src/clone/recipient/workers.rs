@@ -68,7 +68,7 @@ impl Recipient<'_> {
             // engine returns here names the donor's clone, not ours).
             let mut result = donor_locators.map_err(|e| Error::reported(e.code())).and_then(|locs| {
                 for ((engine, (_, bytes)), master) in self.engines.iter().zip(&locs).zip(&self.apply) {
-                    let handle = engine.apply_begin(thd, Some(bytes), Mode::AddTask, self.data_dir)?;
+                    let handle = engine.apply_begin(thd, Some(bytes), Mode::AddTask, self.apply_dir())?;
                     apply.push((master, handle.task()));
                     joined.push(handle);
                 }
