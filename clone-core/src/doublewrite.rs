@@ -66,14 +66,16 @@ pub fn files_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Has InnoDB replace each of `files` with zeroes at the restart: writes
-/// the zero-filled `<file>.#clone` and lists `<file>` in `data_dir`.
+/// Has InnoDB replace each of `files` with zeroes at the restart: lists
+/// `<file>` in `data_dir`, then writes the zero-filled `<file>.#clone`. In
+/// that order, a crash between the two leaves a name InnoDB skips (it has
+/// no `.#clone`), never a `.#clone` no list names.
 pub fn replace_with_zeroes(data_dir: &Path, files: &[PathBuf]) -> io::Result<()> {
     let mut text = String::new();
+    let mut sizes = Vec::new();
     for file in files {
         let name = file.to_str().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "file name is not UTF-8"))?;
-        let size = std::fs::metadata(file)?.len();
-        write_zeroes(Path::new(&format!("{name}{REPLACEMENT_SUFFIX}")), size)?;
+        sizes.push((format!("{name}{REPLACEMENT_SUFFIX}"), std::fs::metadata(file)?.len()));
         text.push_str(name);
         text.push('\n');
     }
@@ -84,6 +86,9 @@ pub fn replace_with_zeroes(data_dir: &Path, files: &[PathBuf]) -> io::Result<()>
     let mut list = OpenOptions::new().create(true).append(true).open(&list_path)?;
     list.write_all(text.as_bytes())?;
     list.sync_all()?;
+    for (replacement, size) in &sizes {
+        write_zeroes(Path::new(replacement), *size)?;
+    }
     for folder in files.iter().filter_map(|f| f.parent()).chain(list_path.parent()) {
         sync_directory(folder)?;
     }
