@@ -26,8 +26,8 @@ sql "$PORT" "INSTALL PLUGIN clone SONAME 'mysql_clone.so'" || fail "INSTALL PLUG
 bash "$REPO/ci/gen-data.sh" "$PORT" "$ROWS_MB" || fail "data generation"
 
 check "plugin is ACTIVE as 'clone'" "ACTIVE" "$(sql "$PORT" "SELECT plugin_status FROM information_schema.plugins WHERE plugin_name='clone'")"
-check "the 14 stock clone_* variables, and ours: clone_dry_run, clone_exclude_plugins_list" "14 2" \
-  "$(sql "$PORT" "SELECT SUM(variable_name NOT IN ('clone_dry_run', 'clone_exclude_plugins_list')), SUM(variable_name IN ('clone_dry_run', 'clone_exclude_plugins_list'))
+check "the 14 stock clone_* variables, and ours: clone_dry_run, clone_exclude_plugins_list, clone_stage_in_place" "14 3" \
+  "$(sql "$PORT" "SELECT SUM(variable_name NOT IN ('clone_dry_run', 'clone_exclude_plugins_list', 'clone_stage_in_place')), SUM(variable_name IN ('clone_dry_run', 'clone_exclude_plugins_list', 'clone_stage_in_place'))
     FROM performance_schema.global_variables WHERE variable_name LIKE 'clone\_%'" | tr '\t' ' ')"
 check "malformed clone_valid_donor_list refused (3869)" "3869" "$(errno_of "$PORT" "SET GLOBAL clone_valid_donor_list='host1:3306, host2:3306'")"
 check "empty clone_valid_donor_list refused (3869)" "3869" "$(errno_of "$PORT" "SET GLOBAL clone_valid_donor_list=''")"
