@@ -6,7 +6,10 @@
 #   local                CLONE LOCAL
 #   remote               CLONE INSTANCE ... DATA DIRECTORY on loopback, compression off
 #   remote-compressed    the same with clone_enable_compression=ON on the recipient
-#   remote-inplace       in place, timed until the restarted recipient answers
+#   remote-inplace       in place, timed until the restarted recipient answers;
+#                        and how long the recipient could not answer a query
+#                        on user data (a probe every 0.1 s: stock drops its
+#                        data first, ours stages the clone: only the restart)
 #   link                 donor and recipient in a network namespace whose
 #                        loopback a tbf qdisc limits to each of --links Mbit/s:
 #                        stock in its best mode (compression on or off, both
@@ -70,12 +73,26 @@ hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$(server_pid "$1")/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$(server_pid "$1")/stat"; }
 TICKS=$(getconf CLK_TCK)
 
+# probe PORT OUT: every 0.1 s, whether server PORT answers a query on user
+# data ("<time> 1" or "<time> 0" lines in OUT), until killed.
+probe() {
+  while :; do
+    local n; n=$(sql "$1" "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema IN ('mine', 'bench')" 2>/dev/null)
+    echo "$(date +%s.%N) $([ "${n:-0}" -gt 0 ] && echo 1 || echo 0)"
+    sleep 0.1
+  done >>"$2"
+}
+# unanswered OUT: the seconds from each failed probe to the next probe.
+unanswered() { awk 'NR > 1 && !ok { gap += $1 - t } { t = $1; ok = $2 } END { printf "%.2f", gap + 0 }' "$1"; }
+probe_answered() { [ "$(tail -1 "$1" 2>/dev/null | cut -d' ' -f2)" = 1 ]; }
+
 # one_clone MODE PLUGIN COMPRESS: one clone on fresh servers; prints
-# "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds returned", the
-# last the seconds until the CLONE statement returned (in place, the rest
-# is the server's restart).
+# "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds returned
+# unanswered", returned the seconds until the CLONE statement returned (in
+# place, the rest is the server's restart), unanswered (in place) how long
+# the recipient did not answer a query on user data.
 one_clone() {
-  local mode=$1 plugin=$2 compress=$3 t0 t1 t_ret dest bytes c0 c1 dh rh=0
+  local mode=$1 plugin=$2 compress=$3 t0 t1 t_ret dest bytes c0 c1 dh rh=0 gone=0
   local pdir; pdir=$(plugin_dir "$plugin")
   server_start bench "$PORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
   dest=$(server_dir bench-rcpt)/files/clone
@@ -89,6 +106,8 @@ one_clone() {
       server_start bench-rcpt "$RPORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
     fi
     sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT', clone_enable_compression=$compress"
+    # In place, the recipient serves data of its own until the clone.
+    [ "$mode" = remote-inplace ] && sql "$RPORT" "CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY); INSERT INTO mine.t VALUES (1)"
   fi
   rm -rf "$ROOTFS$dest"
   sync
@@ -100,12 +119,19 @@ one_clone() {
   case $mode in
     local) sql "$PORT" "CLONE LOCAL DATA DIRECTORY = '$dest'" ;;
     remote-inplace)
-      local before; before=$(server_pid bench-rcpt)
+      local before probe_out probe_pid; before=$(server_pid bench-rcpt)
+      probe_out=$ROOTFS$(server_dir bench)/files/probe.out
+      rm -f "$probe_out"
+      probe "$RPORT" "$probe_out" &
+      probe_pid=$!
       sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
       t_ret=$(date +%s.%N)
       # The old server exits, then the new one answers.
       while kill -0 "$before" 2>/dev/null; do sleep 0.05; done
-      server_wait bench-rcpt "$RPORT" ;;
+      server_wait bench-rcpt "$RPORT"
+      wait_until 60 0.05 -- probe_answered "$probe_out" || true
+      kill "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null || true
+      gone=$(unanswered "$probe_out") ;;
     *) sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'" ;;
   esac
   t1=$(date +%s.%N)
@@ -129,7 +155,7 @@ one_clone() {
     fi
   fi
   rm -rf "$ROOTFS$dest"
-  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0")"
+  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0") $gone"
 }
 
 rows=()
@@ -141,7 +167,7 @@ row() { rows+=("$(printf '%-34s | %-38s | %-38s | %s' "$@")"); }
 # and in how many rounds ours was faster.
 pairs() {
   paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
-    awk '{ r = $1 / $2; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r; if (r > 1) ahead++ }
+    awk '{ r = $1 / ($2 > 0 ? $2 : 0.01); if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r; if (r > 1) ahead++ }
       END { printf "rounds %.2f-%.2f, ours ahead in %d of %d", lo, hi, ahead, NR }'
 }
 
@@ -149,17 +175,18 @@ pairs() {
 # pairs; adds a table row of medians. STOCK_COMPRESS "best" runs stock
 # with compression off and on and keeps the faster median.
 clone_series() {
-  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret
-  declare -A times=() rss_d=() rss_r=() cpus=() returned=()
+  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret gone
+  declare -A times=() rss_d=() rss_r=() cpus=() returned=() unanswered=()
   local variants="stock:$scomp ours:$ocomp"
   [ "$scomp" = best ] && variants="stock:OFF stock:ON ours:$ocomp"
   for round in $(seq 1 "$ROUNDS"); do
     for v in $variants; do
       plugin=${v%%:*} comp=${v#*:}
-      read -r s bytes dh rh cpu ret < <(one_clone "$mode" "$plugin" "$comp")
+      read -r s bytes dh rh cpu ret gone < <(one_clone "$mode" "$plugin" "$comp")
       printf '  %-28s round %d %-5s compression %-3s %7.2f s %8.1f MiB/s\n' "$label" "$round" "$plugin" "$comp" "$s" "$(calc "$bytes / 1048576 / $s")" >&2
       times[$v]+="$s "
       returned[$v]+="$ret "
+      unanswered[$v]+="$gone "
       cpus[$v]+="$(calc "$cpu / ($bytes / 1e9)") "
       [ "$dh" -gt "${rss_d[$v]:-0}" ] && rss_d[$v]=$dh
       [ "$rh" -gt "${rss_r[$v]:-0}" ] && rss_r[$v]=$rh
@@ -184,6 +211,10 @@ clone_series() {
     row "in place, until CLONE returns" "$(printf '%6.2f s %6.1f MiB/s' "$st" "$(calc "$mib / $st")")" \
       "$(printf '%6.2f s %6.1f MiB/s' "$ot" "$(calc "$mib / $ot")")" \
       "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${returned[$stock_v]}" "${returned[ours:$ocomp]}"))"
+    # Stock: from the drop to the restarted server; ours: the restart.
+    st=$(tr ' ' '\n' <<<"${unanswered[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${unanswered[ours:$ocomp]}" | grep . | median)
+    row "in place, recipient unanswered" "$(printf '%6.2f s' "$st")" "$(printf '%6.2f s' "$ot")" \
+      "$(printf '%.2f' "$(calc "$st / ($ot > 0 ? $ot : 0.01)")")  ($(pairs "${unanswered[$stock_v]}" "${unanswered[ours:$ocomp]}"))"
   fi
   rss+=("$(printf '%-34s | donor %5.0f recipient %5.0f MiB     | donor %5.0f recipient %5.0f MiB     |' "$label" \
     "$(calc "${rss_d[$stock_v]} / 1024")" "$(calc "${rss_r[$stock_v]:-0} / 1024")" "$(calc "${rss_d[ours:$ocomp]} / 1024")" "$(calc "${rss_r[ours:$ocomp]:-0} / 1024")")")

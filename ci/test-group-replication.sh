@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Group Replication distributed recovery by clone, on loopback: a seed
 # member bootstraps a group and holds data; a joiner with
-# group_replication_clone_threshold=1 is provisioned by our clone plugin,
-# restarts (under a supervisor), and goes ONLINE after START
+# group_replication_clone_threshold=1 is provisioned by our clone plugin
+# (a staged in-place clone: the joiner keeps its data until the clone is
+# complete), restarts (under a supervisor), and goes ONLINE after START
 # GROUP_REPLICATION with the group's data. Closes with "N passed, N failed".
 set -uo pipefail
 LOG_TAG=test-gr
@@ -54,6 +55,8 @@ sql "$JOINER" "$recovery_user; START GROUP_REPLICATION"
 wait_until 120 0.5 -- [ -s "$ROOTFS$(server_dir gr-joiner)/exit-codes" ]
 check "joiner restarted after clone (status 16)" "16" "$(head -1 "$ROOTFS$(server_dir gr-joiner)/exit-codes" 2>/dev/null)"
 server_wait gr-joiner "$JOINER"
+check "joiner's clone was staged: the joiner kept its data until the swap was committed" "1" \
+  "$(grep -c 'Staged in-place clone: committed' "$ROOTFS$(server_dir gr-joiner)/error.log")"
 check "joiner's clone_status" "Completed	0	127.0.0.1:$SEED" \
   "$(sql "$JOINER" "SELECT state, error_no, source FROM performance_schema.clone_status")"
 sql "$JOINER" "START GROUP_REPLICATION"

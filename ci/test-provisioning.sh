@@ -89,10 +89,14 @@ dry_runs() {
   pid=$(cat "$ROOTFS$(server_dir prov-recipient)/mysqld.pid")
   out=$(dry "$RECIPIENT" "$CLONE_FROM")
   check "dry run <- $dp in place: ends with the error that says every check passed" "3875" "$(errno_in "$out")"
-  check "dry run <- $dp in place: checks the supervisor and the space the drop releases" "2" \
-    "$(grep -c 'A supervisor restarts this server\|the drop of this server.s user data releases' <<<"$out")"
-  check "dry run <- $dp in place: notes what it checked, as into a new directory (connection, compatibility, space, supervisor)" "4" "$(notes_in "$out")"
-  check "dry run <- $dp in place: the error log says what it checked" "1" \
+  check "dry run <- $dp in place: checks the supervisor, and says the clone would be staged" "2" \
+    "$(grep -c 'A supervisor restarts this server\|Staged in-place clone' <<<"$out")"
+  check "dry run <- $dp in place: notes what it checked, as into a new directory (connection, compatibility, transactions discarded, staging, space, supervisor)" "6" "$(notes_in "$out")"
+  out=$(dry "$RECIPIENT" "SET GLOBAL clone_stage_in_place = NEVER; $CLONE_FROM")
+  sql "$RECIPIENT" "SET GLOBAL clone_stage_in_place = AUTO"
+  check "dry run <- $dp in place, stock order: checks the space the drop releases, and says why that order" "2" \
+    "$(grep -c 'the drop of this server.s user data releases\|stock order, this server.s data dropped first: clone_stage_in_place is NEVER' <<<"$out")"
+  check "dry run <- $dp in place: the error log says what it checked" "2" \
     "$(grep -c 'Clone dry run: A supervisor restarts this server' "$ROOTFS$(server_dir prov-recipient)/error.log")"
   check "dry run <- $dp in place: user data untouched" "$before" "$(mine "$RECIPIENT")"
   check "dry run <- $dp in place: the server did not restart" "$pid" "$(cat "$ROOTFS$(server_dir prov-recipient)/mysqld.pid")"
@@ -119,7 +123,7 @@ dry_runs() {
   sql "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR'"
   out=$(dry "$RECIPIENT" "$CLONE_FROM")
   check "dry run <- $dp in place without a supervisor: the error the clone would end with" "3707" "$(errno_in "$out")"
-  check "dry run <- $dp in place without a supervisor: notes what it checked" "4" "$(notes_in "$out")"
+  check "dry run <- $dp in place without a supervisor: notes what it checked" "6" "$(notes_in "$out")"
   server_stop prov-recipient; server_stop prov-donor
 }
 

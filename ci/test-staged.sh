@@ -9,7 +9,7 @@
 #   copy; from a stock donor: the donor's checksums and GTIDs after the
 #   restart, none of the old instance's files left;
 # - failures before the swap (the donor killed mid-copy, KILL QUERY, the
-#   recipient killed -9 mid-copy): every recipient table keeps its
+#   connections cut for good, the recipient killed -9 mid-copy): every recipient table keeps its
 #   checksum, the server answers, clone_status says the data was kept;
 # - kill -9 at points of the swap and its restart: the server comes up
 #   entirely old or entirely new, never a mix;
@@ -17,7 +17,8 @@
 #   removes): AUTO falls back to the stock order when both copies do not
 #   fit, ALWAYS refuses, and a staging file system filled mid-copy keeps
 #   the data;
-# - the dry run says which way the clone would go.
+# - the dry run says which way the clone would go, and which of the
+#   recipient's transactions it discards.
 # With --stock the recipient runs the stock plugin, for comparison: its
 # failures are what it does (it drops the data first), not a fault here.
 set -uo pipefail
@@ -30,7 +31,7 @@ RPLUGDIR=$OUR_PLUGIN_DIR
 [ "$PLUGIN" = stock ] && RPLUGDIR=$STOCK_PLUGIN_DIR
 
 PORT=${PORT_BASE:-14900}
-DONOR=$PORT RECIPIENT=$((PORT + 1)) SMALLR=$((PORT + 2))
+DONOR=$PORT RECIPIENT=$((PORT + 1)) SMALLR=$((PORT + 2)) PROXY=$((PORT + 3))
 D=staged-donor R=staged-recipient S=staged-small/srv
 SMALL_FS=$CACHE/staged-small.img
 SMALL_MNT=$ROOTFS/clone-rs/staged-small
@@ -81,7 +82,7 @@ DONOR_GTIDS=$(sql "$DONOR" "SELECT @@GLOBAL.gtid_executed")
 # table, a table in a general tablespace at the data directory's top, and
 # two binary logs.
 with_data() {
-  sql "$1" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR';
+  sql "$1" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR,127.0.0.1:$PROXY';
     DROP DATABASE IF EXISTS mine;
     $(sql "$1" "SELECT 'DROP TABLESPACE ts_mine;' FROM information_schema.innodb_tablespaces WHERE name = 'ts_mine'")
     CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY, v VARCHAR(64));
@@ -217,6 +218,25 @@ wait "$clone_pid"
 check "KILL QUERY: the clone is interrupted (1317)" "1" "$(grep -c '^ERROR 1317' "$CACHE/staged-clone.out")"
 kept "KILL QUERY" "$before"
 
+log "failure: the connections cut beyond the donor's window"
+with_data "$RECIPIENT"
+before=$(checksums "$RECIPIENT")
+python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" &
+proxy=$!
+HELPERS+=("$proxy")
+proxy_listening "$PROXY" || fail "the proxy does not listen"
+wait_donor_idle "$DONOR" >/dev/null
+sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 8;
+  CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'" >"$CACHE/staged-clone.out" 2>&1 &
+clone_pid=$!
+wait_until 60 0.1 -- copied_at_least "$RECIPIENT" 8
+# The proxy goes: every connection is cut and none can be made again
+# within the donor's window (0 minutes here).
+kill "$proxy"
+wait "$clone_pid"
+check "connections cut: the clone fails" "1" "$(grep -c '^ERROR' "$CACHE/staged-clone.out")"
+kept "connections cut" "$before"
+
 log "failure: the recipient killed -9 mid-copy"
 with_data "$RECIPIENT"
 before=$(checksums "$RECIPIENT")
@@ -266,6 +286,9 @@ if [ "$PLUGIN" = ours ]; then
   with_data "$RECIPIENT"
   out=$(dry "$RECIPIENT" "SET SESSION clone_dry_run = ON; $CLONE_FROM; SHOW WARNINGS")
   check "dry run: says the clone would be staged" "1" "$(grep -c 'Staged in-place clone' <<<"$out")"
+  own_uuid=$(sql "$RECIPIENT" "SELECT @@server_uuid")
+  check "dry run: lists this server's transactions the donor lacks (its own uuid's)" "1" \
+    "$(grep -c "transactions the donor does not have, which the clone discards: $own_uuid:" <<<"$out")"
   out=$(dry "$RECIPIENT" "SET GLOBAL clone_stage_in_place = NEVER; SET SESSION clone_dry_run = ON; $CLONE_FROM; SHOW WARNINGS")
   sql "$RECIPIENT" "SET GLOBAL clone_stage_in_place = AUTO"
   check "dry run, NEVER: says the data would be dropped first" "1" "$(grep -c 'stock order.*clone_stage_in_place is NEVER' <<<"$out")"

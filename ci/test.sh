@@ -5,7 +5,7 @@
 #      cargo test          unit tests of the pure Rust core
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
 #      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-provisioning.sh,
-#      ci/test-crash.sh,
+#      ci/test-crash.sh, ci/test-staged.sh (the staged in-place clone),
 #      ci/test-group-replication.sh, ci/test-shell-loop.sh (MySQL Shell's
 #      clone sequence in a loop), ci/test-package.sh (the Debian package),
 #      ci/test-docs.sh (every command of README.md and docs/),
@@ -54,6 +54,7 @@ run integration-remote bash "$REPO/ci/test-remote.sh"
 run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"
 run provisioning bash "$REPO/ci/test-provisioning.sh"
 run crash bash "$REPO/ci/test-crash.sh"
+run staged bash "$REPO/ci/test-staged.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
 run shell-loop bash "$REPO/ci/test-shell-loop.sh"
 run package bash "$REPO/ci/test-package.sh"

@@ -18,6 +18,7 @@
 
 pub mod checks;
 pub mod doublewrite;
+pub mod gtid;
 pub mod ownership;
 pub mod protocol;
 pub mod recipient;

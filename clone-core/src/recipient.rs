@@ -39,12 +39,19 @@ pub struct DonorInfo {
     pub configs: Vec<(Vec<u8>, Vec<u8>)>,
     pub json: Option<String>,
     pub locators: Vec<(u8, Vec<u8>)>,
+    /// The donor's gtid_executed, which only our donor sends (to our
+    /// recipient).
+    pub gtid_executed: Option<String>,
     /// clone_donor_timeout_after_network_failure of the donor, as sent.
     reconnect: Option<u32>,
     has_locators: bool,
     messages: usize,
     bytes: usize,
 }
+
+/// The extra configuration our donor sends our recipient: its
+/// gtid_executed, for the transactions an in-place clone discards.
+pub const GTID_EXECUTED: &[u8] = b"gtid_executed";
 
 /// What to do after one message of INIT's answer.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,6 +83,8 @@ impl DonorInfo {
             Ok(Response::ConfigV3 { key, value }) => {
                 if key == b"clone_donor_timeout_after_network_failure" {
                     self.reconnect = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+                } else if key == GTID_EXECUTED {
+                    self.gtid_executed = Some(String::from_utf8_lossy(value).into_owned());
                 } else {
                     self.configs.push((key.to_vec(), value.to_vec()));
                 }

@@ -246,7 +246,8 @@ impl<'s> Donor<'s> {
     }
 
     /// What the recipient checks before it copies: plugins, collations,
-    /// configuration, and (by protocol version) extra configuration.
+    /// configuration, and (by protocol version) extra configuration; to our
+    /// recipient also this server's gtid_executed.
     fn send_parameters(&mut self) -> Result<(), Error> {
         for (name, soname) in clone_protocol::plugins(self.thd)? {
             let mut msg = if self.version.stock >= protocol::VERSION_V2 {
@@ -268,6 +269,11 @@ impl<'s> Donor<'s> {
             let value = config::variables(self.thd, &[key])?;
             let value = value.first().map(String::as_str).unwrap_or("");
             self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
+        }
+        if self.version.ours.is_some() && self.version.stock >= protocol::VERSION_V3 {
+            // Our recipient lists the transactions an in-place clone discards.
+            let gtids = config::variable(self.thd, "gtid_executed").unwrap_or_default();
+            self.link.send(false, &mut Response::ConfigV3 { key: clone_core::recipient::GTID_EXECUTED, value: gtids.as_bytes() }.encode())?;
         }
         if self.version.stock >= protocol::VERSION_V4 {
             let version = values.first().map(String::as_str).unwrap_or("");

@@ -93,6 +93,7 @@ impl Master<'_, '_> {
         let clone = &mut self.clone;
         clone.tell("The donor's version, platform, plugins, character sets and collations, configuration and max_allowed_packet suit this server");
         clone.donor_locators = std::mem::take(&mut info.locators);
+        clone.donor_gtids = info.gtid_executed.take();
         if clone.donor_locators.len() != clone.engines.len() {
             return Err(Error::protocol("Wrong Clone RPC response: locator count"));
         }

@@ -33,6 +33,7 @@ impl Master<'_, '_> {
         self.end_look(conn, estimate.is_ok());
         let needed = estimate?.disk_bytes;
         if self.clone.in_place() {
+            self.tell_discarded();
             self.choose_staging(needed)?;
         }
         let mut counted = String::new();

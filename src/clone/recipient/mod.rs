@@ -111,6 +111,8 @@ struct Recipient<'r> {
     apply: Vec<Handle>,
     /// The donor's answer to INIT: what ATTACH and REINIT offer again.
     version: Version,
+    /// The donor's gtid_executed (our donor only).
+    donor_gtids: Option<String>,
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
@@ -168,6 +170,7 @@ impl<'r> Recipient<'r> {
             donor_locators: Vec::new(),
             apply: Vec::new(),
             version: Version::stock(protocol::VERSION_CURRENT),
+            donor_gtids: None,
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
             interrupter: Arc::default(),

@@ -9,6 +9,7 @@ use crate::server::errors::*;
 use crate::server::services::BackupLock;
 use crate::server::session::Thd;
 use clone_core::doublewrite;
+use clone_core::gtid::GtidSet;
 use clone_core::staging::{self, Choice, Retiring};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -43,10 +44,33 @@ impl<'s> Master<'_, 's> {
                 Ok(())
             }
             Choice::DropFirst(_) => Ok(()),
-            Choice::Refused(why) => {
-                Err(Error::with_str(message::ER_CLONE_SYS_CONFIG, format!("clone_stage_in_place is ALWAYS and the clone cannot be staged: {why}")))
-            }
+            Choice::Refused(_) => Err(Error::with_str(message::ER_CLONE_SYS_CONFIG, text)),
         }
+    }
+
+    /// In place: this server's transactions that the donor does not have,
+    /// which any in-place clone discards (from the donor's gtid_executed,
+    /// which only our donor sends).
+    pub(super) fn tell_discarded(&self) {
+        let Some(donor) = self.clone.donor_gtids.as_deref() else {
+            self.clone.announce("The donor does not tell its GTIDs (the stock plugin): this server's transactions that the clone discards are not listed");
+            return;
+        };
+        let own = config::variable(self.thd, "gtid_executed").unwrap_or_default();
+        let text = match (GtidSet::parse(&own), GtidSet::parse(donor)) {
+            (Some(own), Some(donor)) => {
+                let lost = own.minus(&donor);
+                if lost.is_empty() {
+                    "Every transaction of this server is on the donor too: the clone discards none".to_owned()
+                } else {
+                    let text = format!("This server has {} transactions the donor does not have, which the clone discards: {lost}", lost.count());
+                    log::warn!("{text}");
+                    text
+                }
+            }
+            _ => "This server's transactions that the clone discards are not listed: a GTID set could not be read".to_owned(),
+        };
+        self.clone.announce(&shortened(&text, 500));
     }
 
     /// The copy is complete in the staging directory: the swap is set up
@@ -78,6 +102,17 @@ impl<'s> Master<'_, 's> {
         log::info!("Staged in-place clone: committed; InnoDB swaps the files in when the server starts");
         Ok(())
     }
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut (a warning's
+/// text has room for 512 bytes).
+fn shortened(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max - 3).collect();
+    cut.push_str("...");
+    cut
 }
 
 /// The data directory, absolute.
