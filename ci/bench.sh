@@ -31,7 +31,9 @@
 # the tmpfs.
 #
 # KEEP_LOGS=DIR keeps each clone's server error logs there (named by the
-# time the clone ended), for where the time went.
+# time the clone ended), for where the time went. INPLACE_MIB_S=N throttles
+# the in-place clones to N MiB/s (clone_max_data_bandwidth), as a slower
+# disk or link would.
 set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
@@ -77,7 +79,8 @@ TICKS=$(getconf CLK_TCK)
 # data ("<time> 1" or "<time> 0" lines in OUT), until killed.
 probe() {
   while :; do
-    local n; n=$(sql "$1" "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema IN ('mine', 'bench')" 2>/dev/null)
+    local n
+    n=$(sql "$1" "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema IN ('mine', 'bench')" 2>/dev/null) || n=0
     echo "$(date +%s.%N) $([ "${n:-0}" -gt 0 ] && echo 1 || echo 0)"
     sleep 0.1
   done >>"$2"
@@ -106,8 +109,10 @@ one_clone() {
       server_start bench-rcpt "$RPORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
     fi
     sql "$RPORT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$PORT', clone_enable_compression=$compress"
-    # In place, the recipient serves data of its own until the clone.
-    [ "$mode" = remote-inplace ] && sql "$RPORT" "CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY); INSERT INTO mine.t VALUES (1)"
+    # In place, the recipient serves data of its own until the clone;
+    # INPLACE_MIB_S (MiB/s) stands for a slower disk or link there.
+    [ "$mode" = remote-inplace ] && sql "$RPORT" "CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY); INSERT INTO mine.t VALUES (1);
+      SET GLOBAL clone_max_data_bandwidth = ${INPLACE_MIB_S:-0}"
   fi
   rm -rf "$ROOTFS$dest"
   sync
@@ -122,7 +127,7 @@ one_clone() {
       local before probe_out probe_pid; before=$(server_pid bench-rcpt)
       probe_out=$ROOTFS$(server_dir bench)/files/probe.out
       rm -f "$probe_out"
-      probe "$RPORT" "$probe_out" &
+      probe "$RPORT" "$probe_out" >/dev/null &
       probe_pid=$!
       sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'"
       t_ret=$(date +%s.%N)
@@ -130,7 +135,8 @@ one_clone() {
       while kill -0 "$before" 2>/dev/null; do sleep 0.05; done
       server_wait bench-rcpt "$RPORT"
       wait_until 60 0.05 -- probe_answered "$probe_out" || true
-      kill "$probe_pid" 2>/dev/null; wait "$probe_pid" 2>/dev/null || true
+      kill "$probe_pid" 2>/dev/null || true
+      wait "$probe_pid" 2>/dev/null || true
       gone=$(unanswered "$probe_out") ;;
     *) sql "$RPORT" "CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'" ;;
   esac

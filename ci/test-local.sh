@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Integration tests of CLONE LOCAL against a real mysqld 9.7.4 with our
 # plugin: data verified by checksums on a server started on the clone, the
-# stock errors, KILL, UNINSTALL, status across a restart. Prints one line per
-# check and closes with "N passed, N failed". ONLY=<regex> runs the
-# scenarios it matches (snapshot, kill, option_file) after the common checks.
+# stock errors, KILL, UNINSTALL, status across a restart, and a clone by
+# shared extents on XFS (a loop device this script makes and removes).
+# Prints one line per check and closes with "N passed, N failed".
+# ONLY=<regex> runs the scenarios it matches (snapshot, kill, option_file,
+# shared_extents) after the common checks.
 set -uo pipefail
 LOG_TAG=test-local
 . "$(dirname "$0")/common.sh"
@@ -13,8 +15,15 @@ PORT=${PORT_BASE:-13400}
 CLONE_PORT=$((PORT + 1))
 ROWS_MB=${TEST_DATA_MB:-300}
 
-SCRIPT_SERVERS=(donor cloned)
-trap stop_script_servers EXIT
+XFS_IMG=$CACHE/local-xfs.img
+XFS_MNT=$ROOTFS/clone-rs/local-xfs
+SCRIPT_SERVERS=(donor cloned xfs/srv xfs/cloned)
+cleanup() {
+  stop_script_servers
+  mountpoint -q "$XFS_MNT" && umount "$XFS_MNT"
+  rm -f "$XFS_IMG"
+}
+trap cleanup EXIT
 
 build_plugin
 install_our_plugin
@@ -127,6 +136,54 @@ if scenario option_file; then
   check "loaded FORCE_PLUS_PERMANENT" "ACTIVE	FORCE_PLUS_PERMANENT" "$(sql "$PORT" "SELECT plugin_status, load_option FROM information_schema.plugins WHERE plugin_name='clone'")"
   check "UNINSTALL of FORCE_PLUS_PERMANENT refused (1702)" "1702" "$(errno_of "$PORT" "UNINSTALL PLUGIN clone")"
   server_stop donor
+fi
+
+# Scenario shared_extents: on XFS (reflink=1, mkfs.xfs's default) a clone
+# into the same file system shares the source's extents; under a writer it
+# is still a consistent clone.
+if scenario shared_extents; then
+  log "CLONE LOCAL on XFS, sharing extents, under concurrent inserts"
+  command -v mkfs.xfs >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs >/dev/null 2>&1 || fail "cannot install xfsprogs"
+  mkdir -p "$XFS_MNT"
+  mountpoint -q "$XFS_MNT" && umount "$XFS_MNT"
+  truncate -s 0 "$XFS_IMG" && truncate -s 2G "$XFS_IMG"
+  mkfs.xfs -q -f -m reflink=1 "$XFS_IMG" || fail "mkfs.xfs"
+  mount -o loop "$XFS_IMG" "$XFS_MNT" || fail "mount the XFS file system"
+  XPORT=$((PORT + 2)) XCLONED=$((PORT + 3))
+  server_init xfs/srv
+  server_start xfs/srv "$XPORT" "$OUR_PLUGIN_DIR" --plugin-load-add=mysql_clone.so
+  bash "$REPO/ci/gen-data.sh" "$XPORT" 200 || fail "data generation"
+  sql "$XPORT" "CREATE TABLE bench.live (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64))"
+  stop=$ROOTFS$(server_dir xfs/srv)/stop-writer
+  ( while [ ! -e "$stop" ]; do sql "$XPORT" "INSERT INTO bench.live(v) VALUES (UUID()),(UUID()),(UUID()),(UUID())" 2>/dev/null || break; done ) &
+  writer=$!
+  xfs_live_has_rows() { [ "$(sql "$XPORT" "SELECT COUNT(*) > 0 FROM bench.live")" = 1 ]; }
+  wait_until 10 0.1 -- xfs_live_has_rows
+  sync
+  data_kib=$(du -sk "$ROOTFS$(server_dir xfs/srv)/data" | cut -f1)
+  used0=$(df -k --output=used "$XFS_MNT" | tail -1)
+  dest=$(server_dir xfs/cloned)/data
+  mkdir -p "$ROOTFS$(server_dir xfs/cloned)"/{files,tmp}
+  t0=$(date +%s.%N)
+  check "XFS: CLONE LOCAL succeeds" "" "$(sql "$XPORT" "CLONE LOCAL DATA DIRECTORY = '$dest'" 2>&1)"
+  t1=$(date +%s.%N)
+  touch "$stop"; wait "$writer"
+  sync
+  used1=$(df -k --output=used "$XFS_MNT" | tail -1)
+  log "XFS: $((data_kib / 1024)) MiB of data cloned in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s; the file system's use grew by $(((used1 - used0) / 1024)) MiB"
+  check "XFS: the clone's tablespaces share the source's extents" "yes" \
+    "$(filefrag -v "$ROOTFS$dest/bench/t1.ibd" | grep -q shared && echo yes || echo no)"
+  check "XFS: the copy took at most 5 % of the data in new space" "yes" \
+    "$([ $((used1 - used0)) -le $((data_kib / 20)) ] && echo yes || echo "no: $(((used1 - used0) / 1024)) MiB for $((data_kib / 1024)) MiB")"
+  server_start xfs/cloned "$XCLONED" "$OUR_PLUGIN_DIR"
+  check "XFS: checksums of static tables match" "$(checksums "$XPORT" "$STATIC_TABLES")" "$(checksums "$XCLONED" "$STATIC_TABLES")"
+  max=$(sql "$XCLONED" "SELECT COALESCE(MAX(id),0) FROM bench.live")
+  q="SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT(id,v))),0) FROM bench.live WHERE id <= $max"
+  check "XFS: the live table is a consistent snapshot (ids <= $max)" "$(sql "$XPORT" "$q")" "$(sql "$XCLONED" "$q")"
+  check "XFS: CHECK TABLE on the clone finds nothing" "" \
+    "$(sql "$XCLONED" "CHECK TABLE bench.t1, bench.t2, bench.wide, bench.live" | awk '$3 != "status" || $4 != "OK"')"
+  server_stop xfs/cloned
+  server_stop xfs/srv
 fi
 
 report test-local

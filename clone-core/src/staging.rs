@@ -389,13 +389,17 @@ fn set_up(prepared: &Prepared, staging: &Path, plan: &Plan, before_files: impl F
 }
 
 impl Prepared {
-    /// The commit: from here the next start is the clone's.
-    pub fn commit(self) -> io::Result<()> {
+    /// The commit: from here the next start is the clone's. An error means
+    /// it did not happen (then [`Prepared::undo`]). The directory's sync
+    /// after it is best effort: without it a crash may lose the rename, and
+    /// the start then rolls back, which is as consistent.
+    pub fn commit(&self) -> io::Result<()> {
         match &self.index {
             Some(index) => fs::rename(&self.marker, index)?,
             None => fs::remove_file(&self.marker)?,
         }
-        sync_parent(&self.marker)
+        let _ = sync_parent(&self.marker);
+        Ok(())
     }
 
     /// Undoes a swap that will not be committed, as InnoDB's rollback

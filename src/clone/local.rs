@@ -2,8 +2,10 @@
 //! into a new directory of the same server. Each thread (the user's session
 //! as master, plus workers) asks the engine for chunks on the source side;
 //! every chunk the source offers is handed straight to the apply side,
-//! which calls back to have it written. State changes announced by the apply
-//! side advance the progress stages and are acknowledged to the source side.
+//! which calls back to have it written (on XFS with reflink and on btrfs, a
+//! file chunk's extents are shared instead). State changes announced by the
+//! apply side advance the progress stages and are acknowledged to the
+//! source side.
 
 use super::check_space;
 use super::meter::{Meter, Team};
@@ -386,6 +388,8 @@ impl<'c: 's, 's, 'e, 't> Apply for Task<'c, 's, 'e, 't> {
 
     fn apply_file(&self, cbk: Cbk<'_>, to: RawFd) -> Result<(), Error> {
         let bytes = match self.pending_file.get() {
+            // Where the file system shares extents, the bytes need not move.
+            Some((fd, len)) if copy::share_extents(fd, to, len as u64) => len as usize,
             Some((fd, len)) => {
                 let flags = cbk.flags();
                 let in_kernel = flags.os_buffer_cache && flags.zero_copy;

@@ -1,6 +1,7 @@
 //! Moving bytes between the storage engine's file descriptors and buffers,
 //! in its callbacks. Files are read and written at their current offsets
-//! (the engine positions them). In-kernel copies are preferred:
+//! (the engine positions them). A local clone first tries to share the
+//! source's extents (`share_extents`). In-kernel copies are preferred:
 //! `copy_file_range` (which can share extents on filesystems that support
 //! it), then `sendfile`, then read/write through an aligned buffer; a method
 //! that fails once is not tried again in this process. The recipient's
@@ -115,6 +116,40 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8], names: &dyn FileNames) -> Result<()
         done += n;
     }
     Ok(())
+}
+
+/// `struct file_clone_range` of linux/fs.h, FICLONERANGE's argument.
+#[repr(C)]
+struct FileCloneRange {
+    src_fd: i64,
+    src_offset: u64,
+    src_length: u64,
+    dest_offset: u64,
+}
+
+/// FICLONERANGE: `_IOW(0x94, 13, struct file_clone_range)`.
+const FICLONERANGE: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<FileCloneRange>(0x94, 13);
+
+/// Shares `len` bytes of `from`'s blocks with `to`, each at its current
+/// offset, and advances both offsets: on a file system that shares extents
+/// (XFS with reflink, btrfs) the copy is a change of metadata, whatever
+/// the files' flush method. False, with nothing changed, where it cannot:
+/// another file system, or between two, or ranges not on block boundaries
+/// (then the caller copies the bytes).
+pub fn share_extents(from: RawFd, to: RawFd, len: u64) -> bool {
+    let (Ok(src_offset), Ok(dest_offset)) = (rustix::fs::seek(borrowed(from), SeekFrom::Current(0)), rustix::fs::seek(borrowed(to), SeekFrom::Current(0)))
+    else {
+        return false;
+    };
+    let range = FileCloneRange { src_fd: i64::from(from), src_offset, src_length: len, dest_offset };
+    // SAFETY: FICLONERANGE takes a pointer to a file_clone_range, which
+    // `range` is (same layout); the kernel only reads it.
+    let cloned = unsafe { rustix::ioctl::ioctl(borrowed(to), rustix::ioctl::Setter::<FICLONERANGE, FileCloneRange>::new(range)) };
+    if cloned.is_err() {
+        return false;
+    }
+    let (Some(src_end), Some(dest_end)) = (src_offset.checked_add(len), dest_offset.checked_add(len)) else { return false };
+    rustix::fs::seek(borrowed(from), SeekFrom::Start(src_end)).is_ok() && rustix::fs::seek(borrowed(to), SeekFrom::Start(dest_end)).is_ok()
 }
 
 /// Copies `len` bytes from `from` to `to`. `in_kernel` says whether the

@@ -24,11 +24,10 @@ impl<'s> Master<'_, 's> {
         if self.clone.drops_first() {
             *lock = Some(BackupLock::acquire(thd, self.clone.settings.ddl_timeout)?);
         }
-        if let Some(dir) = &self.clone.staging {
+        if let Some(dir) = self.clone.staging_dir() {
             // One left by a clone the plugin did not see end goes; the
             // status files need the `#clone` folder, which InnoDB makes
             // here only for a clone over this server's data.
-            let dir = Path::new(OsStr::from_bytes(dir.to_bytes()));
             let status_folder = dir.with_file_name("#clone");
             staging::clear(dir)
                 .and_then(|()| std::fs::create_dir_all(&status_folder))

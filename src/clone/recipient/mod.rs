@@ -15,8 +15,8 @@
 //! streams the data with the master and its workers; `stream` is one
 //! thread's data stream; `resume` reconnects after a network failure;
 //! `link` holds the small exchanges on a connection; `swap` stages an
-//! in-place clone and swaps it in. What needs no server
-//! is decided in `clone_core::recipient`.
+//! in-place clone and swaps it in. What needs no server is decided in
+//! `clone_core::recipient` and `clone_core::staging`.
 
 mod apply;
 mod handshake;
@@ -191,6 +191,11 @@ impl<'r> Recipient<'r> {
         self.in_place() && self.staging.is_none()
     }
 
+    /// The staging directory of a staged clone.
+    fn staging_dir(&self) -> Option<&std::path::Path> {
+        self.staging.as_deref().map(|d| std::path::Path::new(std::ffi::OsStr::from_bytes(d.to_bytes())))
+    }
+
     /// Where the engines clone to: the DATA DIRECTORY, the staging
     /// directory, or (None) over this server's data.
     fn apply_dir(&self) -> Option<&CStr> {
@@ -286,26 +291,25 @@ impl<'s> Master<'_, 's> {
         })
     }
 
-    /// A staged clone whose copy is complete is swapped in; one that
-    /// failed leaves this server as it was, its staging directory removed.
+    /// A staged clone whose copy is complete is swapped in, and the backup
+    /// lock kept until the restart; one that failed leaves this server as
+    /// it was, its staging directory removed.
     fn finish_staged(&mut self, result: Result<(), Error>) -> Result<(), Error> {
-        let mut swap_lock = None;
-        let result = result.and_then(|()| self.swap_in(&mut swap_lock).map_err(Error::raise));
-        match &result {
-            Ok(()) => {
-                if let Some(lock) = swap_lock {
-                    lock.keep();
-                }
+        match result.and_then(|()| self.swap_in().map_err(Error::raise)) {
+            Ok(lock) => {
+                lock.keep();
+                Ok(())
             }
-            Err(_) => {
-                let staging = std::path::Path::new(std::ffi::OsStr::from_bytes(self.clone.staging.as_deref().map(CStr::to_bytes).unwrap_or_default()));
-                if let Err(e) = staging::clear(staging) {
-                    log::error!("Cannot remove the staging directory {}: {e}", staging.display());
+            Err(e) => {
+                if let Some(dir) = self.clone.staging_dir() {
+                    if let Err(e) = staging::clear(dir) {
+                        log::error!("Cannot remove the staging directory {}: {e}", dir.display());
+                    }
                 }
                 self.clone.announce("The staged in-place clone failed: this server kept all its data");
+                Err(e)
             }
         }
-        result
     }
 
     /// Connects, checks, and clones until done or failed.

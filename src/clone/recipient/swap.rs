@@ -74,11 +74,11 @@ impl<'s> Master<'_, 's> {
     }
 
     /// The copy is complete in the staging directory: the swap is set up
-    /// and committed under the backup lock, which is kept until the
-    /// restart. On failure nothing of this server has changed.
-    pub(super) fn swap_in(&self, lock: &mut Option<BackupLock<'s>>) -> Result<(), Error> {
+    /// and committed under the backup lock, which is returned (to be kept
+    /// until the restart). On failure nothing of this server has changed.
+    pub(super) fn swap_in(&self) -> Result<BackupLock<'s>, Error> {
         let thd = self.thd;
-        *lock = Some(BackupLock::acquire(thd, self.clone.settings.ddl_timeout)?);
+        let lock = BackupLock::acquire(thd, self.clone.settings.ddl_timeout)?;
         let datadir = data_directory(thd);
         let staging = datadir.join(staging::STAGING_DIR);
         let retiring = retiring(thd, &datadir);
@@ -97,10 +97,11 @@ impl<'s> Master<'_, 's> {
         let prepared =
             staging::prepare(&datadir, &staging, &plan, index, || replace_doublewrite_files(thd).map(drop)).map_err(|e| failed("setting the swap up", e))?;
         if let Err(e) = prepared.commit() {
+            prepared.undo();
             return Err(failed("the commit", e));
         }
         log::info!("Staged in-place clone: committed; InnoDB swaps the files in when the server starts");
-        Ok(())
+        Ok(lock)
     }
 }
 
