@@ -6,13 +6,14 @@
 use crate::protocol::extension::{Caps, Version};
 use crate::protocol::{innodb, Response, VERSION_V3, VERSION_V4};
 
-/// The extensions to offer a donor before it has answered: checksums
-/// always, zstd when the user asked for compression.
+/// The extensions to offer a donor before it has answered: checksums and
+/// the donor's GTIDs always, zstd when the user asked for compression.
 pub fn offer(enable_compression: bool) -> Caps {
+    let always = Caps::CHECKSUM.union(Caps::GTIDS);
     if enable_compression {
-        Caps::ZSTD.union(Caps::CHECKSUM)
+        always.union(Caps::ZSTD)
     } else {
-        Caps::CHECKSUM
+        always
     }
 }
 
@@ -290,7 +291,7 @@ mod tests {
 
     #[test]
     fn offers_zstd_only_when_compression_is_asked_for() {
-        assert_eq!(offer(false), Caps::CHECKSUM);
+        assert_eq!(offer(false), Caps::CHECKSUM.union(Caps::GTIDS));
         assert!(offer(true).contains(Caps::ZSTD) && offer(true).contains(Caps::CHECKSUM));
     }
 

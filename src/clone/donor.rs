@@ -270,7 +270,7 @@ impl<'s> Donor<'s> {
             let value = value.first().map(String::as_str).unwrap_or("");
             self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
-        if self.version.ours.is_some() && self.version.stock >= protocol::VERSION_V3 {
+        if self.version.granted().contains(Caps::GTIDS) {
             // Our recipient lists the transactions an in-place clone discards.
             let gtids = config::variable(self.thd, "gtid_executed").unwrap_or_default();
             self.link.send(false, &mut Response::ConfigV3 { key: clone_core::recipient::GTID_EXECUTED, value: gtids.as_bytes() }.encode())?;

@@ -1,6 +1,7 @@
 //! The 14 `clone_*` system variables, with the stock plugin's names, types,
-//! defaults, ranges and checks, and ours (`clone_dry_run`, and Percona
-//! Server's `clone_exclude_plugins_list`). The server owns the values: it writes into
+//! defaults, ranges and checks, and ours (`clone_dry_run`,
+//! `clone_stage_in_place`, and Percona Server's
+//! `clone_exclude_plugins_list`). The server owns the values: it writes into
 //! the storage cells below (and into the descriptors themselves), so both
 //! live in mutable statics; the plugin reads them through atomics.
 

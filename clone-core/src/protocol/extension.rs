@@ -18,8 +18,9 @@
 //!   cannot be read as an offer, and an offer cannot be read as a version
 //!   bump: the stock numbering would need 2^31 versions to reach the magic.
 //!
-//! Granted capabilities change the data messages only (see [`Caps::ZSTD`]
-//! and [`Caps::CHECKSUM`]); `super::data` encodes and decodes every form.
+//! Granted capabilities change the data messages (see [`Caps::ZSTD`] and
+//! [`Caps::CHECKSUM`]; `super::data` encodes and decodes every form), and
+//! [`Caps::GTIDS`] adds one pair to the answer to INIT.
 
 /// The top byte of the version word of an offer or an answer.
 pub const MAGIC: u8 = 0xC1;
@@ -41,8 +42,12 @@ impl Caps {
     /// before the engine applies them (a zstd frame carries a checksum of
     /// its block already).
     pub const CHECKSUM: Caps = Caps(2);
+    /// The donor's answer to INIT carries its gtid_executed (a ConfigV3
+    /// pair named [`crate::recipient::GTID_EXECUTED`]): the recipient lists
+    /// its own transactions that an in-place clone discards.
+    pub const GTIDS: Caps = Caps(4);
     /// What this build knows.
-    pub const SUPPORTED: Caps = Caps(Caps::ZSTD.0 | Caps::CHECKSUM.0);
+    pub const SUPPORTED: Caps = Caps(Caps::ZSTD.0 | Caps::CHECKSUM.0 | Caps::GTIDS.0);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -59,7 +64,8 @@ impl Caps {
 
 impl std::fmt::Display for Caps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = [(Caps::ZSTD, "zstd"), (Caps::CHECKSUM, "checksums")].iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect();
+        let names: Vec<&str> =
+            [(Caps::ZSTD, "zstd"), (Caps::CHECKSUM, "checksums"), (Caps::GTIDS, "GTIDs")].iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect();
         if names.is_empty() {
             f.write_str("none")
         } else {
@@ -167,7 +173,7 @@ mod tests {
 
     #[test]
     fn caps_read_as_names() {
-        assert_eq!(Caps::SUPPORTED.to_string(), "zstd, checksums");
+        assert_eq!(Caps::SUPPORTED.to_string(), "zstd, checksums, GTIDs");
         assert_eq!(Caps::CHECKSUM.to_string(), "checksums");
         assert_eq!(Caps::NONE.to_string(), "none");
     }

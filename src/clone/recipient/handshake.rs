@@ -65,7 +65,8 @@ impl Master<'_, '_> {
         let locators: Vec<_> = version_locators.iter().map(|h| protocol::Locator { db_type: h.engine().db_type(), bytes: h.locator() }).collect();
         let wanted = self.clone.offer;
         let mut info = self.init(conn, Version::ours(protocol::VERSION_CURRENT, wanted), &locators);
-        if info.as_ref().is_ok_and(|i| !i.version.granted().contains(wanted)) && self.clone.address.compress {
+        // zstd wanted and not granted: the server's compression instead.
+        if wanted.contains(Caps::ZSTD) && info.as_ref().is_ok_and(|i| !i.version.granted().contains(Caps::ZSTD)) && self.clone.address.compress {
             info = self.init_compressed(conn, &locators);
         }
         for handle in version_locators {
