@@ -21,7 +21,7 @@
 # is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
 # user+system seconds of both mysqld during the clone, per GB cloned.
 #
-#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory]
+#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory | --xfs]
 #               [--links "200 400 1000"]
 #               [--modes "local remote remote-compressed remote-inplace link sysbench"]
 #
@@ -29,6 +29,10 @@
 # out of the comparison (InnoDB then finds no O_DIRECT and uses the page
 # cache): what is left is CPU, the plugins' own work and the copies into
 # the tmpfs.
+#
+# --xfs puts both servers' directories on a loop-mounted XFS with reflink:
+# CLONE LOCAL can then share extents, and the table adds the new space
+# each plugin's copy took (df).
 #
 # KEEP_LOGS=DIR keeps each clone's server error logs there (named by the
 # time the clone ended), for where the time went. INPLACE_MIB_S=N throttles
@@ -38,7 +42,7 @@ set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 LINKS="200 400 1000"
+MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 XFS=0 LINKS="200 400 1000"
 MODES="local remote remote-compressed remote-inplace link sysbench"
 PORT=13600 RPORT=13601 NS=clone-rs-bench
 while [ $# -gt 0 ]; do
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
     --links) LINKS=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
     --memory) MEMORY=1; shift ;;
+    --xfs) XFS=1; shift ;;
     --modes) MODES=$2; shift 2 ;;
     *) fail "unknown option $1" ;;
   esac
@@ -61,13 +66,14 @@ SCRIPT_SERVERS=(bench bench-rcpt)
 cleanup() {
   stop_script_servers
   ip netns del "$NS" 2>/dev/null || true
-  servers_in_memory_end
+  servers_on_xfs_end
 }
 trap cleanup EXIT
 if [ "$MEMORY" = 1 ]; then
-  [ "$COLD" = 1 ] && fail "--cold and --memory exclude each other"
+  [ "$COLD" = 1 ] || [ "$XFS" = 1 ] && fail "--memory excludes --cold and --xfs"
   servers_in_memory
 fi
+[ "$XFS" = 1 ] && servers_on_xfs
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -91,9 +97,10 @@ probe_answered() { [ "$(tail -1 "$1" 2>/dev/null | cut -d' ' -f2)" = 1 ]; }
 
 # one_clone MODE PLUGIN COMPRESS: one clone on fresh servers; prints
 # "seconds bytes donor_rss_kb recipient_rss_kb cpu_seconds returned
-# unanswered", returned the seconds until the CLONE statement returned (in
-# place, the rest is the server's restart), unanswered (in place) how long
-# the recipient did not answer a query on user data.
+# unanswered new_kib", returned the seconds until the CLONE statement
+# returned (in place, the rest is the server's restart), unanswered (in
+# place) how long the recipient did not answer a query on user data,
+# new_kib (local) the new space the copy took on the file system.
 one_clone() {
   local mode=$1 plugin=$2 compress=$3 t0 t1 t_ret dest bytes c0 c1 dh rh=0 gone=0
   local pdir; pdir=$(plugin_dir "$plugin")
@@ -117,6 +124,7 @@ one_clone() {
   rm -rf "$ROOTFS$dest"
   sync
   [ "$COLD" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
+  local used0; used0=$(df -k --output=used "$ROOTFS$(server_dir bench)" | tail -1)
   # The CPU of the servers doing the clone (a restarted recipient's is not).
   local both=0; [ "$mode" = remote ] && both=1
   c0=$(cpu_ticks bench); [ "$both" = 1 ] && c0=$((c0 + $(cpu_ticks bench-rcpt)))
@@ -144,8 +152,12 @@ one_clone() {
   t_ret=${t_ret:-$t1}
   c1=$(cpu_ticks bench)
   dh=$(hwm_kb bench)
+  local new_kib=0
   case $mode in
-    local) bytes=$(du -sb "$ROOTFS$dest" | cut -f1) ;;
+    local)
+      bytes=$(du -sb "$ROOTFS$dest" | cut -f1)
+      sync
+      new_kib=$(($(df -k --output=used "$ROOTFS$(server_dir bench)" | tail -1) - used0)) ;;
     remote-inplace)
       # The restarted recipient's CPU and memory are not the clone's.
       bytes=$(sql "$RPORT" "SELECT SUM(data) FROM performance_schema.clone_progress") ;;
@@ -161,7 +173,7 @@ one_clone() {
     fi
   fi
   rm -rf "$ROOTFS$dest"
-  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0") $gone"
+  echo "$(calc "$t1 - $t0") $bytes $dh $rh $(calc "($c1 - $c0) / $TICKS") $(calc "$t_ret - $t0") $gone $new_kib"
 }
 
 rows=()
@@ -181,18 +193,19 @@ pairs() {
 # pairs; adds a table row of medians. STOCK_COMPRESS "best" runs stock
 # with compression off and on and keeps the faster median.
 clone_series() {
-  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret gone
-  declare -A times=() rss_d=() rss_r=() cpus=() returned=() unanswered=()
+  local label=$1 mode=$2 scomp=$3 ocomp=$4 round plugin comp s bytes dh rh cpu ret gone new
+  declare -A times=() rss_d=() rss_r=() cpus=() returned=() unanswered=() space=()
   local variants="stock:$scomp ours:$ocomp"
   [ "$scomp" = best ] && variants="stock:OFF stock:ON ours:$ocomp"
   for round in $(seq 1 "$ROUNDS"); do
     for v in $variants; do
       plugin=${v%%:*} comp=${v#*:}
-      read -r s bytes dh rh cpu ret gone < <(one_clone "$mode" "$plugin" "$comp")
+      read -r s bytes dh rh cpu ret gone new < <(one_clone "$mode" "$plugin" "$comp")
       printf '  %-28s round %d %-5s compression %-3s %7.2f s %8.1f MiB/s\n' "$label" "$round" "$plugin" "$comp" "$s" "$(calc "$bytes / 1048576 / $s")" >&2
       times[$v]+="$s "
       returned[$v]+="$ret "
       unanswered[$v]+="$gone "
+      space[$v]+="$new "
       cpus[$v]+="$(calc "$cpu / ($bytes / 1e9)") "
       [ "$dh" -gt "${rss_d[$v]:-0}" ] && rss_d[$v]=$dh
       [ "$rh" -gt "${rss_r[$v]:-0}" ] && rss_r[$v]=$rh
@@ -211,6 +224,11 @@ clone_series() {
   local st ot; st=$(tr ' ' '\n' <<<"${times[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${times[ours:$ocomp]}" | grep . | median)
   local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
   row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${times[$stock_v]}" "${times[ours:$ocomp]}"))"
+  if [ "$mode" = local ] && [ "$XFS" = 1 ]; then
+    st=$(tr ' ' '\n' <<<"${space[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${space[ours:$ocomp]}" | grep . | median)
+    row "local: new space the copy took" "$(printf '%6.0f MiB (%.0f %% of the data)' "$(calc "$st / 1024")" "$(calc "$st * 1024 * 100 / $bytes")")" \
+      "$(printf '%6.0f MiB (%.0f %% of the data)' "$(calc "$ot / 1024")" "$(calc "$ot * 1024 * 100 / $bytes")")" ""
+  fi
   if [ "$mode" = remote-inplace ]; then
     # The clone itself; after it the server shuts down and starts on the clone.
     st=$(tr ' ' '\n' <<<"${returned[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${returned[ours:$ocomp]}" | grep . | median)
@@ -317,6 +335,7 @@ for mode in $MODES; do
 done
 
 where="warm page cache"; [ "$COLD" = 1 ] && where="cold page cache"; [ "$MEMORY" = 1 ] && where="servers on tmpfs"
+[ "$XFS" = 1 ] && where="servers on XFS with reflink"
 echo "--- median of $ROUNDS rounds, $where, $MB MB of data ($LINK_MB MB on the links); ratio = stock / ours (above 1: ours is better)"
 printf '%-34s | %-38s | %-38s | %s\n' "" "stock" "ours" "ratio"
 printf '%s\n' "${rows[@]}"

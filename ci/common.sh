@@ -98,6 +98,24 @@ servers_in_memory_end() {
   if [ -n "${SERVER_ROOT:-}" ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
 }
 
+# servers_on_xfs: the servers started from here on live on an XFS file
+# system with reflink (mkfs.xfs's default), an 8 GiB sparse image on a loop
+# device (xfsprogs is installed if missing); the script's exit trap calls
+# servers_on_xfs_end, which unmounts it and removes the image.
+XFS_IMAGE=$CACHE/servers-xfs.img
+servers_on_xfs() {
+  command -v mkfs.xfs >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs >/dev/null 2>&1 || fail "cannot install xfsprogs"
+  SERVER_ROOT=/clone-rs-xfs
+  mkdir -p "$ROOTFS$SERVER_ROOT"
+  truncate -s 0 "$XFS_IMAGE" && truncate -s 8G "$XFS_IMAGE"
+  mkfs.xfs -q -f -m reflink=1 "$XFS_IMAGE" || fail "mkfs.xfs"
+  mount -o loop "$XFS_IMAGE" "$ROOTFS$SERVER_ROOT" || fail "mount the XFS image"
+}
+servers_on_xfs_end() {
+  servers_in_memory_end
+  rm -f "$XFS_IMAGE"
+}
+
 # SCRIPT_SERVERS: the table of a script's servers, by name, that the script
 # declares before it starts any, e.g. SCRIPT_SERVERS=(donor recipient): its
 # exit trap calls stop_script_servers, which stops each in that order by
