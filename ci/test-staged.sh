@@ -188,6 +188,19 @@ kept() {
     "$(status_row "$RECIPIENT" | cut -f1) $(status_message "$RECIPIENT" | grep -q 'data was kept' && echo yes || echo no)"
   check "$1: the staging directory is gone" "absent" "$([ -e "$(rdir)/data/.clone_staging" ] && echo present || echo absent)"
 }
+# clone_mid_copy [DONOR_PORT]: data of its own on the recipient (their
+# checksums in `before`), then an in-place clone throttled to 8 MiB/s in
+# the background (`clone_pid`, its output in staged-clone.out), once it has
+# copied 8 MiB.
+clone_mid_copy() {
+  with_data "$RECIPIENT"
+  before=$(checksums "$RECIPIENT")
+  wait_donor_idle "$DONOR" >/dev/null
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 8;
+    CLONE INSTANCE FROM donor_user@127.0.0.1:${1:-$DONOR} IDENTIFIED BY 'Pass-1234'" >"$CACHE/staged-clone.out" 2>&1 &
+  clone_pid=$!
+  wait_until 60 0.1 -- copied_at_least "$RECIPIENT" 8
+}
 # copied_at_least PORT MIB: the running clone has copied MIB MiB.
 copied_at_least() {
   [ "$(sql "$1" "SELECT COALESCE(MAX(p.data), 0) >= $2 * 1048576 FROM performance_schema.clone_progress p, performance_schema.clone_status s
@@ -195,11 +208,7 @@ copied_at_least() {
 }
 
 log "failure: the donor killed mid-copy"
-with_data "$RECIPIENT"
-before=$(checksums "$RECIPIENT")
-clone_in_place "$RECIPIENT" "$(throttled 8)" >"$CACHE/staged-clone.out" &
-clone_pid=$!
-wait_until 60 0.1 -- copied_at_least "$RECIPIENT" 8
+clone_mid_copy
 kill -9 "$(cat "$(rdir $D)/mysqld.pid")"
 wait "$clone_pid"
 check "donor killed: the clone fails" "1" "$(grep -c '^ERROR' "$CACHE/staged-clone.out")"
@@ -208,28 +217,18 @@ rm -f "$(rdir $D)/mysqld.pid"
 server_start $D "$DONOR" "$OUR_PLUGIN_DIR" $OPTS --clone-donor-timeout-after-network-failure=0
 
 log "failure: KILL QUERY mid-copy"
-with_data "$RECIPIENT"
-before=$(checksums "$RECIPIENT")
-clone_in_place "$RECIPIENT" "$(throttled 8)" >"$CACHE/staged-clone.out" &
-clone_pid=$!
-wait_until 60 0.1 -- copied_at_least "$RECIPIENT" 8
+clone_mid_copy
 sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT PID FROM performance_schema.clone_status")"
 wait "$clone_pid"
 check "KILL QUERY: the clone is interrupted (1317)" "1" "$(grep -c '^ERROR 1317' "$CACHE/staged-clone.out")"
 kept "KILL QUERY" "$before"
 
 log "failure: the connections cut beyond the donor's window"
-with_data "$RECIPIENT"
-before=$(checksums "$RECIPIENT")
 python3 "$REPO/ci/proxy.py" "$PROXY" "$DONOR" &
 proxy=$!
 HELPERS+=("$proxy")
 proxy_listening "$PROXY" || fail "the proxy does not listen"
-wait_donor_idle "$DONOR" >/dev/null
-sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 8;
-  CLONE INSTANCE FROM donor_user@127.0.0.1:$PROXY IDENTIFIED BY 'Pass-1234'" >"$CACHE/staged-clone.out" 2>&1 &
-clone_pid=$!
-wait_until 60 0.1 -- copied_at_least "$RECIPIENT" 8
+clone_mid_copy "$PROXY"
 # The proxy goes: every connection is cut and none can be made again
 # within the donor's window (0 minutes here).
 kill "$proxy"
@@ -238,11 +237,7 @@ check "connections cut: the clone fails" "1" "$(grep -c '^ERROR' "$CACHE/staged-
 kept "connections cut" "$before"
 
 log "failure: the recipient killed -9 mid-copy"
-with_data "$RECIPIENT"
-before=$(checksums "$RECIPIENT")
-clone_in_place "$RECIPIENT" "$(throttled 8)" >"$CACHE/staged-clone.out" &
-clone_pid=$!
-wait_until 60 0.1 -- copied_at_least "$RECIPIENT" 8
+clone_mid_copy
 kill_recipient
 wait "$clone_pid"
 start_recipient || fail "recipient restart"
