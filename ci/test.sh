@@ -11,8 +11,9 @@
 #      ci/test-docs.sh (every command of README.md and docs/),
 #      ci/test-cmake.sh (the two CMake builds)
 #   3. ci/mtr.sh            upstream mysql-test-run `clone` tests that run on
-#                           this release build, and our own suite, with our
-#                           plugin installed as mysql_clone.so
+#                           this release build (but remote_basic_replace, see
+#                           below), and our own suite, with our plugin
+#                           installed as mysql_clone.so
 # and closes with the totals.
 set -uo pipefail
 LOG_TAG=test
@@ -24,7 +25,12 @@ LOG_TAG=test
 UPSTREAM_LOCAL="local_basic local_dml local_dml_auto_tune local_dml_compressed_row local_dml_no_redo ddl_dml error_basic"
 UPSTREAM_REMOTE="remote_basic remote_ddl_dml remote_dml remote_dml_auto_tune remote_dml_compressed_row
   remote_dml_gtid remote_dml_no_binlog remote_dml_no_ssl remote_dml_ssl remote_dml_ssl_certificate
-  remote_error_basic remote_skip_validation remote_basic_replace remote_dml_replace"
+  remote_error_basic remote_skip_validation remote_dml_replace"
+# Not run: remote_basic_replace, which expects the stock refusal of an
+# in-place clone over a READ ONLY schema (3989). Only the stock order gives
+# it (the drop fails there); a staged clone drops nothing and replaces that
+# schema too (docs/operations.md), and the test restarts its server under
+# mysqld_safe, which drops a --clone-stage-in-place=NEVER given by mtr.
 
 bash "$REPO/ci/setup-env.sh" || exit 1
 build_plugin

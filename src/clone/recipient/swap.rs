@@ -10,7 +10,7 @@ use crate::server::services::BackupLock;
 use crate::server::session::Thd;
 use clone_core::doublewrite;
 use clone_core::gtid::GtidSet;
-use clone_core::staging::{self, Choice, Retiring};
+use clone_core::staging::{self, Choice, Mode, Retiring};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 impl<'s> Master<'_, 's> {
     /// In place, after the look: staged or the stock order, by
     /// clone_stage_in_place and the room for both copies (`needed` is the
-    /// donor's estimate). Says which, and why, in the notes and the log.
+    /// donor's estimate). Says which, and why, in the error log, and in
+    /// SHOW WARNINGS in a dry run or when AUTO falls back.
     pub(super) fn choose_staging(&mut self, needed: u64) -> Result<(), Error> {
         let thd = self.thd;
         let datadir = data_directory(thd);
@@ -35,7 +36,11 @@ impl<'s> Master<'_, 's> {
             Choice::Refused(why) => format!("clone_stage_in_place is ALWAYS and the clone cannot be staged: {why}"),
         };
         log::info!("{text}");
-        self.clone.announce(&text);
+        // SHOW WARNINGS says so in a dry run, and when AUTO falls back to
+        // the stock order; a staged clone's success looks like stock's.
+        if self.clone.dry_run || (matches!(choice, Choice::DropFirst(_)) && config::stage_in_place() == Mode::Auto) {
+            self.clone.announce(&text);
+        }
         match choice {
             Choice::Staged => {
                 let path = CString::new(staging.as_os_str().as_bytes())
@@ -50,10 +55,11 @@ impl<'s> Master<'_, 's> {
 
     /// In place: this server's transactions that the donor does not have,
     /// which any in-place clone discards (from the donor's gtid_executed,
-    /// which only our donor sends).
+    /// which only our donor sends). A note in a dry run; in a real clone a
+    /// note in the error log.
     pub(super) fn tell_discarded(&self) {
         let Some(donor) = self.clone.donor_gtids.as_deref() else {
-            self.clone.announce("The donor does not tell its GTIDs (the stock plugin): this server's transactions that the clone discards are not listed");
+            self.tell("The donor does not tell its GTIDs (the stock plugin): this server's transactions that the clone discards are not listed");
             return;
         };
         let own = config::variable(self.thd, "gtid_executed").unwrap_or_default();
@@ -64,13 +70,22 @@ impl<'s> Master<'_, 's> {
                     "Every transaction of this server is on the donor too: the clone discards none".to_owned()
                 } else {
                     let text = format!("This server has {} transactions the donor does not have, which the clone discards: {lost}", lost.count());
-                    log::warn!("{text}");
                     text
                 }
             }
             _ => "This server's transactions that the clone discards are not listed: a GTID set could not be read".to_owned(),
         };
-        self.clone.announce(&shortened(&text, 500));
+        self.tell(&shortened(&text, 500));
+    }
+
+    /// A dry run's note (and its error log line); a real clone's line in
+    /// the error log only.
+    fn tell(&self, text: &str) {
+        if self.clone.dry_run {
+            self.clone.tell(text);
+        } else {
+            log::info!("{text}");
+        }
     }
 
     /// The copy is complete in the staging directory: the swap is set up
