@@ -165,18 +165,22 @@ fn retiring(thd: Thd, datadir: &Path) -> Retiring {
     Retiring { binlog_index, known_dirs, log_dirs }
 }
 
+/// This server's doublewrite files, in the directory innodb_doublewrite_dir names.
+fn doublewrite_files(thd: Thd) -> std::io::Result<Vec<PathBuf>> {
+    let setting = config::variable(thd, "innodb_doublewrite_dir").unwrap_or_default();
+    doublewrite::files_in(&doublewrite::directory(&setting))
+}
+
 /// The bytes of the doublewrite files' zero-filled replacements.
 fn doublewrite_bytes(thd: Thd) -> u64 {
-    let setting = config::variable(thd, "innodb_doublewrite_dir").unwrap_or_default();
-    let files = doublewrite::files_in(&doublewrite::directory(&setting)).unwrap_or_default();
+    let files = doublewrite_files(thd).unwrap_or_default();
     files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
 }
 
 /// This server's doublewrite files are replaced with zeroes at the restart
 /// (see [`doublewrite`]); the names replaced.
 pub(super) fn replace_doublewrite_files(thd: Thd) -> std::io::Result<Vec<PathBuf>> {
-    let setting = config::variable(thd, "innodb_doublewrite_dir").unwrap_or_default();
-    let files = doublewrite::files_in(&doublewrite::directory(&setting))?;
+    let files = doublewrite_files(thd)?;
     doublewrite::replace_with_zeroes(Path::new("."), &files)?;
     Ok(files)
 }
