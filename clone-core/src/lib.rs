@@ -22,6 +22,7 @@ pub mod gtid;
 pub mod ownership;
 pub mod protocol;
 pub mod recipient;
+pub mod reuse;
 pub mod space;
 pub mod staging;
 pub mod status;

@@ -24,7 +24,7 @@ const LOCATOR_LEN: usize = 34;
 const FORGET_AFTER: Duration = Duration::from_secs(31 * 60);
 
 /// The InnoDB clone a locator names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CloneKey {
     clone_id: u64,
     snapshot_id: u64,

@@ -6,10 +6,10 @@
 use crate::protocol::extension::{Caps, Version};
 use crate::protocol::{innodb, Response, VERSION_V3, VERSION_V4};
 
-/// The extensions to offer a donor before it has answered: checksums and
-/// the donor's GTIDs always, zstd when the user asked for compression.
+/// The extensions to offer a donor before it has answered: checksums,
+/// the donor's GTIDs and reuse always, zstd when the user asked for compression.
 pub fn offer(enable_compression: bool) -> Caps {
-    let always = Caps::CHECKSUM.union(Caps::GTIDS);
+    let always = Caps::CHECKSUM.union(Caps::GTIDS).union(Caps::REUSE);
     if enable_compression {
         always.union(Caps::ZSTD)
     } else {
@@ -43,6 +43,9 @@ pub struct DonorInfo {
     /// The donor's gtid_executed, which only our donor sends (to our
     /// recipient).
     pub gtid_executed: Option<String>,
+    /// The donor's server_uuid, which only our donor sends (to our
+    /// recipient, for a resumed clone).
+    pub server_uuid: Option<String>,
     /// clone_donor_timeout_after_network_failure of the donor, as sent.
     reconnect: Option<u32>,
     has_locators: bool,
@@ -53,6 +56,8 @@ pub struct DonorInfo {
 /// The extra configuration our donor sends our recipient: its
 /// gtid_executed, for the transactions an in-place clone discards.
 pub const GTID_EXECUTED: &[u8] = b"gtid_executed";
+/// And its server_uuid, for a resumed clone (`crate::reuse`).
+pub const SERVER_UUID: &[u8] = b"server_uuid";
 
 /// What to do after one message of INIT's answer.
 #[derive(Debug, PartialEq, Eq)]
@@ -86,6 +91,8 @@ impl DonorInfo {
                     self.reconnect = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
                 } else if key == GTID_EXECUTED {
                     self.gtid_executed = Some(String::from_utf8_lossy(value).into_owned());
+                } else if key == SERVER_UUID {
+                    self.server_uuid = Some(String::from_utf8_lossy(value).into_owned());
                 } else {
                     self.configs.push((key.to_vec(), value.to_vec()));
                 }

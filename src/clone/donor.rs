@@ -13,16 +13,24 @@ use crate::server::services::BackupLock;
 use crate::server::session::{Statement, Thd};
 use crate::server::storage::{self, Callback, Cbk, Engine, EngineBuf, Handle, Mode, Source};
 use clone_core::ownership::{CloneKey, Denial, Joining, LiveClones};
-use clone_core::protocol::data::{DataEncoder, Encoded, HEAD_ROOM};
+use clone_core::protocol::data::{self, DataEncoder, Encoded, HEAD_ROOM};
 use clone_core::protocol::extension::{Caps, Version};
 use clone_core::protocol::{self, innodb, response, Command, InitPayload, Response};
-use std::cell::RefCell;
+use clone_core::reuse::Manifest;
+use parking_lot::Mutex;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::RawFd;
+use std::sync::{Arc, LazyLock};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 /// The clones this server donates, and whose they are.
 static LIVE: LiveClones = LiveClones::new();
+
+/// The manifests of the recipients' kept copies, per clone: its master
+/// receives it, every task of the clone reads it.
+static MANIFESTS: LazyLock<Mutex<HashMap<CloneKey, Arc<Manifest>>>> = LazyLock::new(Mutex::default);
 
 /// A REINIT may come before the master that lost its recipient noticed the
 /// failure (a write times out after net_write_timeout, 60 s by default); it
@@ -55,6 +63,8 @@ struct Donor<'s> {
     account: String,
     /// The clone this connection runs as its master.
     owned: Option<CloneKey>,
+    /// The clone this connection is a task of.
+    joined: Option<CloneKey>,
     /// On an auxiliary connection: the InnoDB clone its last acknowledgement
     /// named, and that locator.
     acknowledged: Option<(Engine, CloneKey, Vec<u8>)>,
@@ -74,6 +84,7 @@ pub fn serve(thd: Thd) -> Result<(), Error> {
         backup: None,
         account: thd.account().unwrap_or_default(),
         owned: None,
+        joined: None,
         acknowledged: None,
     };
     let mut last_error = 0;
@@ -152,6 +163,7 @@ impl<'s> Donor<'s> {
             Command::Reinit(p) => self.begin(p, Mode::Restart, true).map(|()| false),
             Command::Attach(p) => self.begin(p, Mode::AddTask, false).map(|()| false),
             Command::Execute => self.execute().map(|()| false),
+            Command::Manifest(body) => self.take_manifest(body).map(|()| false),
             Command::Ack { error, locator, descriptor } => self.ack(error, locator.db_type, locator.bytes, descriptor).map(|()| false),
             Command::Exit => {
                 log::info!(target: "donor", "COM_EXIT: Storage End");
@@ -196,6 +208,7 @@ impl<'s> Donor<'s> {
             // This session now runs the clone a REINIT took over.
             self.owned = joined;
         }
+        self.joined = joined;
         if master && p.block_ddl() && self.backup.is_none() {
             self.backup = Some(BackupLock::acquire(self.thd, p.ddl_timeout())?);
             log::info!(target: "donor", "Acquired backup lock");
@@ -208,7 +221,9 @@ impl<'s> Donor<'s> {
             self.owned = self.active.iter().find(|a| a.engine().is_innodb()).and_then(|a| CloneKey::of_innodb_locator(a.locator()));
             if let Some(key) = self.owned {
                 LIVE.started(key, &self.account, self.session(), Instant::now());
+                MANIFESTS.lock().remove(&key);
             }
+            self.joined = self.owned;
             self.send_parameters()?;
         }
         let locators: Vec<protocol::Locator<'_>> =
@@ -270,6 +285,11 @@ impl<'s> Donor<'s> {
             let value = value.first().map(String::as_str).unwrap_or("");
             self.link.send(false, &mut Response::ConfigV3 { key: key.as_bytes(), value: value.as_bytes() }.encode())?;
         }
+        if self.version.granted().contains(Caps::REUSE) {
+            // Our recipient ties what it keeps of a failed clone to this server.
+            let uuid = config::variable(self.thd, "server_uuid").unwrap_or_default();
+            self.link.send(false, &mut Response::ConfigV3 { key: clone_core::recipient::SERVER_UUID, value: uuid.as_bytes() }.encode())?;
+        }
         if self.version.granted().contains(Caps::GTIDS) {
             // Our recipient lists the transactions an in-place clone discards.
             let gtids = config::variable(self.thd, "gtid_executed").unwrap_or_default();
@@ -283,17 +303,41 @@ impl<'s> Donor<'s> {
         Ok(())
     }
 
+    /// A part of the manifest of our recipient's kept copy: after INIT, on
+    /// the clone's master connection, before any task executes.
+    fn take_manifest(&mut self, body: &[u8]) -> Result<(), Error> {
+        let key = match self.owned {
+            Some(key) if self.version.granted().contains(Caps::REUSE) => key,
+            _ => return Err(Error::protocol("Wrong Clone RPC: Invalid request")),
+        };
+        let mut manifests = MANIFESTS.lock();
+        let mut manifest = manifests.remove(&key).map(Arc::unwrap_or_clone);
+        Manifest::take(&mut manifest, body).map_err(|e| Error::protocol(e.0))?;
+        if let Some(m) = manifest {
+            manifests.insert(key, Arc::new(m));
+        }
+        Ok(())
+    }
+
     fn execute(&mut self) -> Result<(), Error> {
         if self.active.is_empty() {
             return Err(Error::protocol("Wrong Clone RPC: Execute request before Init"));
         }
         log::info!(target: "donor", "COM_EXECUTE: Storage Execute");
+        let manifest = match self.joined {
+            Some(key) if self.version.granted().contains(Caps::REUSE) => MANIFESTS.lock().get(&key).cloned(),
+            _ => None,
+        };
         std::thread::scope(|scope| {
-            let sender = Sender::new(self.link, self.thd, self.version.granted(), Some(scope));
+            let mut sender = Sender::new(self.link, self.thd, self.version.granted(), Some(scope));
+            sender.reuse = manifest.map(|m| Reuse { manifest: m, names: RefCell::default(), reused: Cell::new(0) });
             let cbk = Callback::source(&sender)?;
             let copied = self.active.iter().try_for_each(|a| a.copy(self.thd, &cbk));
             // Every queued message goes out before the session answers or reads.
             let sent = sender.behind.drain();
+            if let Some(reuse) = &sender.reuse {
+                log::info!(target: "donor", "The recipient held {} MiB of what this task read: not sent", reuse.reused.get() >> 20);
+            }
             copied.and(sent)
         })
     }
@@ -330,6 +374,10 @@ impl<'s> Donor<'s> {
         let owned = self.owned.take();
         if let Some(key) = owned {
             LIVE.ending(key, self.session(), super::is_restartable(error), Instant::now());
+            // A REINIT takes the clone over with the manifest it has.
+            if !super::is_restartable(error) {
+                MANIFESTS.lock().remove(&key);
+            }
         }
         for a in self.active.drain(..) {
             let _ = a.end(self.thd, error);
@@ -366,6 +414,40 @@ struct Sender<'s> {
     behind: SendBehind<'s>,
     /// Builds the data messages the recipient was granted.
     data: RefCell<DataEncoder>,
+    /// With a manifest of the recipient's kept copy.
+    reuse: Option<Reuse>,
+}
+
+/// What a task needs to find the blocks the recipient holds.
+struct Reuse {
+    manifest: Arc<Manifest>,
+    /// The names of the files of file copy this task sent, by index.
+    names: RefCell<HashMap<u32, Vec<u8>>>,
+    /// Bytes not sent because the recipient held them.
+    reused: Cell<u64>,
+}
+
+impl Reuse {
+    /// Follows the files this task sends.
+    fn note_descriptor(&self, desc: &[u8]) {
+        if let Some((index, name)) = innodb::file_copy_file(desc) {
+            if self.manifest.file(clone_core::reuse::relative_name(name).unwrap_or_default()).is_some() {
+                self.names.borrow_mut().insert(index, name.to_vec());
+            } else {
+                self.names.borrow_mut().remove(&index);
+            }
+        }
+    }
+
+    /// The digest of `block`, described by `desc`, when the recipient holds
+    /// it alike.
+    fn held(&self, desc: &[u8], block: &[u8]) -> Option<clone_core::reuse::Digest> {
+        let place = innodb::file_copy_block(desc)?;
+        let names = self.names.borrow();
+        let digest = self.manifest.matches(names.get(&place.file)?, place.offset, block)?;
+        self.reused.set(self.reused.get() + block.len() as u64);
+        Some(digest)
+    }
 }
 
 impl<'s> Sender<'s> {
@@ -379,7 +461,7 @@ impl<'s> Sender<'s> {
         if granted.contains(Caps::ZSTD) && !data.compresses() {
             log::error!(target: "donor", "No zstd compressor: sending data uncompressed");
         }
-        Sender { thd, behind: SendBehind::new(link, scope), data: RefCell::new(data) }
+        Sender { thd, behind: SendBehind::new(link, scope), data: RefCell::new(data), reuse: None }
     }
 
     /// Sends the data block after the head room of `block`, in the form
@@ -417,6 +499,9 @@ impl<'s> Sender<'s> {
     fn send_descriptor(&self, cbk: Cbk<'_>) -> Result<bool, Error> {
         let engine = cbk.engine().ok_or_else(|| Error::internal("a descriptor from no storage engine"))?;
         let flags = cbk.flags();
+        if let Some(reuse) = &self.reuse {
+            reuse.note_descriptor(cbk.data_desc());
+        }
         let mut message = self.behind.bytes();
         message.extend_from_slice(&[response::DATA_DESC, engine.db_type(), cbk.loc_index() as u8]);
         message.extend_from_slice(cbk.data_desc());
@@ -434,6 +519,7 @@ impl Source for Sender<'_> {
             self.behind.recycle(Outgoing::Aligned(buf, 0..0));
             return Err(e.into());
         }
+        let held = self.reuse.as_ref().and_then(|r| r.held(cbk.data_desc(), &buf.as_slice()[ALIGN..ALIGN + len]));
         let secure = match self.send_descriptor(cbk) {
             Ok(secure) => secure,
             Err(e) => {
@@ -441,6 +527,10 @@ impl Source for Sender<'_> {
                 return Err(e);
             }
         };
+        if let Some(digest) = held {
+            self.behind.recycle(Outgoing::Aligned(buf, 0..0));
+            return self.behind.send(secure, Outgoing::Bytes(data::reused(&digest), 0));
+        }
         self.send_data(secure, Outgoing::Aligned(buf, ALIGN..ALIGN + len))
     }
 

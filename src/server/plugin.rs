@@ -178,6 +178,7 @@ fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
         Ok(None) => {}
         Err(e) => log::error!("Cannot clear what a staged in-place clone left in {}: {e}", staging::STAGING_DIR),
     }
+    keep_interrupted_clone(&status);
     *STATUS.write() = Some(Arc::new(status));
     // Cloning works without the status tables: a server damaged around
     // the plugin still gets it.
@@ -187,6 +188,23 @@ fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
     }
     0
 }
+}
+
+/// A clone into a DATA DIRECTORY that this server's stop cut short is kept
+/// for a resume as a clone that failed is (`clone_core::reuse::keep`).
+fn keep_interrupted_clone(status: &Tracker) {
+    let row = status.snapshot().status;
+    if row.state != clone_core::status::State::Failed || row.destination == clone_core::status::LOCAL_INSTANCE {
+        return;
+    }
+    match clone_core::reuse::keep(Path::new(&row.destination)) {
+        Ok(Some(kept)) => {
+            log::warn!("The partial clone into {} is kept in {}: the same CLONE INSTANCE statement resumes it", row.destination, kept.display());
+            status.add_to_failure(&clone_core::reuse::kept_note(&kept));
+        }
+        Ok(None) => {}
+        Err(e) => log::error!("Cannot keep the partial clone into {} for a resume: {e}", row.destination),
+    }
 }
 
 entry_point! {

@@ -9,6 +9,10 @@
 //! - DATA_ZSTD ([`response::DATA_ZSTD`](super::response::DATA_ZSTD), with
 //!   [`Caps::ZSTD`] granted): the code, the block's length (u32,
 //!   little-endian), one zstd frame that carries a checksum of the block.
+//! - DATA_REUSED ([`response::DATA_REUSED`](super::response::DATA_REUSED),
+//!   with [`Caps::REUSE`] granted): the code, the block's digest
+//!   ([`crate::reuse::block_digest`]); the recipient reads the block, as long
+//!   as its descriptor says, from its kept copy (`crate::reuse`).
 //!
 //! A sender leaves [`HEAD_ROOM`] bytes before each block, so that the head
 //! of DATA or DATA_CHECKED is written there and the block is sent where it
@@ -18,7 +22,8 @@
 //! ([`DataDecoder::expand`]).
 
 use super::extension::{block_checksum, Caps, MAX_BLOCK, ZSTD_LEVEL};
-use super::response::{DATA, DATA_CHECKED, DATA_DESC, DATA_ZSTD};
+use super::response::{DATA, DATA_CHECKED, DATA_DESC, DATA_REUSED, DATA_ZSTD};
+use crate::reuse::{Digest, DIGEST_LEN};
 
 /// Bytes a sender leaves before a block for the message head: the code and
 /// a CRC-32C, the longest head written in place (DATA_CHECKED's).
@@ -174,7 +179,16 @@ fn pack(c: &mut zstd::bulk::Compressor<'static>, block: &[u8], out: &mut Vec<u8>
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Block<'a> {
     Plain(&'a [u8]),
-    Zstd { frame: &'a [u8], len: usize },
+    Zstd {
+        frame: &'a [u8],
+        len: usize,
+    },
+    /// A block the recipient holds: `len` bytes (as the descriptor
+    /// announced) whose digest is `digest`.
+    Reused {
+        digest: Digest,
+        len: usize,
+    },
 }
 
 impl Block<'_> {
@@ -182,7 +196,7 @@ impl Block<'_> {
     pub fn len(&self) -> usize {
         match self {
             Block::Plain(b) => b.len(),
-            Block::Zstd { len, .. } => *len,
+            Block::Zstd { len, .. } | Block::Reused { len, .. } => *len,
         }
     }
 
@@ -197,6 +211,7 @@ pub struct DataDecoder {
     /// With zstd granted.
     zstd: Option<zstd::bulk::Decompressor<'static>>,
     checksums: bool,
+    reuse: bool,
 }
 
 impl DataDecoder {
@@ -204,7 +219,7 @@ impl DataDecoder {
     /// zstd is granted and no decompressor can be made.
     pub fn new(granted: Caps) -> std::io::Result<DataDecoder> {
         let zstd = if granted.contains(Caps::ZSTD) { Some(zstd::bulk::Decompressor::new()?) } else { None };
-        Ok(DataDecoder { zstd, checksums: granted.contains(Caps::CHECKSUM) })
+        Ok(DataDecoder { zstd, checksums: granted.contains(Caps::CHECKSUM), reuse: granted.contains(Caps::REUSE) })
     }
 
     /// Decodes a whole data message (`packet`, code byte first). DATA is
@@ -234,6 +249,15 @@ impl DataDecoder {
                     return Err(DataError::Length);
                 }
                 Block::Zstd { frame, len }
+            }
+            Some((&DATA_REUSED, body)) if self.reuse => {
+                let digest: Digest = body.try_into().map_err(|_| DataError::Malformed("reused data"))?;
+                // Only a descriptor says how long a reused block is.
+                let len = announced.ok_or(DataError::Length)? as usize;
+                if len > MAX_BLOCK {
+                    return Err(DataError::Length);
+                }
+                Block::Reused { digest, len }
             }
             _ => return Err(DataError::NotData),
         };
@@ -270,9 +294,17 @@ fn check_length(announced: Option<u32>, len: usize) -> Result<(), DataError> {
     }
 }
 
+/// The DATA_REUSED message of a block with digest `digest`.
+pub fn reused(digest: &Digest) -> Vec<u8> {
+    let mut m = Vec::with_capacity(1 + DIGEST_LEN);
+    m.push(DATA_REUSED);
+    m.extend_from_slice(digest);
+    m
+}
+
 /// A message of a data stream: a descriptor or a data block, of any form.
 pub fn is_stream_message(packet: &[u8]) -> bool {
-    matches!(packet.first(), Some(&(DATA_DESC | DATA | DATA_ZSTD | DATA_CHECKED)))
+    matches!(packet.first(), Some(&(DATA_DESC | DATA | DATA_ZSTD | DATA_CHECKED | DATA_REUSED)))
 }
 
 #[cfg(test)]
@@ -320,7 +352,22 @@ mod tests {
                 dec.expand(frame, &mut out)?;
                 Ok(out)
             }
+            Block::Reused { .. } => Err(DataError::NotData),
         }
+    }
+
+    #[test]
+    fn a_reused_block_is_its_digest_and_takes_its_length_from_the_descriptor() {
+        let digest = [7u8; DIGEST_LEN];
+        let message = reused(&digest);
+        assert!(is_stream_message(&message));
+        let dec = DataDecoder::new(Caps::REUSE).unwrap();
+        assert_eq!(dec.decode(&message, Some(1 << 20)), Ok(Block::Reused { digest, len: 1 << 20 }));
+        assert_eq!(dec.decode(&message, None), Err(DataError::Length));
+        assert_eq!(dec.decode(&message, Some(MAX_BLOCK as u32 + 1)), Err(DataError::Length));
+        assert_eq!(dec.decode(&message[..10], Some(16)), Err(DataError::Malformed("reused data")));
+        // Not granted: not data.
+        assert_eq!(DataDecoder::new(Caps::SUPPORTED.intersection(Caps::ZSTD)).unwrap().decode(&message, Some(16)), Err(DataError::NotData));
     }
 
     #[test]
@@ -529,7 +576,7 @@ mod tests {
             if !caps.contains(Caps::ZSTD) {
                 assert_eq!(dec.decode(&zstd, None), Err(DataError::NotData), "{caps}");
             }
-            for other in [&[][..], &[response::DATA_DESC, 12, 0, 1][..], &[response::COMPLETE][..], &[response::ERROR, 1, 0, 0, 0][..], &[0xC3, 1][..]] {
+            for other in [&[][..], &[response::DATA_DESC, 12, 0, 1][..], &[response::COMPLETE][..], &[response::ERROR, 1, 0, 0, 0][..], &[0xC4, 1][..]] {
                 assert_eq!(dec.decode(other, None), Err(DataError::NotData), "{caps}: {other:?}");
             }
         }
@@ -607,11 +654,11 @@ mod tests {
 
     #[test]
     fn stream_messages_are_descriptors_and_data_of_any_form() {
-        for code in [response::DATA_DESC, response::DATA, response::DATA_ZSTD, response::DATA_CHECKED] {
+        for code in [response::DATA_DESC, response::DATA, response::DATA_ZSTD, response::DATA_CHECKED, response::DATA_REUSED] {
             assert!(is_stream_message(&[code]), "{code}");
             assert!(is_stream_message(&[code, 1, 2]), "{code}");
         }
-        for code in [response::LOCS, response::PLUGIN, response::COMPLETE, response::ERROR, response::CONFIG_V4, 0xC3] {
+        for code in [response::LOCS, response::PLUGIN, response::COMPLETE, response::ERROR, response::CONFIG_V4, 0xC4] {
             assert!(!is_stream_message(&[code, 0]), "{code}");
         }
         assert!(!is_stream_message(&[]));
@@ -683,6 +730,10 @@ mod tests {
                                 assert_eq!(zstd::bulk::decompress(frame, len).ok(), Some(out));
                             }
                         }
+                    }
+                    Ok(Block::Reused { len, .. }) => {
+                        assert_eq!(packet[0], response::DATA_REUSED);
+                        assert!(announced == Some(len as u32) && packet.len() == 1 + DIGEST_LEN);
                     }
                     Err(_) => {}
                 }

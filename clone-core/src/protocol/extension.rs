@@ -20,7 +20,8 @@
 //!
 //! Granted capabilities change the data messages (see [`Caps::ZSTD`] and
 //! [`Caps::CHECKSUM`]; `super::data` encodes and decodes every form), and
-//! [`Caps::GTIDS`] adds one pair to the answer to INIT.
+//! [`Caps::GTIDS`] adds one pair to the answer to INIT, and [`Caps::REUSE`]
+//! one pair, one command and one data form.
 
 /// The top byte of the version word of an offer or an answer.
 pub const MAGIC: u8 = 0xC1;
@@ -46,8 +47,15 @@ impl Caps {
     /// pair named [`crate::recipient::GTID_EXECUTED`]): the recipient lists
     /// its own transactions that an in-place clone discards.
     pub const GTIDS: Caps = Caps(4);
+    /// A resumed clone (see `crate::reuse`): the donor's answer to INIT
+    /// carries its server_uuid (a ConfigV3 pair named
+    /// [`crate::recipient::SERVER_UUID`]), the recipient may send the
+    /// manifest of a kept copy ([`super::command::MANIFEST`]), and the donor
+    /// sends a block the recipient holds as
+    /// [`super::response::DATA_REUSED`].
+    pub const REUSE: Caps = Caps(8);
     /// What this build knows.
-    pub const SUPPORTED: Caps = Caps(Caps::ZSTD.0 | Caps::CHECKSUM.0 | Caps::GTIDS.0);
+    pub const SUPPORTED: Caps = Caps(Caps::ZSTD.0 | Caps::CHECKSUM.0 | Caps::GTIDS.0 | Caps::REUSE.0);
 
     pub fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
@@ -64,8 +72,11 @@ impl Caps {
 
 impl std::fmt::Display for Caps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> =
-            [(Caps::ZSTD, "zstd"), (Caps::CHECKSUM, "checksums"), (Caps::GTIDS, "GTIDs")].iter().filter(|(c, _)| self.contains(*c)).map(|(_, n)| *n).collect();
+        let names: Vec<&str> = [(Caps::ZSTD, "zstd"), (Caps::CHECKSUM, "checksums"), (Caps::GTIDS, "GTIDs"), (Caps::REUSE, "reuse")]
+            .iter()
+            .filter(|(c, _)| self.contains(*c))
+            .map(|(_, n)| *n)
+            .collect();
         if names.is_empty() {
             f.write_str("none")
         } else {
@@ -173,7 +184,7 @@ mod tests {
 
     #[test]
     fn caps_read_as_names() {
-        assert_eq!(Caps::SUPPORTED.to_string(), "zstd, checksums, GTIDs");
+        assert_eq!(Caps::SUPPORTED.to_string(), "zstd, checksums, GTIDs, reuse");
         assert_eq!(Caps::CHECKSUM.to_string(), "checksums");
         assert_eq!(Caps::NONE.to_string(), "none");
     }

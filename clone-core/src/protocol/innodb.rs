@@ -65,8 +65,11 @@ const FILE_NAME_OFFSET: usize = 62;
 /// CLONE_DESC_FILE_FLAG_DELETED (bit 5, counted from 1).
 const FILE_FLAG_DELETED: u16 = 1 << 4;
 
-/// Data descriptor: the chunk number and the length of the block that follows.
+/// Data descriptor: the state, the chunk number, the file index, and the
+/// length and file offset of the block that follows.
+const DATA_STATE_OFFSET: usize = 12;
 const DATA_CHUNK_OFFSET: usize = 20;
+const DATA_FILE_INDEX_OFFSET: usize = 28;
 const DATA_LEN_OFFSET: usize = 32;
 const DATA_FILE_OFFSET: usize = 36;
 const DATA_LEN: usize = 52;
@@ -283,6 +286,37 @@ pub struct DescriptorGuard {
     /// DDL appended before the page copy's START.
     page_files: u32,
     redo_files: u32,
+}
+
+/// Where a data block of file copy lies: its file (the index the file's
+/// descriptor gave), its offset there and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockPlace {
+    pub file: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// A descriptor of a file in file copy: its index and its name as sent
+/// (NUL-terminated), for a resumed clone (`crate::reuse`) to know which
+/// file a block belongs to. Other states, types and malformed descriptors
+/// give None; the guard checks them.
+pub fn file_copy_file(desc: &[u8]) -> Option<(u32, &[u8])> {
+    if desc.len() < FILE_NAME_OFFSET || be32(desc, TYPE_OFFSET) != DESC_FILE_METADATA || be32(desc, FILE_STATE_OFFSET) != STATE_FILE_COPY {
+        return None;
+    }
+    let name = desc.get(FILE_NAME_OFFSET..)?.get(..be32(desc, FILE_NAME_LEN_OFFSET) as usize)?;
+    let name = name.split(|&b| b == 0).next()?;
+    Some((be32(desc, FILE_INDEX_OFFSET), name))
+}
+
+/// Where the block of a data descriptor of file copy lies; None for other
+/// states, types and malformed descriptors.
+pub fn file_copy_block(desc: &[u8]) -> Option<BlockPlace> {
+    if desc.len() < DATA_LEN || be32(desc, TYPE_OFFSET) != DESC_DATA || be32(desc, DATA_STATE_OFFSET) != STATE_FILE_COPY {
+        return None;
+    }
+    Some(BlockPlace { file: be32(desc, DATA_FILE_INDEX_OFFSET), offset: be64(desc, DATA_FILE_OFFSET), len: be32(desc, DATA_LEN_OFFSET) })
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -841,6 +875,22 @@ mod tests {
         assert!(check_acknowledgement(&file(STATE_FILE_COPY, 0, b"a.ibd")).is_err());
         assert!(check_acknowledgement(&data(1)).is_err());
         assert!(check_acknowledgement(b"").is_err());
+    }
+
+    #[test]
+    fn a_file_copy_block_names_its_file_and_place() {
+        assert_eq!(file_copy_file(&file(STATE_FILE_COPY, 7, b"./test/t1.ibd")), Some((7, &b"./test/t1.ibd"[..])));
+        assert_eq!(file_copy_file(&file(STATE_PAGE_COPY, 7, b"./test/t1.ibd")), None);
+        assert_eq!(file_copy_file(&file(STATE_FILE_COPY, 7, b"x")[..FILE_NAME_OFFSET + 1]), None);
+        let mut d = data(3);
+        d[DATA_STATE_OFFSET..][..4].copy_from_slice(&STATE_FILE_COPY.to_be_bytes());
+        d[DATA_FILE_INDEX_OFFSET..][..4].copy_from_slice(&7u32.to_be_bytes());
+        d[DATA_LEN_OFFSET..][..4].copy_from_slice(&(1u32 << 20).to_be_bytes());
+        d[DATA_FILE_OFFSET..][..8].copy_from_slice(&(5u64 << 20).to_be_bytes());
+        assert_eq!(file_copy_block(&d), Some(BlockPlace { file: 7, offset: 5 << 20, len: 1 << 20 }));
+        assert_eq!(file_copy_block(&d[..DATA_LEN - 1]), None);
+        d[DATA_STATE_OFFSET..][..4].copy_from_slice(&STATE_REDO_COPY.to_be_bytes());
+        assert_eq!(file_copy_block(&d), None);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub mod command {
     pub const EXECUTE: u8 = 4;
     pub const ACK: u8 = 5;
     pub const EXIT: u8 = 6;
+    /// Ours only, with `Caps::REUSE` granted: part of the manifest of the
+    /// recipient's kept copy (`crate::reuse::Manifest`), after INIT.
+    pub const MANIFEST: u8 = super::extension::MAGIC;
 }
 
 /// Response codes (first byte of a response packet).
@@ -65,6 +68,8 @@ pub mod response {
     pub const DATA_ZSTD: u8 = super::extension::MAGIC;
     /// Ours only, when granted: a data block with its CRC-32C.
     pub const DATA_CHECKED: u8 = 0xC2;
+    /// Ours only, when granted: a block the recipient holds, by its digest.
+    pub const DATA_REUSED: u8 = 0xC3;
 }
 
 /// Why a message could not be decoded.
@@ -122,8 +127,14 @@ pub enum Command<'a> {
     Attach(InitPayload<'a>),
     Reinit(InitPayload<'a>),
     Execute,
-    Ack { error: i32, locator: Locator<'a>, descriptor: &'a [u8] },
+    Ack {
+        error: i32,
+        locator: Locator<'a>,
+        descriptor: &'a [u8],
+    },
     Exit,
+    /// A part of a manifest, opaque here (`crate::reuse::Manifest::take`).
+    Manifest(&'a [u8]),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +236,7 @@ impl<'a> Command<'a> {
             command::REINIT => Ok(Command::Reinit(decode_init(body)?)),
             command::EXECUTE => Ok(Command::Execute),
             command::EXIT => Ok(Command::Exit),
+            command::MANIFEST => Ok(Command::Manifest(body)),
             command::ACK => {
                 let mut r = Reader::new(body, "Init ACK length");
                 let error = r.u32()? as i32;
@@ -261,6 +273,7 @@ impl<'a> Command<'a> {
             Command::Execute => command::EXECUTE,
             Command::Ack { .. } => command::ACK,
             Command::Exit => command::EXIT,
+            Command::Manifest(_) => command::MANIFEST,
         }
     }
 
@@ -274,6 +287,7 @@ impl<'a> Command<'a> {
                 }
             }
             Command::Execute | Command::Exit => {}
+            Command::Manifest(body) => out.extend_from_slice(body),
             Command::Ack { error, locator, descriptor } => {
                 out.extend_from_slice(&error.to_le_bytes());
                 put_locator(out, locator);
@@ -320,7 +334,7 @@ impl<'a> Response<'a> {
                 let loc_index = r.u8()?;
                 Ok(Response::DataDesc { db_type, loc_index, descriptor: r.rest() })
             }
-            response::DATA | response::DATA_CHECKED | response::DATA_ZSTD => Err(DecodeError::DataMessage(code)),
+            response::DATA | response::DATA_CHECKED | response::DATA_ZSTD | response::DATA_REUSED => Err(DecodeError::DataMessage(code)),
             response::PLUGIN | response::COLLATION => {
                 let mut r = Reader::new(body, "name response");
                 let name = r.counted()?;

@@ -95,10 +95,11 @@ impl Master<'_, '_> {
         clone.tell("The donor's version, platform, plugins, character sets and collations, configuration and max_allowed_packet suit this server");
         clone.donor_locators = std::mem::take(&mut info.locators);
         clone.donor_gtids = info.gtid_executed.take();
+        clone.donor_uuid = info.server_uuid.take();
         if clone.donor_locators.len() != clone.engines.len() {
             return Err(Error::protocol("Wrong Clone RPC response: locator count"));
         }
-        Ok(())
+        self.offer_kept_copy(conn)
     }
 
     /// INIT with `version`, and the donor's answer.

@@ -15,11 +15,13 @@
 //! streams the data with the master and its workers; `stream` is one
 //! thread's data stream; `resume` reconnects after a network failure;
 //! `link` holds the small exchanges on a connection; `swap` stages an
-//! in-place clone and swaps it in. What needs no server is decided in
+//! in-place clone and swaps it in; `kept` keeps what a failed clone wrote
+//! and reuses it when the same clone runs again. What needs no server is decided in
 //! `clone_core::recipient` and `clone_core::staging`.
 
 mod apply;
 mod handshake;
+mod kept;
 mod link;
 mod look;
 mod resume;
@@ -71,7 +73,7 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
         return Err(Error::with_int(message::ER_CLONE_TOO_MANY_CONCURRENT_CLONES, 1));
     }
     let master = Master { thd, clone: Recipient::new(thd, req, config::settings(), dry_run, Arc::clone(&status)) };
-    let (result, staged) = master.execute();
+    let (result, ended) = master.execute();
     // A finished in-place clone stays "In Progress" until the restart, when
     // the storage engine's recovery report completes it (as stock does).
     let restarts = result.is_ok() && req.data_dir.is_none();
@@ -80,13 +82,26 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
             status.await_restart();
         } else {
             let (code, mut message) = thd.error();
-            if staged && code != 0 {
+            if ended.staged && code != 0 {
                 message += staging::DATA_KEPT;
+            }
+            if code == 0 {
+                message = ended.resumed.unwrap_or_default();
+            } else if let Some(target) = req.data_dir {
+                message += &kept::keep(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes()))).unwrap_or_default();
             }
             status.end(code, &message);
         }
     }
     result
+}
+
+/// How a clone ended, besides its result.
+struct Ended {
+    /// In place, staged.
+    staged: bool,
+    /// Resumed from a kept copy: what it reused, for the status row.
+    resumed: Option<String>,
 }
 
 /// What the threads of one clone share: the donor, the engines, the checks
@@ -113,6 +128,12 @@ struct Recipient<'r> {
     version: Version,
     /// The donor's gtid_executed (our donor only).
     donor_gtids: Option<String>,
+    /// The donor's server_uuid (our donor only, granting reuse).
+    donor_uuid: Option<String>,
+    /// The kept copy of an earlier attempt that this clone reuses.
+    kept: Option<kept::Kept>,
+    /// Bytes of the snapshot taken from the kept copy.
+    reused: std::sync::atomic::AtomicU64,
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
@@ -171,6 +192,9 @@ impl<'r> Recipient<'r> {
             apply: Vec::new(),
             version: Version::stock(protocol::VERSION_CURRENT),
             donor_gtids: None,
+            donor_uuid: None,
+            kept: None,
+            reused: Default::default(),
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
             interrupter: Arc::default(),
@@ -254,9 +278,9 @@ impl<'r> Recipient<'r> {
 impl<'s> Master<'_, 's> {
     /// Runs the clone while a watcher shuts its connections down as soon as
     /// the statement is killed: the server wakes only the main connection.
-    /// Its error is in the diagnostics area when it returns, with whether
-    /// the clone was staged.
-    fn execute(mut self) -> (Result<(), Error>, bool) {
+    /// Its error is in the diagnostics area when it returns, with how it
+    /// ended.
+    fn execute(mut self) -> (Result<(), Error>, Ended) {
         let thd = self.thd;
         let interrupter = Arc::clone(&self.clone.interrupter);
         // Dropped when the clone is over: the watcher stops at once, not
@@ -287,8 +311,27 @@ impl<'s> Master<'_, 's> {
             for note in self.clone.notes.lock().drain(..) {
                 thd.note(&note);
             }
-            (result, self.clone.staging.is_some())
+            let resumed = self.finish_resumable(&result);
+            (result, Ended { staged: self.clone.staging.is_some(), resumed })
         })
+    }
+
+    /// After a clone into a DATA DIRECTORY that succeeded: what it reused,
+    /// and the kept copy removed. (One that failed is kept by `run`, once
+    /// the statement's error is known.)
+    fn finish_resumable(&self, result: &Result<(), Error>) -> Option<String> {
+        let target = self.clone.data_dir?;
+        if result.is_err() || self.clone.dry_run {
+            return None;
+        }
+        let reused = self.clone.reused.load(std::sync::atomic::Ordering::Relaxed);
+        let summary = self.clone.kept.as_ref().map(|k| {
+            let text = format!("Resumed: {} MiB taken from the partial copy kept in {}, the rest sent by the donor", reused >> 20, k.dir().display());
+            log::info!("{text}");
+            text
+        });
+        kept::discard(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())));
+        summary
     }
 
     /// A staged clone whose copy is complete is swapped in, and the backup
@@ -326,6 +369,7 @@ impl<'s> Master<'_, 's> {
         }
         result?;
         self.begin_apply(lock)?;
+        self.mark_resumable();
         let mut attempt = 1;
         loop {
             let Err(e) = self.transfer(main) else { return Ok(()) };

@@ -10,10 +10,12 @@ use crate::server::files::{self as copy, WriteBehind};
 use crate::server::session::Thd;
 use crate::server::storage::{Apply, Callback, Cbk, Handle, Lend};
 use clone_core::protocol::data::{Block, DataDecoder, DataError};
-use clone_core::protocol::innodb::{Checked, TaskView};
+use clone_core::protocol::innodb::{self, BlockPlace, Checked, TaskView};
 use clone_core::protocol::{Command, Response};
 use clone_core::recipient::{descriptor_engine, tells_donor_after};
+use clone_core::reuse::Digest;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::thread::Scope;
 
@@ -40,6 +42,11 @@ pub(super) struct Task<'r, 's, 'e, 't> {
     announced: Cell<Option<(u32, u64)>>,
     /// Decodes the data messages of the extensions the donor granted.
     data: RefCell<DataDecoder>,
+    /// Reusing a kept copy: the names of the files of file copy this
+    /// task was sent, by index, and where the last data descriptor's
+    /// block lies.
+    names: RefCell<HashMap<u32, Vec<u8>>>,
+    place: Cell<Option<BlockPlace>>,
     /// Writes file data while the next block arrives (None: the thread
     /// could not start, and writes are done in place).
     writer: Option<WriteBehind>,
@@ -70,6 +77,8 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
             view: RefCell::new(view),
             announced: Cell::new(None),
             data: RefCell::new(data),
+            names: RefCell::default(),
+            place: Cell::new(None),
             writer: WriteBehind::new(clone.zeros).map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         })
     }
@@ -125,6 +134,9 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
             } else {
                 Ok(Checked::Pass)
             };
+            if self.clone.kept.is_some() {
+                self.follow_files(&descriptor);
+            }
             let applied = checked.and_then(|checked| {
                 self.announced.set(match checked {
                     Checked::Data { len, offset } => Some((len, offset)),
@@ -143,6 +155,31 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
                 self.end_stream_after(e.code(), index);
                 return Err(e);
             }
+        }
+    }
+
+    /// With a kept copy: the file and place of what the donor may send
+    /// as reused.
+    fn follow_files(&self, descriptor: &[u8]) {
+        if let Some((index, name)) = innodb::file_copy_file(descriptor) {
+            self.names.borrow_mut().insert(index, name.to_vec());
+        }
+        self.place.set(innodb::file_copy_block(descriptor));
+    }
+
+    /// Fills `out` with a block the donor found in the kept copy.
+    fn fill_reused(&self, out: &mut [u8], digest: &Digest) -> Result<(), Error> {
+        let kept = self.clone.kept.as_ref();
+        let place = self.place.take();
+        let names = self.names.borrow();
+        let name = place.and_then(|p| names.get(&p.file).map(|n| (n, p.offset)));
+        match (kept, name) {
+            (Some(kept), Some((name, offset))) => {
+                kept.read(name, offset, out, digest)?;
+                self.clone.reused.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(Error::protocol("Wrong Clone RPC: reused data the recipient does not hold")),
         }
     }
 
@@ -262,6 +299,10 @@ impl<'r: 's, 's, 'e, 't> Apply for Task<'r, 's, 'e, 't> {
                 self.expand(frame, staged, place)?;
                 write(staged)
             }),
+            Block::Reused { digest, len } => self.lend.scratch(len, |staged| {
+                self.fill_reused(staged, &digest)?;
+                write(staged)
+            }),
         })
     }
 
@@ -274,6 +315,7 @@ impl<'r: 's, 's, 'e, 't> Apply for Task<'r, 's, 'e, 't> {
                 Ok(())
             }),
             Block::Zstd { frame, len } => self.lend.fill(len, |out| self.expand(frame, out, place)),
+            Block::Reused { digest, len } => self.lend.fill(len, |out| self.fill_reused(out, &digest)),
         })
     }
 }
