@@ -50,9 +50,13 @@ DONOR_SUMS=$(checksums "$DONOR")
 DONOR_GTIDS=$(sql "$DONOR" "SELECT @@GLOBAL.gtid_executed")
 server_init $R
 start_recipient
-sql "$RECIPIENT" "SET PERSIST clone_valid_donor_list = '127.0.0.1:$DONOR,127.0.0.1:$OTHER'"
 
-CLONE="CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$TARGET'"
+
+# clone_stmt [PORT]: the clone from the donor on PORT into the target.
+clone_stmt() {
+  echo "SET GLOBAL clone_valid_donor_list = '127.0.0.1:$DONOR,127.0.0.1:$OTHER';
+    CLONE INSTANCE FROM donor_user@127.0.0.1:${1:-$DONOR} IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$TARGET'"
+}
 fresh_target() { rm -rf "$(rdir resume-target)" "$ROOTFS$KEPT"; mkdir -p "$(rdir resume-target)"; }
 # copied_at_least MIB: the running clone has copied MIB MiB.
 copied_at_least() {
@@ -64,7 +68,7 @@ copied_at_least() {
 # of the donor's data.
 clone_mid_copy() {
   wait_donor_idle "${1:-$DONOR}" >/dev/null
-  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 8; ${CLONE/$DONOR/${1:-$DONOR}}" >"$CACHE/resume-clone.out" 2>&1 &
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 8; $(clone_stmt "${1:-$DONOR}")" >"$CACHE/resume-clone.out" 2>&1 &
   clone_pid=$!
   wait_until 60 0.1 -- copied_at_least "$(( ${TEST_DATA_MB:-64} * 6 / 10 ))" || fail "the clone did not reach 60 %"
 }
@@ -73,7 +77,7 @@ clone_mid_copy() {
 resume() {
   local name=$1 min=${2:-1} out reused
   wait_donor_idle "$DONOR" >/dev/null
-  out=$(sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; $CLONE" 2>&1)
+  out=$(sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; $(clone_stmt)" 2>&1)
   check "$name: the same statement succeeds" "" "$out"
   reused=$(status_message | sed -n 's/^Resumed: \([0-9]*\) MiB.*/\1/p')
   check "$name: clone_status says it resumed, reusing at least $min MiB" "yes" "$([ "${reused:-0}" -ge "$min" ] && echo yes || echo "no: $(status_message)")"
@@ -154,7 +158,7 @@ if scenario other_donor; then
   # A second donor, its own server_uuid, the same data as a clone of the first.
   rm -rf "$(rdir $O)"; mkdir -p "$(rdir $O)"/{files,tmp}
   wait_donor_idle "$DONOR" >/dev/null
-  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; $CLONE" || fail "a copy for the second donor"
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; $(clone_stmt)" || fail "a copy for the second donor"
   mv "$(rdir resume-target)/data" "$(rdir $O)/data"
   rm -f "$(rdir $O)/data/auto.cnf"
   server_start $O "$OTHER" "$OUR_PLUGIN_DIR" $OPTS
@@ -166,7 +170,7 @@ if scenario other_donor; then
   wait "$clone_pid"
   rlog=$(rdir $R)/error.log
   seen=$(grep -c 'is from another donor' "$rlog")
-  out=$(sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; ${CLONE/$DONOR/$OTHER}" 2>&1)
+  out=$(sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; $(clone_stmt "$OTHER")" 2>&1)
   check "other donor: the clone succeeds" "" "$out"
   check "other donor: the error log says the copy is another donor's" "$((seen + 1))" "$(grep -c 'is from another donor' "$rlog")"
   check "other donor: nothing reused (clone_status)" "" "$(status_message)"
@@ -192,4 +196,4 @@ if scenario stock_donor; then
   start_donor
 fi
 
-report
+report "resumable clone"

@@ -6,6 +6,7 @@
 #   2. ci/test-local.sh,    integration tests on real mysqld 9.7.4 servers
 #      ci/test-remote.sh, ci/test-hostile-peers.sh, ci/test-provisioning.sh,
 #      ci/test-crash.sh, ci/test-staged.sh (the staged in-place clone),
+#      ci/test-resume.sh (the resumable clone),
 #      ci/test-group-replication.sh, ci/test-shell-loop.sh (MySQL Shell's
 #      clone sequence in a loop), ci/test-package.sh (the Debian package),
 #      ci/test-docs.sh (every command of README.md and docs/),
@@ -61,6 +62,7 @@ run hostile-peers bash "$REPO/ci/test-hostile-peers.sh"
 run provisioning bash "$REPO/ci/test-provisioning.sh"
 run crash bash "$REPO/ci/test-crash.sh"
 run staged bash "$REPO/ci/test-staged.sh"
+run resume bash "$REPO/ci/test-resume.sh"
 run group-replication bash "$REPO/ci/test-group-replication.sh"
 run shell-loop bash "$REPO/ci/test-shell-loop.sh"
 run package bash "$REPO/ci/test-package.sh"

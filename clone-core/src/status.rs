@@ -258,7 +258,8 @@ impl Tracker {
             // File times are coarser than the clock the begin time came from.
             let end_us = last_sign_of_life.unwrap_or_else(now_us).max(inner.view.status.begin_us);
             let destination = inner.view.status.destination.clone();
-            let incomplete = (destination != LOCAL_INSTANCE).then(|| PathBuf::from(&destination));
+            // A copy that can be resumed is kept, not marked (crate::reuse).
+            let incomplete = (destination != LOCAL_INSTANCE).then(|| PathBuf::from(&destination)).filter(|d| !d.join(crate::reuse::MARKER).is_file());
             interrupted(&mut inner.view, end_us, incomplete.as_deref());
             let marked = match incomplete.filter(|d| d.is_dir()) {
                 Some(dir) => match mark_incomplete(&dir, &inner.view) {
