@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn offers_zstd_only_when_compression_is_asked_for() {
-        assert_eq!(offer(false), Caps::CHECKSUM.union(Caps::GTIDS));
+        assert_eq!(offer(false), Caps::CHECKSUM.union(Caps::GTIDS).union(Caps::REUSE));
         assert!(offer(true).contains(Caps::ZSTD) && offer(true).contains(Caps::CHECKSUM));
     }
 
@@ -320,6 +320,16 @@ mod tests {
         assert_eq!(info.locators, vec![(12, b"l".to_vec())]);
         assert_eq!(info.reconnect_minutes(), 12);
         assert_eq!(info.version.stock, VERSION_CURRENT);
+    }
+
+    #[test]
+    fn our_donors_extra_pairs_are_taken_apart_from_the_configuration() {
+        let mut info = DonorInfo::default();
+        assert_eq!(answer(&mut info, Response::ConfigV3 { key: GTID_EXECUTED, value: b"u:1-5" }), "More");
+        assert_eq!(answer(&mut info, Response::ConfigV3 { key: SERVER_UUID, value: b"8a94f357-aab4-11df-86ab-c80aa9429562" }), "More");
+        assert_eq!(info.gtid_executed.as_deref(), Some("u:1-5"));
+        assert_eq!(info.server_uuid.as_deref(), Some("8a94f357-aab4-11df-86ab-c80aa9429562"));
+        assert!(info.configs.is_empty(), "not compared as configuration");
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl Manifest {
     fn unit_digests(&self, file: &FileDigests, offset: u64, block: &[u8]) -> Option<Vec<Digest>> {
         let unit = self.unit();
         let end = offset.checked_add(block.len() as u64)?;
-        if offset % unit != 0 || block.is_empty() || end > file.len || (end % unit != 0 && end != file.len) {
+        if !offset.is_multiple_of(unit) || block.is_empty() || end > file.len || (!end.is_multiple_of(unit) && end != file.len) {
             return None;
         }
         Some(block.chunks(unit as usize).map(unit_digest).collect())
