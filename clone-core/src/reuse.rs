@@ -297,13 +297,18 @@ impl KeptMarker {
     }
 }
 
-/// Where a partial clone into the DATA DIRECTORY `target` is kept: a
-/// hidden sibling, `<parent>/.<name>.clone_partial`. The server refuses a
-/// DATA DIRECTORY that exists before the plugin is called, so a partial
-/// copy cannot stay where it was written.
+/// Where a partial clone into `target` is kept: a hidden sibling,
+/// `<parent>/.<name>.clone_partial` (a staged clone's: beside its staging
+/// directory, `.clone_staging.clone_partial`). The server refuses a DATA
+/// DIRECTORY that exists before the plugin is called, so a partial copy
+/// cannot stay where it was written; InnoDB's start-up scan skips hidden
+/// directories.
 pub fn kept_dir_for(target: &Path) -> Option<PathBuf> {
     let name = target.file_name()?;
-    let mut kept = std::ffi::OsString::from(".");
+    let mut kept = std::ffi::OsString::new();
+    if !name.to_string_lossy().starts_with('.') {
+        kept.push(".");
+    }
     kept.push(name);
     kept.push(".clone_partial");
     Some(target.with_file_name(kept))
@@ -357,6 +362,15 @@ fn allocated(dir: &Path) -> std::io::Result<u64> {
         total += if meta.is_dir() { allocated(&entry.path())? } else { meta.blocks() * 512 };
     }
     Ok(total)
+}
+
+/// Whether a file of a live data directory is one of InnoDB's data files,
+/// which a clone sends in file copy: tablespaces, undo tablespaces and the
+/// system tablespace.
+pub fn is_innodb_data_file(relative: &Path) -> bool {
+    let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = relative.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    ext == "ibd" || ext == "ibu" || name.starts_with("undo_") || name.starts_with("ibdata")
 }
 
 /// The files of a kept copy that may be reused: all but InnoDB's clone
@@ -532,8 +546,15 @@ mod tests {
         assert_eq!(KeptMarker::parse("source=x\ntarget=y\n"), None);
         assert_eq!(kept_dir_for(Path::new("/data/c1")), Some(PathBuf::from("/data/.c1.clone_partial")));
         assert_eq!(kept_dir_for(Path::new("/data/c1/")), Some(PathBuf::from("/data/.c1.clone_partial")));
+        assert_eq!(kept_dir_for(Path::new("/var/lib/mysql/.clone_staging")), Some(PathBuf::from("/var/lib/mysql/.clone_staging.clone_partial")));
         assert!(is_reusable(Path::new("test/t1.ibd")));
         assert!(!is_reusable(Path::new("#innodb_redo/#ib_redo9")));
         assert!(!is_reusable(Path::new("#clone/#status_in_progress")));
+        for data in ["test/t1.ibd", "mysql.ibd", "undo_001", "ibdata1", "ts.ibu"] {
+            assert!(is_innodb_data_file(Path::new(data)), "{data}");
+        }
+        for other in ["auto.cnf", "private_key.pem", "binlog.000001", "test/t1.sdi", "#ib_16384_0.dblwr"] {
+            assert!(!is_innodb_data_file(Path::new(other)), "{other}");
+        }
     }
 }

@@ -429,6 +429,9 @@ pub enum Found {
     /// The clone or its swap was cut short before the commit: this server
     /// runs on its own data.
     Kept,
+    /// As `Kept`, and the staging directory, marked as a copy from a donor
+    /// of ours, is kept there for a resume (`crate::reuse`).
+    KeptForResume(PathBuf),
 }
 
 /// At plugin start (InnoDB's recovery is over): whether a staged clone was
@@ -465,6 +468,9 @@ pub fn after_start(datadir: &Path) -> io::Result<Option<Found>> {
             // Not empty when InnoDB rolled back after the commit.
             let _ = fs::remove_dir(dir);
         }
+    } else if let Some(kept) = crate::reuse::keep(&staging)? {
+        sync_dir(datadir)?;
+        return Ok(Some(Found::KeptForResume(kept)));
     }
     fs::remove_dir_all(&staging)?;
     sync_dir(datadir)?;

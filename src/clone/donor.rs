@@ -19,8 +19,10 @@ use clone_core::protocol::{self, innodb, response, Command, InitPayload, Respons
 use clone_core::reuse::Manifest;
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, LazyLock};
 use std::thread::Scope;
 use std::time::{Duration, Instant};
@@ -31,6 +33,18 @@ static LIVE: LiveClones = LiveClones::new();
 /// The manifests of the recipients' kept copies, per clone: its master
 /// receives it, every task of the clone reads it.
 static MANIFESTS: LazyLock<Mutex<HashMap<CloneKey, Arc<Manifest>>>> = LazyLock::new(Mutex::default);
+
+/// Per clone with a manifest, the files its tasks sent in file copy that
+/// the recipient also holds: the only files a FETCH may read (InnoDB
+/// opened each by that name; nothing else of the data directory, such as
+/// its keys, is ever read for a recipient).
+static FETCHABLE: LazyLock<Mutex<HashMap<CloneKey, HashSet<Vec<u8>>>>> = LazyLock::new(Mutex::default);
+
+/// Forgets what a clone's recipient holds.
+fn forget_manifest(key: &CloneKey) {
+    MANIFESTS.lock().remove(key);
+    FETCHABLE.lock().remove(key);
+}
 
 /// A REINIT may come before the master that lost its recipient noticed the
 /// failure (a write times out after net_write_timeout, 60 s by default); it
@@ -164,6 +178,7 @@ impl<'s> Donor<'s> {
             Command::Attach(p) => self.begin(p, Mode::AddTask, false).map(|()| false),
             Command::Execute => self.execute().map(|()| false),
             Command::Manifest(body) => self.take_manifest(body).map(|()| false),
+            Command::Fetch { locator, name, offset, len } => self.fetch(locator.bytes, name, offset, len).map(|()| false),
             Command::Ack { error, locator, descriptor } => self.ack(error, locator.db_type, locator.bytes, descriptor).map(|()| false),
             Command::Exit => {
                 log::info!(target: "donor", "COM_EXIT: Storage End");
@@ -221,7 +236,7 @@ impl<'s> Donor<'s> {
             self.owned = self.active.iter().find(|a| a.engine().is_innodb()).and_then(|a| CloneKey::of_innodb_locator(a.locator()));
             if let Some(key) = self.owned {
                 LIVE.started(key, &self.account, self.session(), Instant::now());
-                MANIFESTS.lock().remove(&key);
+                forget_manifest(&key);
             }
             self.joined = self.owned;
             self.send_parameters()?;
@@ -319,6 +334,28 @@ impl<'s> Donor<'s> {
         Ok(())
     }
 
+    /// A block the recipient could not take from its own copy, on its
+    /// auxiliary connection: read again from the file InnoDB sent it from,
+    /// and sent as DATA.
+    fn fetch(&mut self, locator: &[u8], name: &[u8], offset: u64, len: u32) -> Result<(), Error> {
+        let key = CloneKey::of_innodb_locator(locator).ok_or_else(|| self.deny(Denial::Unknown))?;
+        LIVE.admit(key, &self.account, self.session(), Joining::Ack).map_err(|d| self.deny(d))?;
+        let sent = FETCHABLE.lock().get(&key).is_some_and(|names| names.contains(name));
+        if !sent || len as usize > clone_core::protocol::extension::MAX_BLOCK {
+            log::error!(target: "donor", "Refused to read {} for {}: not a file of its clone", String::from_utf8_lossy(name), self.account);
+            return Err(Error::protocol("Wrong Clone RPC: Invalid fetch"));
+        }
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(name));
+        let mut message = vec![0u8; 1 + len as usize];
+        message[0] = response::DATA;
+        let read = std::fs::File::open(path).and_then(|f| f.read_exact_at(&mut message[1..], offset));
+        if let Err(e) = read {
+            return Err(Error::with_file(message::ER_CANT_OPEN_FILE, path.to_string_lossy(), e));
+        }
+        log::info!(target: "donor", "Sent again {len} bytes of {} at {offset}: the recipient's copy changed", path.display());
+        self.link.send(false, &mut message)
+    }
+
     fn execute(&mut self) -> Result<(), Error> {
         if self.active.is_empty() {
             return Err(Error::protocol("Wrong Clone RPC: Execute request before Init"));
@@ -330,7 +367,7 @@ impl<'s> Donor<'s> {
         };
         std::thread::scope(|scope| {
             let mut sender = Sender::new(self.link, self.thd, self.version.granted(), Some(scope));
-            sender.reuse = manifest.map(|m| Reuse { manifest: m, names: RefCell::default(), reused: Cell::new(0) });
+            sender.reuse = manifest.zip(self.joined).map(|(m, key)| Reuse { manifest: m, key, names: RefCell::default(), reused: Cell::new(0) });
             let cbk = Callback::source(&sender)?;
             let copied = self.active.iter().try_for_each(|a| a.copy(self.thd, &cbk));
             // Every queued message goes out before the session answers or reads.
@@ -376,7 +413,7 @@ impl<'s> Donor<'s> {
             LIVE.ending(key, self.session(), super::is_restartable(error), Instant::now());
             // A REINIT takes the clone over with the manifest it has.
             if !super::is_restartable(error) {
-                MANIFESTS.lock().remove(&key);
+                forget_manifest(&key);
             }
         }
         for a in self.active.drain(..) {
@@ -421,6 +458,7 @@ struct Sender<'s> {
 /// What a task needs to find the blocks the recipient holds.
 struct Reuse {
     manifest: Arc<Manifest>,
+    key: CloneKey,
     /// The names of the files of file copy this task sent, by index.
     names: RefCell<HashMap<u32, Vec<u8>>>,
     /// Bytes not sent because the recipient held them.
@@ -433,6 +471,7 @@ impl Reuse {
         if let Some((index, name)) = innodb::file_copy_file(desc) {
             if self.manifest.file(clone_core::reuse::relative_name(name).unwrap_or_default()).is_some() {
                 self.names.borrow_mut().insert(index, name.to_vec());
+                FETCHABLE.lock().entry(self.key).or_default().insert(name.to_vec());
             } else {
                 self.names.borrow_mut().remove(&index);
             }

@@ -174,6 +174,14 @@ fn plugin_init(_plugin: MYSQL_PLUGIN) -> c_int = 1; {
             log::warn!("A staged in-place clone did not finish: this server kept its data, and the staging directory is removed");
             status.add_to_failure(staging::DATA_KEPT);
         }
+        Ok(Some(Found::KeptForResume(kept))) => {
+            log::warn!(
+                "A staged in-place clone did not finish: this server kept its data, and what the clone wrote is kept in {} for a resume (the same CLONE INSTANCE statement)",
+                kept.display()
+            );
+            status.add_to_failure(staging::DATA_KEPT);
+            status.add_to_failure(&clone_core::reuse::kept_note(&kept));
+        }
         Ok(Some(Found::Swapped)) => log::info!("The staged in-place clone is in place; the staging directory is removed"),
         Ok(None) => {}
         Err(e) => log::error!("Cannot clear what a staged in-place clone left in {}: {e}", staging::STAGING_DIR),

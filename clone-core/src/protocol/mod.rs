@@ -48,6 +48,10 @@ pub mod command {
     /// Ours only, with `Caps::REUSE` granted: part of the manifest of the
     /// recipient's kept copy (`crate::reuse::Manifest`), after INIT.
     pub const MANIFEST: u8 = super::extension::MAGIC;
+    /// Ours only, with `Caps::REUSE` granted, on the auxiliary connection:
+    /// a block the recipient could not take from its own copy (it changed
+    /// since it was digested), read again by the donor and sent as DATA.
+    pub const FETCH: u8 = 0xC2;
 }
 
 /// Response codes (first byte of a response packet).
@@ -135,6 +139,14 @@ pub enum Command<'a> {
     Exit,
     /// A part of a manifest, opaque here (`crate::reuse::Manifest::take`).
     Manifest(&'a [u8]),
+    /// A block of the file `name` of the clone `locator` names, `len`
+    /// bytes at `offset`.
+    Fetch {
+        locator: Locator<'a>,
+        name: &'a [u8],
+        offset: u64,
+        len: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +249,16 @@ impl<'a> Command<'a> {
             command::EXECUTE => Ok(Command::Execute),
             command::EXIT => Ok(Command::Exit),
             command::MANIFEST => Ok(Command::Manifest(body)),
+            command::FETCH => {
+                let mut r = Reader::new(body, "Fetch length");
+                let locator = r.locator()?;
+                let name = r.counted()?;
+                let offset = r.bytes(8)?;
+                let len = r.u32()?;
+                r.finish()?;
+                let offset = u64::from_le_bytes(offset.try_into().map_err(|_| DecodeError::Truncated("Fetch length"))?);
+                Ok(Command::Fetch { locator, name, offset, len })
+            }
             command::ACK => {
                 let mut r = Reader::new(body, "Init ACK length");
                 let error = r.u32()? as i32;
@@ -274,6 +296,7 @@ impl<'a> Command<'a> {
             Command::Ack { .. } => command::ACK,
             Command::Exit => command::EXIT,
             Command::Manifest(_) => command::MANIFEST,
+            Command::Fetch { .. } => command::FETCH,
         }
     }
 
@@ -288,6 +311,12 @@ impl<'a> Command<'a> {
             }
             Command::Execute | Command::Exit => {}
             Command::Manifest(body) => out.extend_from_slice(body),
+            Command::Fetch { locator, name, offset, len } => {
+                put_locator(out, locator);
+                put_counted(out, name);
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(&len.to_le_bytes());
+            }
             Command::Ack { error, locator, descriptor } => {
                 out.extend_from_slice(&error.to_le_bytes());
                 put_locator(out, locator);
@@ -487,9 +516,13 @@ mod tests {
             Command::Execute,
             Command::Exit,
             Command::Ack { error: -5, locator: loc(b"loc"), descriptor: b"desc" },
+            Command::Manifest(b"\x10digests"),
+            Command::Fetch { locator: loc(b"loc"), name: b"./test/t1.ibd", offset: 1 << 40, len: 1 << 20 },
         ] {
             assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         }
+        let fetch = Command::Fetch { locator: loc(b"loc"), name: b"n", offset: 0, len: 1 }.encode();
+        assert!(Command::decode(&fetch[..fetch.len() - 1]).is_err());
     }
 
     #[test]

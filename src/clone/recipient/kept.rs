@@ -14,9 +14,11 @@ use super::link::{donor_error, send};
 use super::Master;
 use crate::server::clone_protocol::Connection;
 use crate::server::errors::*;
+use clone_core::gtid::GtidSet;
 use clone_core::protocol::extension::Caps;
 use clone_core::protocol::{Command, Response};
 use clone_core::reuse::{self, Digest, FileDigests, KeptMarker, Manifest};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -24,21 +26,26 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 impl Master<'_, '_> {
-    /// The target of a clone that can be kept and resumed: a DATA
-    /// DIRECTORY, with a donor of ours that granted reuse.
+    /// Where this clone writes, if it can be kept and resumed: a DATA
+    /// DIRECTORY or a staged clone's staging directory, with a donor of
+    /// ours that granted reuse (and its server_uuid).
     fn resumable_target(&self) -> Option<(&Path, &str)> {
-        let target = self.clone.data_dir?;
+        let target = self.clone.apply_dir()?;
         let uuid = self.clone.donor_uuid.as_deref()?;
         let granted = self.clone.version.granted().contains(Caps::REUSE);
         (granted && !self.clone.dry_run).then(|| (Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())), uuid))
     }
 
-    /// After INIT: finds the copy an earlier attempt kept (once), and sends
-    /// its manifest to the donor.
+    /// After INIT: gathers what this server holds of the clone (once) and
+    /// sends its manifest to the donor: the copy an earlier attempt kept,
+    /// and, staged in place, this server's own InnoDB files when it shares
+    /// transactions with the donor (a replica of it, or an earlier clone).
     pub(super) fn offer_kept_copy(&mut self, main: &mut Connection) -> Result<(), Error> {
         if self.clone.kept.is_none() {
             let Some((target, uuid)) = self.resumable_target() else { return Ok(()) };
-            self.clone.kept = Kept::find(target, uuid);
+            let kept = reuse::kept_dir_for(target).filter(|dir| is_from(dir, uuid));
+            let live = self.clone.staging.is_some().then(|| super::swap::data_directory(self.thd)).filter(|_| self.shares_transactions());
+            self.clone.kept = Kept::gather(kept, live);
         }
         let Some(kept) = &self.clone.kept else { return Ok(()) };
         for body in kept.manifest.encode() {
@@ -53,78 +60,114 @@ impl Master<'_, '_> {
         Ok(())
     }
 
-    /// Once InnoDB has made the DATA DIRECTORY: marks it as a copy from
-    /// this donor, to be kept if the clone fails (even by a crash here).
+    /// Whether this server has transactions of the donor's: then its data
+    /// is likely to hold blocks alike (cold tables of a replica, or of an
+    /// earlier clone), worth digesting.
+    fn shares_transactions(&self) -> bool {
+        let own = crate::server::config::variable(self.thd, "gtid_executed").and_then(|g| GtidSet::parse(&g));
+        let donor = self.clone.donor_gtids.as_deref().and_then(GtidSet::parse);
+        match (own, donor) {
+            (Some(own), Some(donor)) => own.minus(&donor).count() < own.count(),
+            _ => false,
+        }
+    }
+
+    /// Once InnoDB has made the directory it clones into: marks it as a
+    /// copy from this donor, to be kept if the clone fails (even by a crash
+    /// here).
     pub(super) fn mark_resumable(&self) {
         let Some((target, uuid)) = self.resumable_target() else { return };
         let source = format!("{}:{}", self.clone.address.host.to_string_lossy(), self.clone.address.port);
-        mark(target, &KeptMarker { donor_uuid: uuid.to_owned(), source, target: target.display().to_string() });
+        let clone_target = self.clone.data_dir.map_or_else(|| "this server's data directory".to_owned(), |d| d.to_string_lossy().into_owned());
+        mark(target, &KeptMarker { donor_uuid: uuid.to_owned(), source, target: clone_target });
     }
 }
 
-/// A kept copy being reused.
-pub(super) struct Kept {
-    dir: PathBuf,
-    manifest: Manifest,
+/// Whether `dir` is a kept copy from the donor `uuid` (a note in the error
+/// log when it is another donor's).
+fn is_from(dir: &Path, uuid: &str) -> bool {
+    let Some(marker) = read_marker(dir) else { return false };
+    if marker.donor_uuid != uuid {
+        log::warn!(
+            "The partial clone kept in {} is from another donor ({}, server_uuid {}): not used, and removed when this clone succeeds",
+            dir.display(),
+            marker.source,
+            marker.donor_uuid
+        );
+    }
+    marker.donor_uuid == uuid
 }
 
+/// What this server holds of a clone: the places its blocks are read from
+/// and their digests.
+pub(super) struct Kept {
+    /// The directories files are read from, by the index in `from`.
+    sources: Vec<PathBuf>,
+    /// Each file's source.
+    from: HashMap<Vec<u8>, usize>,
+    manifest: Manifest,
+    /// The kept copy of an earlier attempt, among the sources.
+    kept: Option<PathBuf>,
+}
+
+/// A block the kept copy no longer has as it was digested.
+pub(super) struct Changed;
+
 impl Kept {
-    /// The kept copy of the clone into `target` from the donor `donor_uuid`,
-    /// digested; None if there is none, or it is another donor's (a note
-    /// in the error log says which).
-    pub(super) fn find(target: &Path, donor_uuid: &str) -> Option<Kept> {
-        let dir = reuse::kept_dir_for(target)?;
-        let marker = read_marker(&dir)?;
-        if marker.donor_uuid != donor_uuid {
-            log::warn!(
-                "The partial clone kept in {} is from another donor ({}, server_uuid {}): not used, and removed when this clone succeeds",
-                dir.display(),
-                marker.source,
-                marker.donor_uuid
-            );
-            return None;
-        }
+    /// The kept copy `kept` of an earlier attempt, and the data directory
+    /// `live` whose InnoDB files are not in it, digested; None if there is
+    /// nothing to digest.
+    pub(super) fn gather(kept: Option<PathBuf>, live: Option<PathBuf>) -> Option<Kept> {
         let started = std::time::Instant::now();
-        match digest_dir(&dir) {
-            Ok(manifest) => {
+        let mut files = Vec::new();
+        let mut sources = Vec::new();
+        for (dir, is_live) in kept.iter().map(|d| (d, false)).chain(live.iter().map(|d| (d, true))) {
+            let mut found = Vec::new();
+            if let Err(e) = list_files(dir, dir, is_live, &mut found) {
+                log::error!("Cannot read {} for a resume: {e}; not reused", dir.display());
+                continue;
+            }
+            files.extend(found.into_iter().map(|(name, len)| (sources.len(), name, len)));
+            sources.push(dir.clone());
+        }
+        let manifest_and_sources = digest_files(&sources, &files);
+        match manifest_and_sources {
+            Ok((manifest, from)) if !manifest.is_empty() => {
+                let places: Vec<String> = sources.iter().map(|d| d.display().to_string()).collect();
                 log::info!(
-                    "Resuming from the partial clone kept in {}: {} MiB in {} files digested in {:.1} s",
-                    dir.display(),
+                    "Reusing what this server holds of the clone ({}): {} MiB in {} files digested in {:.1} s",
+                    places.join(", "),
                     manifest.bytes() >> 20,
                     manifest.file_count(),
                     started.elapsed().as_secs_f64()
                 );
-                Some(Kept { dir, manifest })
+                Some(Kept { sources, from, manifest, kept })
             }
+            Ok(_) => None,
             Err(e) => {
-                log::error!("Cannot read the partial clone kept in {}: {e}; cloning it all", dir.display());
+                log::error!("Cannot digest what this server holds of the clone: {e}; cloning it all");
                 None
             }
         }
     }
 
-    pub(super) fn dir(&self) -> &Path {
-        &self.dir
+    /// The kept copy of an earlier attempt, if it is one of the sources.
+    pub(super) fn kept_copy(&self) -> Option<&Path> {
+        self.kept.as_deref()
     }
 
     /// Fills `out` with the block at `offset` of the file `name` (as the
-    /// donor's descriptor named it) from the kept copy, if it still has the
-    /// digest the donor found.
-    pub(super) fn read(&self, name: &[u8], offset: u64, out: &mut [u8], digest: &Digest) -> Result<(), Error> {
-        let changed = || {
-            Error::internal(format_args!(
-                "the block of {} at offset {offset} in the kept copy {} changed since it was digested; run the clone again",
-                String::from_utf8_lossy(name),
-                self.dir.display()
-            ))
-        };
-        let relative = reuse::relative_name(name).ok_or_else(changed)?;
-        let file = fs::File::open(self.dir.join(std::ffi::OsStr::from_bytes(relative))).map_err(|_| changed())?;
-        file.read_exact_at(out, offset).map_err(|_| changed())?;
+    /// donor's descriptor named it) from where it was digested, if it still
+    /// has the digest the donor found.
+    pub(super) fn read(&self, name: &[u8], offset: u64, out: &mut [u8], digest: &Digest) -> Result<(), Changed> {
+        let relative = reuse::relative_name(name).ok_or(Changed)?;
+        let dir = self.from.get(relative).and_then(|&i| self.sources.get(i)).ok_or(Changed)?;
+        let file = fs::File::open(dir.join(std::ffi::OsStr::from_bytes(relative))).map_err(|_| Changed)?;
+        file.read_exact_at(out, offset).map_err(|_| Changed)?;
         if self.manifest.verify(relative, offset, out, digest) {
             Ok(())
         } else {
-            Err(changed())
+            Err(Changed)
         }
     }
 }
@@ -133,46 +176,56 @@ fn read_marker(dir: &Path) -> Option<KeptMarker> {
     KeptMarker::parse(&fs::read_to_string(dir.join(reuse::MARKER)).ok()?)
 }
 
-/// The digests of every reusable file under `dir`.
-fn digest_dir(dir: &Path) -> io::Result<Manifest> {
-    let mut files = Vec::new();
-    list_files(dir, dir, &mut files)?;
-    let total = files.iter().map(|(_, len)| len).sum();
+/// The digests of `files` (source, relative name, length) and each file's
+/// source; the first source of a name wins.
+fn digest_files(sources: &[PathBuf], files: &[(usize, PathBuf, u64)]) -> io::Result<(Manifest, HashMap<Vec<u8>, usize>)> {
+    let total = files.iter().map(|(_, _, len)| len).sum();
     let mut manifest = Manifest::new(reuse::unit_pow2_for(total));
+    let mut from = HashMap::new();
     let unit = manifest.unit() as usize;
     let mut buf = vec![0u8; unit];
-    for (relative, len) in files {
-        let mut file = fs::File::open(dir.join(&relative))?;
-        let mut digests = FileDigests { len, units: Vec::with_capacity(len.div_ceil(unit as u64) as usize) };
-        let mut left = len;
+    for (source, relative, len) in files {
+        let name = relative.as_os_str().as_bytes();
+        if from.contains_key(name) {
+            continue;
+        }
+        // A file that went meanwhile (this server's own, live) is skipped.
+        let Ok(mut file) = fs::File::open(sources[*source].join(relative)) else { continue };
+        let mut digests = FileDigests { len: *len, units: Vec::with_capacity(len.div_ceil(unit as u64) as usize) };
+        let mut left = *len;
         while left > 0 {
             let n = left.min(unit as u64) as usize;
             file.read_exact(&mut buf[..n])?;
             digests.units.push(reuse::unit_digest(&buf[..n]));
             left -= n as u64;
         }
-        if !manifest.add(relative.as_os_str().as_bytes(), digests) {
+        if !manifest.add(name, digests) {
             // Beyond what a donor accepts: the rest goes in full.
             break;
         }
+        from.insert(name.to_vec(), *source);
     }
-    Ok(manifest)
+    Ok((manifest, from))
 }
 
-/// The regular files under `dir` that may be reused, relative to `root`.
-fn list_files(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, u64)>) -> io::Result<()> {
+/// The regular files under `dir` that may be reused, relative to `root`:
+/// of a kept copy, all of them; of this server's live data directory, its
+/// InnoDB data files only (never its keys, logs or configuration) outside
+/// hidden directories (the staging and any kept copy).
+fn list_files(root: &Path, dir: &Path, live: bool, out: &mut Vec<(PathBuf, u64)>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
         let Ok(relative) = path.strip_prefix(root) else { continue };
-        if !reuse::is_reusable(relative) {
+        let name = entry.file_name();
+        if !reuse::is_reusable(relative) || (live && name.as_bytes().starts_with(b".")) {
             continue;
         }
         // Not followed: a kept copy holds what InnoDB wrote.
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            list_files(root, &path, out)?;
-        } else if kind.is_file() {
+            list_files(root, &path, live, out)?;
+        } else if kind.is_file() && (!live || reuse::is_innodb_data_file(relative)) {
             out.push((relative.to_path_buf(), entry.metadata()?.len()));
         }
     }

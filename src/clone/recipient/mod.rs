@@ -87,8 +87,8 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
             }
             if code == 0 {
                 message = ended.resumed.unwrap_or_default();
-            } else if let Some(target) = req.data_dir {
-                message += &kept::keep(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes()))).unwrap_or_default();
+            } else {
+                message += &ended.kept.unwrap_or_default();
             }
             status.end(code, &message);
         }
@@ -102,6 +102,9 @@ struct Ended {
     staged: bool,
     /// Resumed from a kept copy: what it reused, for the status row.
     resumed: Option<String>,
+    /// Failed, and what it wrote is kept for a resume: where, for the
+    /// status row.
+    kept: Option<String>,
 }
 
 /// What the threads of one clone share: the donor, the engines, the checks
@@ -302,6 +305,8 @@ impl<'s> Master<'_, 's> {
             let mut lock = None;
             let result = self.clone_data(&mut main, &mut lock);
             let mut result = self.leave(result, main, lock);
+            // What a failed attempt wrote is kept for a resume, or removed.
+            let kept = result.as_ref().err().and_then(|_| self.keep_for_resume());
             if self.clone.staging.is_some() && !self.clone.dry_run {
                 result = self.finish_staged(result);
             }
@@ -312,39 +317,64 @@ impl<'s> Master<'_, 's> {
                 thd.note(&note);
             }
             let resumed = self.finish_resumable(&result);
-            (result, Ended { staged: self.clone.staging.is_some(), resumed })
+            (result, Ended { staged: self.clone.staging.is_some(), resumed, kept })
         })
     }
 
-    /// After a clone into a DATA DIRECTORY that succeeded: what it reused,
-    /// and the kept copy removed. (One that failed is kept by `run`, once
-    /// the statement's error is known.)
+    /// After a clone that succeeded: what it reused, and the kept copy
+    /// removed (a staged clone's marker goes before the swap, see
+    /// `finish_staged`).
     fn finish_resumable(&self, result: &Result<(), Error>) -> Option<String> {
         let target = self.clone.data_dir?;
         if result.is_err() || self.clone.dry_run {
             return None;
         }
-        let reused = self.clone.reused.load(std::sync::atomic::Ordering::Relaxed);
-        let summary = self.clone.kept.as_ref().map(|k| {
-            let text = format!("Resumed: {} MiB taken from the partial copy kept in {}, the rest sent by the donor", reused >> 20, k.dir().display());
-            log::info!("{text}");
-            text
-        });
+        let summary = self.reuse_summary();
         kept::discard(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())));
         summary
+    }
+
+    /// What a clone that reused a kept copy took from it (the error log
+    /// says it; the status row of a clone into a DATA DIRECTORY too).
+    fn reuse_summary(&self) -> Option<String> {
+        let kept = self.clone.kept.as_ref()?;
+        let reused = self.clone.reused.load(std::sync::atomic::Ordering::Relaxed) >> 20;
+        let text = match kept.kept_copy() {
+            Some(dir) => format!("Resumed: {reused} MiB taken from the partial copy kept in {}, the rest sent by the donor", dir.display()),
+            None => format!("Re-cloned: {reused} MiB taken from this server's own files, the rest sent by the donor"),
+        };
+        log::info!("{text}");
+        Some(text)
+    }
+
+    /// After a clone that failed: what it wrote is kept for a resume when
+    /// its donor is ours (see `kept::keep`). The note for the status row.
+    fn keep_for_resume(&self) -> Option<String> {
+        if self.clone.dry_run {
+            return None;
+        }
+        let target = self.clone.apply_dir()?;
+        kept::keep(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())))
     }
 
     /// A staged clone whose copy is complete is swapped in, and the backup
     /// lock kept until the restart; one that failed leaves this server as
     /// it was, its staging directory removed.
     fn finish_staged(&mut self, result: Result<(), Error>) -> Result<(), Error> {
+        if result.is_ok() {
+            let _ = self.reuse_summary();
+            // The marker must not join this server's files.
+            if let Some(dir) = self.clone.staging_dir() {
+                kept::discard(dir);
+            }
+        }
         match result.and_then(|()| self.swap_in().map_err(Error::raise)) {
             Ok(lock) => {
                 lock.keep();
                 Ok(())
             }
             Err(e) => {
-                if let Some(dir) = self.clone.staging_dir() {
+                if let Some(dir) = self.clone.staging_dir().filter(|d| d.exists()) {
                     if let Err(e) = staging::clear(dir) {
                         log::error!("Cannot remove the staging directory {}: {e}", dir.display());
                     }

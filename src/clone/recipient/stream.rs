@@ -167,20 +167,22 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
         self.place.set(innodb::file_copy_block(descriptor));
     }
 
-    /// Fills `out` with a block the donor found in the kept copy.
+    /// Fills `out` with a block the donor found in what this server holds;
+    /// if that changed since it was digested, the donor reads it again.
     fn fill_reused(&self, out: &mut [u8], digest: &Digest) -> Result<(), Error> {
-        let kept = self.clone.kept.as_ref();
         let place = self.place.take();
         let names = self.names.borrow();
-        let name = place.and_then(|p| names.get(&p.file).map(|n| (n, p.offset)));
-        match (kept, name) {
-            (Some(kept), Some((name, offset))) => {
-                kept.read(name, offset, out, digest)?;
-                self.clone.reused.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                Ok(())
-            }
-            _ => Err(Error::protocol("Wrong Clone RPC: reused data the recipient does not hold")),
+        let (Some(kept), Some((name, offset))) = (self.clone.kept.as_ref(), place.and_then(|p| names.get(&p.file).map(|n| (n, p.offset)))) else {
+            return Err(Error::protocol("Wrong Clone RPC: reused data the recipient does not hold"));
+        };
+        if kept.read(name, offset, out, digest).is_ok() {
+            self.clone.reused.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
         }
+        log::info!("The block of {} at offset {offset} changed here since it was digested: the donor sends it", String::from_utf8_lossy(name));
+        let wire = self.clone.fetch(self.thd, name, offset, out)?;
+        self.meter.account(0, wire);
+        Ok(())
     }
 
     /// A local error while applying: as the stock recipient does, the master

@@ -132,7 +132,7 @@ fn shortened(text: &str, max: usize) -> String {
 }
 
 /// The data directory, absolute.
-fn data_directory(thd: Thd) -> PathBuf {
+pub(super) fn data_directory(thd: Thd) -> PathBuf {
     let dir = config::variable(thd, "datadir").unwrap_or_else(|| ".".into());
     std::fs::canonicalize(&dir).unwrap_or_else(|_| PathBuf::from(dir))
 }

@@ -131,6 +131,37 @@ impl Recipient<'_> {
         self.send_ack(thd, &Command::Ack { error, locator: protocol::Locator { db_type: *db_type, bytes: loc }, descriptor })
     }
 
+    /// FETCH on the auxiliary connection: the donor reads `out.len()` bytes
+    /// at `offset` of its file `name` again (what this server held there
+    /// changed since it was digested). The bytes on the wire.
+    pub(super) fn fetch(&self, thd: Thd, name: &[u8], offset: u64, out: &mut [u8]) -> Result<u64, Error> {
+        let Some(handle) = self.innodb_index().and_then(|i| self.apply.get(i)) else {
+            return Err(missing("InnoDB apply handle"));
+        };
+        let locator = protocol::Locator { db_type: handle.engine().db_type(), bytes: handle.locator() };
+        let fetch = Command::Fetch { locator, name, offset, len: out.len() as u32 };
+        let mut link = self.ack_link.lock();
+        let Some(conn) = link.as_mut() else { return Err(missing("auxiliary connection")) };
+        send(conn, thd, false, &fetch)?;
+        let (packet, wire) = conn.receive(Some(thd), false, 0)?;
+        // A plain DATA message of exactly the length asked for.
+        match packet.split_first() {
+            Some((&protocol::response::DATA, block)) if block.len() == out.len() => out.copy_from_slice(block),
+            _ => {
+                return Err(match Response::decode(packet) {
+                    Ok(Response::Error { code, message }) => donor_error(code, message),
+                    _ => Error::protocol("Wrong Clone RPC response to the fetch"),
+                })
+            }
+        }
+        let (packet, _) = conn.receive(Some(thd), false, 0)?;
+        match Response::decode(packet) {
+            Ok(Response::Complete) => Ok(wire as u64),
+            Ok(Response::Error { code, message }) => Err(donor_error(code, message)),
+            _ => Err(Error::protocol("Wrong Clone RPC response to the fetch")),
+        }
+    }
+
     fn send_ack(&self, thd: Thd, ack: &Command<'_>) -> Result<(), Error> {
         let mut link = self.ack_link.lock();
         let Some(conn) = link.as_mut() else { return Err(missing("auxiliary connection")) };
