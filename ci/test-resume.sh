@@ -16,16 +16,23 @@
 # - a kept copy from another donor is never used (and goes when the clone
 #   succeeds);
 # - a stock donor: no copy is kept, the target is left as the stock
-#   plugin leaves it (a stock recipient of our donor is in test-remote).
+#   plugin leaves it (a stock recipient of our donor is in test-remote);
+# - in place, staged: the donor killed mid-copy keeps the staging
+#   directory (and this server its data), the same statement resumes it;
+#   a re-clone after the donor changed 5 % of its rows takes the rest from
+#   this server's own files; a block this server changes during the copy
+#   is fetched from the donor again. Each ends with the donor's checksums
+#   and GTIDs.
 set -uo pipefail
 LOG_TAG=test-resume
 . "$(dirname "$0")/common.sh"
 
 PORT=${PORT_BASE:-15000}
 DONOR=$PORT RECIPIENT=$((PORT + 1)) OTHER=$((PORT + 2)) CHECKER=$((PORT + 3))
-D=resume-donor R=resume-recipient O=resume-other C=resume-checker
+INPLACE=$((PORT + 4))
+D=resume-donor R=resume-recipient O=resume-other C=resume-checker I=resume-inplace
 OPTS="--plugin-load-add=mysql_clone.so --gtid-mode=ON --enforce-gtid-consistency=ON --innodb-redo-log-capacity=16M"
-SCRIPT_SERVERS=("$D" "$R" "$O" "$C")
+SCRIPT_SERVERS=("$D" "$R" "$O" "$C" "$I")
 trap stop_script_servers EXIT
 
 build_plugin
@@ -194,6 +201,85 @@ if scenario stock_donor; then
   check "stock donor: clone_status has the stock error alone" "0" "$(status_message | grep -c 'kept in')"
   server_stop $D
   start_donor
+fi
+
+if scenario in_place; then
+  log "in place, staged: the donor killed mid-copy, the same statement"
+  server_init $I
+  server_start_supervised $I "$INPLACE" "$OUR_PLUGIN_DIR" $OPTS
+  restarts() { grep -c '^16$' "$(rdir $I)/exit-codes" 2>/dev/null; }
+  restarted_since() { [ "$(restarts)" -gt "$1" ]; }
+  inplace_copied() {
+    [ "$(sql "$INPLACE" "SELECT COALESCE(MAX(data), 0) >= $1 * 1048576 FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'" 2>/dev/null)" = 1 ]
+  }
+  ilog=$(rdir $I)/error.log
+  in_place() {
+    wait_donor_idle "$DONOR" >/dev/null
+    sql "$INPLACE" "SET GLOBAL clone_valid_donor_list = '127.0.0.1:$DONOR', clone_max_data_bandwidth = ${1:-0};
+      CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234'" >"$CACHE/resume-inplace.out" 2>&1
+  }
+  # restarted_on_clone NAME BEFORE: the statement succeeded, the server
+  # restarted on the clone: the donor's checksums and GTIDs.
+  restarted_on_clone() {
+    check "$1: the statement succeeds" "" "$(cat "$CACHE/resume-inplace.out")"
+    wait_until 60 0.5 -- restarted_since "$2" && server_wait $I "$INPLACE"
+    check "$1: the donor's checksums" "$DONOR_SUMS" "$(checksums "$INPLACE")"
+    check "$1: the donor's GTIDs" "$DONOR_GTIDS" "$(sql "$INPLACE" "SELECT @@GLOBAL.gtid_executed")"
+    check "$1: no kept copy, no staging left" "" "$(cd "$(rdir $I)/data" && ls -d .clone_staging* 2>/dev/null)"
+  }
+  sql "$INPLACE" "CREATE DATABASE mine; CREATE TABLE mine.t (id INT PRIMARY KEY); INSERT INTO mine.t VALUES (1), (2)"
+  mine=$(checksums "$INPLACE")
+  in_place 8 &
+  clone_pid=$!
+  wait_until 60 0.1 -- inplace_copied $(( ${TEST_DATA_MB:-64} * 6 / 10 )) ||
+    fail "the in-place clone did not reach 60 %"
+  kill -9 "$(cat "$(rdir $D)/mysqld.pid")"
+  wait "$clone_pid"
+  check "in place, donor killed: the clone fails, this server keeps its data" "1 $mine" "$(grep -c '^ERROR' "$CACHE/resume-inplace.out") $(checksums "$INPLACE")"
+  check "in place, donor killed: the staging directory is kept for a resume" "yes" \
+    "$([ -f "$(rdir $I)/data/.clone_staging.clone_partial/#clone_kept" ] && echo yes || echo no)"
+  check "in place, donor killed: clone_status says where" "1" \
+    "$(sql "$INPLACE" "SELECT error_message FROM performance_schema.clone_status" | grep -c 'clone_staging.clone_partial for a resume')"
+  rm -f "$(rdir $D)/mysqld.pid"
+  start_donor
+  before=$(restarts)
+  in_place
+  restarted_on_clone "in place, resumed" "$before"
+  reused=$(sed -n 's/.*Resumed: \([0-9]*\) MiB taken from the partial copy.*/\1/p' "$ilog" | tail -1)
+  check "in place, resumed: at least a third of the data taken from the kept copy" "yes" \
+    "$([ "${reused:-0}" -ge $(( ${TEST_DATA_MB:-64} / 3 )) ] && echo yes || echo "no (${reused:-none})")"
+
+  log "in place, staged: a re-clone after the donor changed 5 % of its rows"
+  # A quarter of one of five tables of equal size: 5 % of the rows.
+  sql "$DONOR" "UPDATE bench.t1 SET h = REVERSE(h) WHERE id <= $(( $(sql "$DONOR" "SELECT MAX(id) FROM bench.t1") / 4 ))" ||
+    fail "changing 5 % of the donor's rows"
+  DONOR_SUMS=$(checksums "$DONOR")
+  DONOR_GTIDS=$(sql "$DONOR" "SELECT @@GLOBAL.gtid_executed")
+  before=$(restarts)
+  in_place
+  restarted_on_clone "re-clone" "$before"
+  reused=$(sed -n "s/.*Re-cloned: \([0-9]*\) MiB taken from this server's own files.*/\1/p" "$ilog" | tail -1)
+  check "re-clone: at least half of the data taken from this server's own files" "yes" \
+    "$([ "${reused:-0}" -ge $(( ${TEST_DATA_MB:-64} / 2 )) ] && echo yes || echo "no (${reused:-none})")"
+
+  log "in place, staged: a block this server changes during the copy is sent again"
+  sql "$DONOR" "UPDATE bench.t1 SET h = REVERSE(h) WHERE id <= 10"
+  DONOR_SUMS=$(checksums "$DONOR")
+  DONOR_GTIDS=$(sql "$DONOR" "SELECT @@GLOBAL.gtid_executed")
+  last=$(sql "$INPLACE" "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE table_schema = 'bench' ORDER BY table_name DESC LIMIT 1")
+  before=$(restarts)
+  fetched=$(grep -c 'changed here since it was digested' "$ilog")
+  in_place 8 &
+  clone_pid=$!
+  wait_until 60 0.1 -- inplace_copied 4 ||
+    fail "the in-place clone did not start copying"
+  # Every page of the last table changes here, and is written to its file.
+  sql "$INPLACE" "SET SESSION sql_log_bin = 0; UPDATE $last SET h = REVERSE(h); FLUSH TABLES $last FOR EXPORT; UNLOCK TABLES"
+  wait "$clone_pid"
+  restarted_on_clone "changed during the copy" "$before"
+  check "changed during the copy: blocks sent again" "yes" \
+    "$([ "$(grep -c 'changed here since it was digested' "$ilog")" -gt "$fetched" ] && echo yes || echo no)"
+  server_stop $I
 fi
 
 report "resumable clone"
