@@ -16,13 +16,23 @@
 #                        are run) against ours with compression on
 #   sysbench             oltp_read_write on the donor: transactions per second
 #                        and 95th-percentile latency before and during a clone
+#   resume               ours only, on a --resume-link Mbit/s link, compression
+#                        on: a full clone into a DATA DIRECTORY; the donor
+#                        killed -9 at 60 % of the file copy (and started
+#                        again), then the same statement; the same with the
+#                        recipient killed; an in-place re-clone after the
+#                        donor changed 5 % of its rows; bytes on the wire and
+#                        time of each attempt against the full clone. With
+#                        PREV_PLUGIN=path/to/libmysql_clone.so (an earlier
+#                        build), its full clones alternate with ours: what a
+#                        clone with nothing to reuse costs now.
 #
 # Speed-up = stock's median time / ours (above 1: ours is faster). Peak RSS
 # is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
 # user+system seconds of both mysqld during the clone, per GB cloned.
 #
 #   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory | --xfs]
-#               [--links "200 400 1000"]
+#               [--links "200 400 1000"] [--resume-link 200]
 #               [--modes "local remote remote-compressed remote-inplace link sysbench"]
 #
 # --memory puts both servers' directories on a tmpfs, which takes the disk
@@ -42,7 +52,7 @@ set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 XFS=0 LINKS="200 400 1000"
+MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 XFS=0 LINKS="200 400 1000" RESUME_LINK=200
 MODES="local remote remote-compressed remote-inplace link sysbench"
 PORT=13600 RPORT=13601 NS=clone-rs-bench
 while [ $# -gt 0 ]; do
@@ -51,6 +61,7 @@ while [ $# -gt 0 ]; do
     --link-mb) LINK_MB=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --links) LINKS=$2; shift 2 ;;
+    --resume-link) RESUME_LINK=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
     --memory) MEMORY=1; shift ;;
     --xfs) XFS=1; shift ;;
@@ -62,7 +73,7 @@ done
 bash "$REPO/ci/setup-env.sh" >/dev/null
 build_plugin
 install_our_plugin
-SCRIPT_SERVERS=(bench bench-rcpt)
+SCRIPT_SERVERS=(bench bench-rcpt bench-inplace)
 cleanup() {
   stop_script_servers
   ip netns del "$NS" 2>/dev/null || true
@@ -302,6 +313,116 @@ sysbench_series() {
     "$(printf '%.2f' "$(calc "$(m "${p95[stock-during]}") / $(m "${p95[ours-during]}")")")"
 }
 
+# resume_series: see `resume` above. Every figure is one run's (the
+# interruptions are not repeated); the full clone's are medians.
+PREV_PLUGIN_DIR=/opt/clone-rs/plugin-prev
+resume_series() {
+  local gtid="--gtid-mode=ON --enforce-gtid-consistency=ON" dest round p s w
+  local donor_opts="--plugin-load-add=mysql_clone.so --disable-log-bin $gtid --clone-donor-timeout-after-network-failure=0"
+  local rcpt_opts="--plugin-load-add=mysql_clone.so --disable-log-bin $gtid"
+  dest=$(server_dir bench-rcpt)/files/clone
+  if [ -n "${PREV_PLUGIN:-}" ]; then
+    mkdir -p "$ROOTFS$PREV_PLUGIN_DIR"
+    cp -a "$ROOTFS$OUR_PLUGIN_DIR"/. "$ROOTFS$PREV_PLUGIN_DIR"/
+    cp "$PREV_PLUGIN" "$ROOTFS$PREV_PLUGIN_DIR/mysql_clone.so"
+  fi
+  link_up "$RESUME_LINK"
+  export NETNS=$NS
+  servers() { # PLUGIN_DIR: donor and a fresh recipient on it
+    server_stop bench-rcpt; server_stop bench
+    server_start bench "$PORT" "$1" $donor_opts
+    server_init bench-rcpt
+    server_start bench-rcpt "$RPORT" "$1" $rcpt_opts
+  }
+  wire() { sql "$1" "SELECT SUM(network) FROM performance_schema.clone_progress"; }
+  statement() { sql "$RPORT" "SET GLOBAL clone_valid_donor_list = '127.0.0.1:$PORT', clone_enable_compression = ON;
+    CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234' DATA DIRECTORY = '$dest'"; }
+  # into_dir: the clone, "seconds wire_bytes" (it may fail).
+  into_dir() { local t0; t0=$(date +%s.%N); statement >/dev/null 2>&1 || true; echo "$(calc "$(date +%s.%N) - $t0") $(wire "$RPORT")"; }
+  # at_60: waits until the running clone has copied 60 % of its estimate.
+  at_60() { [ "$(sql "$RPORT" "SELECT COALESCE(MAX(data >= estimate * 0.6 AND estimate > 0), 0) FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'" 2>/dev/null)" = 1 ]; }
+  declare -A times=() wires=()
+  for round in $(seq 1 "$ROUNDS"); do
+    for p in ${PREV_PLUGIN:+prev} ours; do
+      servers "$([ "$p" = prev ] && echo "$PREV_PLUGIN_DIR" || echo "$OUR_PLUGIN_DIR")"
+      rm -rf "$ROOTFS$dest"
+      read -r s w < <(into_dir)
+      printf '  resume: full clone round %d %-5s %7.2f s %8.1f MiB on the wire\n' "$round" "$p" "$s" "$(calc "$w / 1048576")" >&2
+      times[$p]+="$s "; wires[$p]+="$w "
+    done
+  done
+  local full_t full_w; full_t=$(tr ' ' '\n' <<<"${times[ours]}" | grep . | median); full_w=$(tr ' ' '\n' <<<"${wires[ours]}" | grep . | median)
+  local mib; mib=$(calc "$full_w / 1048576")
+  row "resume: full clone (ours)" "" "$(printf '%6.2f s %8.1f MiB on the wire' "$full_t" "$mib")" ""
+  if [ -n "${PREV_PLUGIN:-}" ]; then
+    local prev_t; prev_t=$(tr ' ' '\n' <<<"${times[prev]}" | grep . | median)
+    row "resume: full clone, nothing to reuse" "$(printf 'before %6.2f s' "$prev_t")" "$(printf 'now %6.2f s' "$full_t")" \
+      "$(printf '%.3f  (%s)' "$(calc "$prev_t / $full_t")" "$(pairs "${times[prev]}" "${times[ours]}")")"
+  fi
+  # interrupted WHO: an attempt killed at 60 % by WHO (donor, recipient)
+  # going down, WHO started again, then the same statement.
+  interrupted() {
+    local t0 t1 w1 s2 w2 pid
+    servers "$OUR_PLUGIN_DIR"
+    rm -rf "$ROOTFS$dest"
+    t0=$(date +%s.%N)
+    statement >/dev/null 2>&1 &
+    pid=$!
+    wait_until 600 0.1 -- at_60 || fail "resume: the clone did not reach 60 %"
+    if [ "$1" = donor ]; then kill -9 "$(server_pid bench)"; else kill -9 "$(server_pid bench-rcpt)"; fi
+    wait "$pid" || true
+    t1=$(calc "$(date +%s.%N) - $t0")
+    if [ "$1" = donor ]; then
+      w1=$(wire "$RPORT")
+      rm -f "$ROOTFS$(server_dir bench)/mysqld.pid"; server_start bench "$PORT" "$OUR_PLUGIN_DIR" $donor_opts
+    else
+      rm -f "$ROOTFS$(server_dir bench-rcpt)/mysqld.pid"; server_start bench-rcpt "$RPORT" "$OUR_PLUGIN_DIR" $rcpt_opts
+      w1=$(wire "$RPORT")
+    fi
+    read -r s2 w2 < <(into_dir)
+    [ "$(checksums "$PORT" "$STATIC_TABLES" | wc -l)" = 5 ] || fail "resume: the donor lost its tables"
+    printf '  resume: %s killed: first attempt %.2f s %.1f MiB, second %.2f s %.1f MiB\n' "$1" "$t1" "$(calc "$w1 / 1048576")" "$s2" "$(calc "$w2 / 1048576")" >&2
+    row "resume: $1 killed at 60 %, again" "$(printf '1st %5.1f s %7.1f MiB' "$t1" "$(calc "$w1 / 1048576")")" \
+      "$(printf '2nd %5.1f s %7.1f MiB' "$s2" "$(calc "$w2 / 1048576")")" \
+      "$(printf 'wire 2nd %.0f %%, both %.2fx; time both %.2fx' "$(calc "$w2 * 100 / $full_w")" "$(calc "($w1 + $w2) / $full_w")" "$(calc "($t1 + $s2) / $full_t")")"
+  }
+  interrupted donor
+  interrupted recipient
+  # In place: a recipient that is a clone of the donor (and shares its
+  # transactions), then a re-clone after the donor changed 5 % of its rows.
+  server_stop bench-rcpt
+  server_init bench-inplace
+  server_start_supervised bench-inplace "$RPORT" "$OUR_PLUGIN_DIR" $rcpt_opts
+  sql "$PORT" "CREATE TABLE IF NOT EXISTS bench.marker (id INT PRIMARY KEY)"
+  restarts() { cat "$ROOTFS$(server_dir bench-inplace)/exit-codes" 2>/dev/null | grep -c '^16$' || true; }
+  restarted_after() { [ "$(restarts)" -gt "$1" ]; }
+  # in_place: "seconds wire_bytes" of an in-place clone (the seconds until
+  # the statement returns), read once the server restarted on it.
+  in_place() {
+    local before t0 s; before=$(restarts)
+    t0=$(date +%s.%N)
+    sql "$RPORT" "SET GLOBAL clone_valid_donor_list = '127.0.0.1:$PORT', clone_enable_compression = ON;
+      CLONE INSTANCE FROM bench@127.0.0.1:$PORT IDENTIFIED BY 'Bench-1234'" >/dev/null
+    s=$(calc "$(date +%s.%N) - $t0")
+    wait_until 120 0.2 -- restarted_after "${before:-0}" || fail "resume: the in-place recipient did not restart"
+    server_wait bench-inplace "$RPORT"
+    echo "$s $(wire "$RPORT")"
+  }
+  local s1 w1 s2 w2
+  read -r s1 w1 < <(in_place)
+  sql "$PORT" "UPDATE bench.t1 SET h = REVERSE(h) WHERE id <= $(( $(sql "$PORT" "SELECT MAX(id) FROM bench.t1") / 4 ))"
+  read -r s2 w2 < <(in_place)
+  [ "$(checksums "$RPORT" "$STATIC_TABLES")" = "$(checksums "$PORT" "$STATIC_TABLES")" ] || fail "resume: the re-clone differs from the donor"
+  printf '  resume: in place, first %.2f s %.1f MiB, re-clone %.2f s %.1f MiB\n' "$s1" "$(calc "$w1 / 1048576")" "$s2" "$(calc "$w2 / 1048576")" >&2
+  row "resume: in place, 5 % changed, re-clone" "$(printf 'first %5.1f s %7.1f MiB' "$s1" "$(calc "$w1 / 1048576")")" \
+    "$(printf 're-clone %5.1f s %7.1f MiB' "$s2" "$(calc "$w2 / 1048576")")" \
+    "$(printf 'wire %.0f %% of the first, time %.2fx' "$(calc "$w2 * 100 / $w1")" "$(calc "$s2 / $s1")")"
+  server_stop bench-inplace
+  server_stop bench
+  unset NETNS
+  ip netns del "$NS"
+}
+
 made=0
 for mode in $MODES; do
   case $mode in
@@ -320,6 +441,9 @@ for mode in $MODES; do
         NETNS=$NS clone_series "link $rate Mbit/s" remote best ON
         ip netns del "$NS"
       done ;;
+    resume)
+      [ "$made" = "$LINK_MB" ] || { make_bench_donor "$PORT" "$LINK_MB"; made=$LINK_MB; }
+      resume_series ;;
     sysbench)
       [ -x "$ROOTFS/usr/bin/sysbench" ] || { log "no sysbench in the root filesystem (see ci/setup-env.sh): skipped"; continue; }
       [ "$made" = "$MB" ] || { make_bench_donor "$PORT" "$MB"; made=$MB; }

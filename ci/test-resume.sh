@@ -207,7 +207,7 @@ if scenario in_place; then
   log "in place, staged: the donor killed mid-copy, the same statement"
   server_init $I
   server_start_supervised $I "$INPLACE" "$OUR_PLUGIN_DIR" $OPTS
-  restarts() { grep -c '^16$' "$(rdir $I)/exit-codes" 2>/dev/null; }
+  restarts() { cat "$(rdir $I)/exit-codes" 2>/dev/null | grep -c '^16$'; }
   restarted_since() { [ "$(restarts)" -gt "$1" ]; }
   inplace_copied() {
     [ "$(sql "$INPLACE" "SELECT COALESCE(MAX(data), 0) >= $1 * 1048576 FROM performance_schema.clone_progress WHERE stage = 'FILE COPY'" 2>/dev/null)" = 1 ]
