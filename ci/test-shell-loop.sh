@@ -105,7 +105,9 @@ one_round() {
     wait "$client"
     grep -q "ERROR 1317" "$out" || problems+=("round $n: the killed clone did not end with 1317: $(head -c 200 "$out")")
     sql "$RECIPIENT_PORT" "SET GLOBAL clone_max_data_bandwidth = DEFAULT"
-    rm -rf "${ROOTFS:?}$dest" "$out"
+    # The partial copy our plugin keeps beside the target for a resume is
+    # discarded, as an operator would.
+    rm -rf "${ROOTFS:?}$dest" "$ROOTFS$(dirname "$dest")/.clone-$n.clone_partial" "$out"
     # UNINSTALL on the donor waits for no session of it to hold the plugin.
     [ "$(wait_donor_idle "$DONOR_PORT" 60)" = 0 ] || problems+=("round $n: the donor still serves the killed clone")
   else
