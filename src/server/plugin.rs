@@ -207,7 +207,7 @@ fn keep_interrupted_clone(status: &Tracker) {
     }
     match clone_core::reuse::keep(Path::new(&row.destination)) {
         Ok(Some(kept)) => {
-            log::warn!("The partial clone into {} is kept in {}: the same CLONE INSTANCE statement resumes it", row.destination, kept.display());
+            log::info!("The partial clone into {} is kept in {}: the same CLONE INSTANCE statement resumes it", row.destination, kept.display());
             status.add_to_failure(&clone_core::reuse::kept_note(&kept));
         }
         Ok(None) => {}

@@ -255,7 +255,7 @@ pub(super) fn discard(target: &Path) {
 pub(super) fn keep(target: &Path) -> Option<String> {
     match reuse::keep(target) {
         Ok(Some(kept)) => {
-            log::warn!(
+            log::info!(
                 "The partial clone into {} is kept in {}: the same CLONE INSTANCE statement resumes it, and removing that directory discards it",
                 target.display(),
                 kept.display()
