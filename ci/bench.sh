@@ -317,9 +317,12 @@ sysbench_series() {
 # interruptions are not repeated); the full clone's are medians.
 PREV_PLUGIN_DIR=/opt/clone-rs/plugin-prev
 resume_series() {
+  # GTIDs and binary logs on (without a binary log a server assigns its
+  # own transactions no GTID): the in-place recipient, a clone of the
+  # donor, shares the donor's transactions as a replica would.
   local gtid="--gtid-mode=ON --enforce-gtid-consistency=ON" dest round p s w
-  local donor_opts="--plugin-load-add=mysql_clone.so --disable-log-bin $gtid --clone-donor-timeout-after-network-failure=0"
-  local rcpt_opts="--plugin-load-add=mysql_clone.so --disable-log-bin $gtid"
+  local donor_opts="--plugin-load-add=mysql_clone.so $gtid --clone-donor-timeout-after-network-failure=0"
+  local rcpt_opts="--plugin-load-add=mysql_clone.so $gtid"
   dest=$(server_dir bench-rcpt)/files/clone
   if [ -n "${PREV_PLUGIN:-}" ]; then
     mkdir -p "$ROOTFS$PREV_PLUGIN_DIR"
@@ -381,7 +384,9 @@ resume_series() {
     fi
     read -r s2 w2 < <(into_dir)
     [ "$(checksums "$PORT" "$STATIC_TABLES" | wc -l)" = 5 ] || fail "resume: the donor lost its tables"
-    printf '  resume: %s killed: first attempt %.2f s %.1f MiB, second %.2f s %.1f MiB\n' "$1" "$t1" "$(calc "$w1 / 1048576")" "$s2" "$(calc "$w2 / 1048576")" >&2
+    printf '  resume: %s killed: first attempt %.2f s %.1f MiB, second %.2f s %.1f MiB (%s; per stage, data/network MiB: %s)\n' "$1" "$t1" "$(calc "$w1 / 1048576")" "$s2" "$(calc "$w2 / 1048576")" \
+      "$(sql "$RPORT" "SELECT error_message FROM performance_schema.clone_status")" \
+      "$(sql "$RPORT" "SELECT CONCAT(stage, ' ', ROUND(data / 1048576), '/', ROUND(network / 1048576)) FROM performance_schema.clone_progress WHERE data > 0" | paste -sd, -)" >&2
     row "resume: $1 killed at 60 %, again" "$(printf '1st %5.1f s %7.1f MiB' "$t1" "$(calc "$w1 / 1048576")")" \
       "$(printf '2nd %5.1f s %7.1f MiB' "$s2" "$(calc "$w2 / 1048576")")" \
       "$(printf 'wire 2nd %.0f %%, both %.2fx; time both %.2fx' "$(calc "$w2 * 100 / $full_w")" "$(calc "($w1 + $w2) / $full_w")" "$(calc "($t1 + $s2) / $full_t")")"

@@ -199,7 +199,9 @@ server_start() {
 # server_start_supervised NAME PORT PLUGIN_DIR [mysqld options...]: like
 # server_start, under a supervisor that starts mysqld again when it exits
 # with status 16 (the restart an in-place clone asks for). mysqld finds its
-# supervisor through MYSQLD_PARENT_PID, which must be its parent's PID.
+# supervisor through MYSQLD_PARENT_PID, which must be its parent's PID (ip
+# netns exec and chroot exec mysqld in the same process). With NETNS set,
+# in that network namespace, as in_root.
 server_start_supervised() {
   local name=$1 port=$2 plugdir=$3; shift 3
   local d; d=$(server_dir "$name")
@@ -209,7 +211,7 @@ server_start_supervised() {
   (
     set +e # mysqld's status is the point here, not an error
     while :; do
-      MYSQLD_PARENT_PID=$BASHPID chroot "$ROOTFS" /usr/sbin/mysqld --no-defaults --user=root --datadir="$d/data" \
+      MYSQLD_PARENT_PID=$BASHPID ${NETNS:+ip netns exec "$NETNS"} chroot "$ROOTFS" /usr/sbin/mysqld --no-defaults --user=root --datadir="$d/data" \
         --port="$port" --bind-address=127.0.0.1 --socket="$d/mysql.sock" --mysqlx=OFF \
         --log-error="$d/error.log" --pid-file="$d/mysqld.pid" --server-id="$port" \
         --secure-file-priv="$d/files" --tmpdir="$d/tmp" --plugin-dir="$plugdir" \
