@@ -246,6 +246,8 @@ if scenario in_place; then
   in_place
   restarted_on_clone "in place, resumed" "$before"
   reused=$(sed -n 's/.*Resumed: \([0-9]*\) MiB taken from the partial copy.*/\1/p' "$ilog" | tail -1)
+  check "in place, resumed: clone_status Completed, saying it resumed" "Completed 1" \
+    "$(sql "$INPLACE" "SELECT state, error_message LIKE 'Resumed: % MiB taken from the partial copy kept in %' FROM performance_schema.clone_status" | tr '\t' ' ')"
   check "in place, resumed: at least a third of the data taken from the kept copy" "yes" \
     "$([ "${reused:-0}" -ge $(( ${TEST_DATA_MB:-64} / 3 )) ] && echo yes || echo "no (${reused:-none})")"
 
@@ -259,6 +261,8 @@ if scenario in_place; then
   in_place
   restarted_on_clone "re-clone" "$before"
   reused=$(sed -n "s/.*Re-cloned: \([0-9]*\) MiB taken from this server's own files.*/\1/p" "$ilog" | tail -1)
+  check "re-clone: clone_status Completed, saying what it took from this server's files" "Completed 1" \
+    "$(sql "$INPLACE" "SELECT state, error_message LIKE 'Re-cloned: % MiB taken from this server''s own files%' FROM performance_schema.clone_status" | tr '\t' ' ')"
   check "re-clone: at least half of the data taken from this server's own files" "yes" \
     "$([ "${reused:-0}" -ge $(( ${TEST_DATA_MB:-64} / 2 )) ] && echo yes || echo "no (${reused:-none})")"
 

@@ -151,6 +151,11 @@ impl LiveClones {
         self.clones.lock().iter().any(|c| c.key == key && c.phase == Phase::Copying)
     }
 
+    /// Whether the clone `key` runs or waits for its recipient.
+    pub fn is_known(&self, key: CloneKey) -> bool {
+        self.clones.lock().iter().any(|c| c.key == key)
+    }
+
     /// The master on `session` is done with the clone: unless a REINIT took
     /// it over meanwhile, InnoDB has dropped it.
     pub fn ended(&self, key: CloneKey, session: u64) {
@@ -237,6 +242,9 @@ mod tests {
         live.ending(key(1), 11, false, now);
         assert!(!live.another_account_awaits("other@%", now), "ending for good");
         assert!(!live.is_copying(key(1)));
+        assert!(live.is_known(key(1)), "until its master is done");
+        live.ended(key(1), 11);
+        assert!(!live.is_known(key(1)));
     }
 
     #[test]

@@ -402,7 +402,14 @@ impl Tracker {
     /// An in-place clone that succeeded stays In Progress until the restart
     /// completes it: the files it has queued are written before the server
     /// stops.
-    pub fn await_restart(&self) {
+    pub fn await_restart(&self, note: Option<&str>) {
+        // What the clone did beyond stock (it reused data it held), kept
+        // when InnoDB's report completes the row.
+        if let Some(note) = note {
+            let mut inner = self.inner.lock();
+            inner.view.status.error_message = one_line(note, 511);
+            persist(&inner, false);
+        }
         self.write_queued();
     }
 
@@ -773,9 +780,12 @@ pub fn merge_recovery_status(s: &mut StatusRow, r: &RecoveryReport) {
         s.error_no = RECOVERY_FAILED_ERROR;
         s.error_message = RECOVERY_FAILED_MESSAGE.to_owned();
     } else {
+        // A note the clone left for its success (no error) stays.
+        if s.error_no != 0 {
+            s.error_message.clear();
+        }
         s.state = State::Completed;
         s.error_no = 0;
-        s.error_message.clear();
     }
     s.binlog_file = r.binlog_file.clone();
     s.binlog_position = r.binlog_position;
@@ -890,6 +900,13 @@ mod tests {
         merge_recovery_status(&mut s, &r);
         assert_eq!((s.binlog_file.as_str(), s.binlog_position), ("binlog.000001", 155));
         assert_eq!(s.gtid_executed, "uuid:1-3");
+        // A note the clone left for its success stays; an error's text goes.
+        let mut noted = StatusRow { state: State::InProgress, error_no: 0, error_message: "Re-cloned: 151 MiB taken".into(), ..sample_status() };
+        merge_recovery_status(&mut noted, &r);
+        assert_eq!((noted.state, noted.error_message.as_str()), (State::Completed, "Re-cloned: 151 MiB taken"));
+        let mut failed = StatusRow { error_no: 1317, error_message: "interrupted".into(), ..sample_status() };
+        merge_recovery_status(&mut failed, &r);
+        assert_eq!((failed.error_no, failed.error_message.as_str()), (0, ""));
     }
 
     #[test]
@@ -986,7 +1003,7 @@ mod tests {
         let datadir = scratch_dir("restart");
         fs::create_dir_all(datadir.join("#clone")).unwrap();
         let t = copying(&datadir, 7, 1000, 700);
-        t.await_restart();
+        t.await_restart(None);
         assert!(t.inner.lock().behind.is_none(), "the writer has finished");
         let on_disk = progress_on_disk(&datadir);
         // The latest progress, in the state a crash would leave it in.

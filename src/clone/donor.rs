@@ -40,10 +40,15 @@ static MANIFESTS: LazyLock<Mutex<HashMap<CloneKey, Arc<Manifest>>>> = LazyLock::
 /// its keys, is ever read for a recipient).
 static FETCHABLE: LazyLock<Mutex<HashMap<CloneKey, HashSet<Vec<u8>>>>> = LazyLock::new(Mutex::default);
 
-/// Forgets what a clone's recipient holds.
+/// Forgets what a clone's recipient holds, and what recipients of clones
+/// that are gone held (a clone that waited for a REINIT that never came).
 fn forget_manifest(key: &CloneKey) {
-    MANIFESTS.lock().remove(key);
-    FETCHABLE.lock().remove(key);
+    let mut manifests = MANIFESTS.lock();
+    manifests.remove(key);
+    manifests.retain(|k, _| LIVE.is_known(*k));
+    let mut fetchable = FETCHABLE.lock();
+    fetchable.remove(key);
+    fetchable.retain(|k, _| LIVE.is_known(*k));
 }
 
 /// A REINIT may come before the master that lost its recipient noticed the

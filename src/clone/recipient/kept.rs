@@ -1,14 +1,17 @@
-//! What a failed clone leaves for the next one (see `clone_core::reuse`):
-//! the kept copy, found again and digested when the same clone runs, read
-//! back block by block when the donor says the recipient holds one, and
-//! kept or discarded when a clone ends.
+//! What this server holds of a clone, reused (see `clone_core::reuse`):
+//! the copy a failed attempt kept and, staged in place, this server's own
+//! InnoDB files, digested for the donor's manifest, read back block by
+//! block when the donor says this server holds one; and a failed attempt's
+//! copy kept, or a finished clone's discarded.
 //!
-//! Into a DATA DIRECTORY, the marker is written into the directory as soon
-//! as InnoDB has made it, so that a copy cut short by a crash of this
-//! server is found at the next start (the plugin's init) as one cut short
-//! by an error is found when the statement fails (`keep`): either way it
-//! is moved aside to `<parent>/.<name>.clone_partial`, where the server's
-//! check that a DATA DIRECTORY does not exist does not see it.
+//! The directory a clone writes into (a DATA DIRECTORY, a staged clone's
+//! staging directory) gets the marker as soon as InnoDB has made it, so
+//! that a copy cut short by a crash of this server is found at the next
+//! start (the plugin's init, `staging::after_start`) as one cut short by an
+//! error is found when the statement fails (`keep`): either way it is moved
+//! aside, to `<parent>/.<name>.clone_partial` (where the server's check
+//! that a DATA DIRECTORY does not exist does not see it) or
+//! `.clone_staging.clone_partial`.
 
 use super::link::{donor_error, send};
 use super::Master;

@@ -79,7 +79,7 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
     let restarts = result.is_ok() && req.data_dir.is_none();
     if !dry_run {
         if restarts {
-            status.await_restart();
+            status.await_restart(ended.resumed.as_deref());
         } else {
             let (code, mut message) = thd.error();
             if ended.staged && code != 0 {
@@ -316,26 +316,23 @@ impl<'s> Master<'_, 's> {
             for note in self.clone.notes.lock().drain(..) {
                 thd.note(&note);
             }
-            let resumed = self.finish_resumable(&result);
+            let resumed = if result.is_ok() && !self.clone.dry_run { self.reuse_summary() } else { None };
+            self.finish_resumable(&result);
             (result, Ended { staged: self.clone.staging.is_some(), resumed, kept })
         })
     }
 
-    /// After a clone that succeeded: what it reused, and the kept copy
-    /// removed (a staged clone's marker goes before the swap, see
+    /// After a clone into a DATA DIRECTORY that succeeded: its marker and
+    /// the kept copy go (a staged clone's go before the swap, see
     /// `finish_staged`).
-    fn finish_resumable(&self, result: &Result<(), Error>) -> Option<String> {
-        let target = self.clone.data_dir?;
-        if result.is_err() || self.clone.dry_run {
-            return None;
+    fn finish_resumable(&self, result: &Result<(), Error>) {
+        if let Some(target) = self.clone.data_dir.filter(|_| result.is_ok() && !self.clone.dry_run) {
+            kept::discard(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())));
         }
-        let summary = self.reuse_summary();
-        kept::discard(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())));
-        summary
     }
 
-    /// What a clone that reused a kept copy took from it (the error log
-    /// says it; the status row of a clone into a DATA DIRECTORY too).
+    /// What a clone that reused what this server held took from it, for
+    /// the error log and the status row.
     fn reuse_summary(&self) -> Option<String> {
         let kept = self.clone.kept.as_ref()?;
         let reused = self.clone.reused.load(std::sync::atomic::Ordering::Relaxed) >> 20;
@@ -362,7 +359,6 @@ impl<'s> Master<'_, 's> {
     /// it was, its staging directory removed.
     fn finish_staged(&mut self, result: Result<(), Error>) -> Result<(), Error> {
         if result.is_ok() {
-            let _ = self.reuse_summary();
             // The marker must not join this server's files.
             if let Some(dir) = self.clone.staging_dir() {
                 kept::discard(dir);
