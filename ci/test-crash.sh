@@ -285,7 +285,7 @@ if [ "$ONLY" != after-restart ]; then
       "$([ -f "$ROOTFS$kept/#clone_kept" ] && [ ! -e "$ROOTFS$dest" ] && echo kept || echo "not kept")"
     check "killed mid DATA DIRECTORY clone: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
     check "the same statement resumes it" "0" \
-      "$(errno_of "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth=0; CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'")"
+      "$(errno_of "$RECIPIENT" "SET GLOBAL clone_valid_donor_list='127.0.0.1:$DONOR', clone_max_data_bandwidth=0; CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest'")"
     check "resumed: clone_status says so, the kept copy is gone" "1 gone" \
       "$(sql "$RECIPIENT" "SELECT error_message LIKE 'Resumed: %' FROM performance_schema.clone_status") $([ -e "$ROOTFS$kept" ] && echo left || echo gone)"
   else
