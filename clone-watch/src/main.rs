@@ -84,13 +84,27 @@ fn read(o: &Options) -> Result<Snapshot, String> {
 
 /// Reads until there is a clone to follow: the one running, the next to
 /// begin (any clone_status row other than the first one read), or with
-/// --last the latest. A server that cannot be queried here is given up
-/// on: nothing says a clone is restarting it.
+/// --last the latest. A server that cannot be queried at the first reading
+/// is given up on; one that answered before and falls silent is waited
+/// for: an in-place clone that began and ended between two readings is
+/// restarting it.
 fn find_clone(o: &Options, screen: &mut Screen) -> Result<Snapshot, Outcome> {
     let mut first_key = None;
     let mut said_waiting = false;
+    let mut last: Option<Snapshot> = None;
+    let mut silent_since: Option<Instant> = None;
     loop {
-        let snapshot = read(o).map_err(Outcome::Unreachable)?;
+        let snapshot = match (read(o), &last) {
+            (Ok(snapshot), _) => snapshot,
+            (Err(client_error), None) => return Err(Outcome::Unreachable(client_error)),
+            (Err(client_error), Some(before)) => {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                screen.away(before, since.elapsed().as_secs(), &client_error)?;
+                std::thread::sleep(o.interval);
+                continue;
+            }
+        };
+        silent_since = None;
         let key = snapshot.status.as_ref().map(view::Status::key);
         if o.last {
             return if key.is_some() { Ok(snapshot) } else { Err(Outcome::NoClone) };
@@ -103,6 +117,7 @@ fn find_clone(o: &Options, screen: &mut Screen) -> Result<Snapshot, Outcome> {
             screen.waiting_for_clone()?;
             said_waiting = true;
         }
+        last = Some(snapshot);
         std::thread::sleep(o.interval);
     }
 }
