@@ -79,6 +79,14 @@ clone_mid_copy() {
   clone_pid=$!
   wait_until 60 0.1 -- copied_at_least "$(( ${TEST_DATA_MB:-64} * 6 / 10 ))" || fail "the clone did not reach 60 %"
 }
+# killed_mid_copy: the clone of clone_mid_copy, KILL QUERY'd (1317).
+killed_mid_copy() {
+  clone_mid_copy "$@"
+  sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT PID FROM performance_schema.clone_status")"
+  wait "$clone_pid"
+}
+# kill_server NAME: SIGKILL of that mysqld, by its PID file (which goes).
+kill_server() { kill -9 "$(cat "$(rdir "$1")/mysqld.pid")" && rm -f "$(rdir "$1")/mysqld.pid"; }
 # resume NAME [PORT]: the same statement again, at full speed; checks that
 # it resumed (reusing at least MIN MiB) and what it made.
 resume() {
@@ -112,12 +120,11 @@ if scenario donor_killed; then
   log "the donor killed -9 at 60 %, started again, the same statement"
   fresh_target
   clone_mid_copy
-  kill -9 "$(cat "$(rdir $D)/mysqld.pid")"
+  kill_server $D
   wait "$clone_pid"
   check "donor killed: the clone fails" "1" "$(grep -c '^ERROR' "$CACHE/resume-clone.out")"
   check "donor killed: the partial copy is kept beside the target" "kept" "$(kept_exists)"
   check "donor killed: clone_status says where" "1" "$(status_message | grep -c "kept in $KEPT for a resume")"
-  rm -f "$(rdir $D)/mysqld.pid"
   start_donor
   resume "donor killed" "$(( ${TEST_DATA_MB:-64} / 3 ))"
 fi
@@ -126,9 +133,8 @@ if scenario recipient_killed; then
   log "the recipient killed -9 at 60 %, started again, the same statement"
   fresh_target
   clone_mid_copy
-  kill -9 "$(cat "$(rdir $R)/mysqld.pid")"
+  kill_server $R
   wait "$clone_pid"
-  rm -f "$(rdir $R)/mysqld.pid"
   start_recipient
   check "recipient killed: the partial copy is kept beside the target" "kept" "$(kept_exists)"
   check "recipient killed: clone_status says it failed, and where the copy is" "Failed 1" \
@@ -139,9 +145,7 @@ fi
 if scenario damaged; then
   log "a kept copy damaged on purpose: a flipped byte, a truncated file"
   fresh_target
-  clone_mid_copy
-  sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT PID FROM performance_schema.clone_status")"
-  wait "$clone_pid"
+  killed_mid_copy
   check "KILL QUERY: the clone is interrupted (1317), the copy kept" "1 kept" "$(grep -c '^ERROR 1317' "$CACHE/resume-clone.out") $(kept_exists)"
   # The two largest table files: one gets a byte flipped in its second
   # page, the other is cut to half.
@@ -158,9 +162,7 @@ fi
 if scenario other_donor; then
   log "a kept copy from another donor is not used"
   fresh_target
-  clone_mid_copy
-  sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT PID FROM performance_schema.clone_status")"
-  wait "$clone_pid"
+  killed_mid_copy
   check "other donor: the copy is kept" "kept" "$(kept_exists)"
   # A second donor, its own server_uuid, the same data as a clone of the first.
   rm -rf "$(rdir $O)"; mkdir -p "$(rdir $O)"/{files,tmp}
@@ -172,9 +174,7 @@ if scenario other_donor; then
   sql "$OTHER" "SELECT 1" >/dev/null || fail "the second donor"
   # A copy of the first donor's is kept again, then cloned from the second.
   fresh_target
-  clone_mid_copy
-  sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT PID FROM performance_schema.clone_status")"
-  wait "$clone_pid"
+  killed_mid_copy
   rlog=$(rdir $R)/error.log
   seen=$(grep -c 'is from another donor' "$rlog")
   out=$(sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0; $(clone_stmt "$OTHER")" 2>&1)
@@ -192,9 +192,7 @@ if scenario stock_donor; then
   server_stop $D
   start_donor stock
   fresh_target
-  clone_mid_copy
-  sql "$RECIPIENT" "KILL QUERY $(sql "$RECIPIENT" "SELECT PID FROM performance_schema.clone_status")"
-  wait "$clone_pid"
+  killed_mid_copy
   check "stock donor: the clone is interrupted (1317)" "1" "$(grep -c '^ERROR 1317' "$CACHE/resume-clone.out")"
   check "stock donor: no copy kept, no marker in the target" "none absent" \
     "$(kept_exists) $([ -e "$(rdir resume-target)/data/#clone_kept" ] && echo present || echo absent)"
@@ -233,14 +231,13 @@ if scenario in_place; then
   clone_pid=$!
   wait_until 60 0.1 -- inplace_copied $(( ${TEST_DATA_MB:-64} * 6 / 10 )) ||
     fail "the in-place clone did not reach 60 %"
-  kill -9 "$(cat "$(rdir $D)/mysqld.pid")"
+  kill_server $D
   wait "$clone_pid"
   check "in place, donor killed: the clone fails, this server keeps its data" "1 $mine" "$(grep -c '^ERROR' "$CACHE/resume-inplace.out") $(checksums "$INPLACE")"
   check "in place, donor killed: the staging directory is kept for a resume" "yes" \
     "$([ -f "$(rdir $I)/data/.clone_staging.clone_partial/#clone_kept" ] && echo yes || echo no)"
   check "in place, donor killed: clone_status says where" "1" \
     "$(sql "$INPLACE" "SELECT error_message FROM performance_schema.clone_status" | grep -c 'clone_staging.clone_partial for a resume')"
-  rm -f "$(rdir $D)/mysqld.pid"
   start_donor
   before=$(restarts)
   in_place
