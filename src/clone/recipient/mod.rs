@@ -16,8 +16,9 @@
 //! thread's data stream; `resume` reconnects after a network failure;
 //! `link` holds the small exchanges on a connection; `swap` stages an
 //! in-place clone and swaps it in; `kept` keeps what a failed clone wrote
-//! and reuses it when the same clone runs again. What needs no server is decided in
-//! `clone_core::recipient` and `clone_core::staging`.
+//! and reuses it (and this server's own files) when the same clone runs
+//! again. What needs no server is decided in `clone_core::recipient`,
+//! `clone_core::staging` and `clone_core::reuse`.
 
 mod apply;
 mod handshake;
@@ -100,7 +101,7 @@ pub fn run(thd: Thd, status: Arc<Tracker>, req: &Request<'_>) -> Result<(), Erro
 struct Ended {
     /// In place, staged.
     staged: bool,
-    /// Resumed from a kept copy: what it reused, for the status row.
+    /// It reused what this server held: what it took, for the status row.
     resumed: Option<String>,
     /// Failed, and what it wrote is kept for a resume: where, for the
     /// status row.
@@ -133,9 +134,10 @@ struct Recipient<'r> {
     donor_gtids: Option<String>,
     /// The donor's server_uuid (our donor only, granting reuse).
     donor_uuid: Option<String>,
-    /// The kept copy of an earlier attempt that this clone reuses.
+    /// What this server holds of the clone (an earlier attempt's kept copy,
+    /// its own files), which the donor does not send again.
     kept: Option<kept::Kept>,
-    /// Bytes of the snapshot taken from the kept copy.
+    /// Bytes of the snapshot taken from what this server held.
     reused: std::sync::atomic::AtomicU64,
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,

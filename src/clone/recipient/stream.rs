@@ -42,9 +42,9 @@ pub(super) struct Task<'r, 's, 'e, 't> {
     announced: Cell<Option<(u32, u64)>>,
     /// Decodes the data messages of the extensions the donor granted.
     data: RefCell<DataDecoder>,
-    /// Reusing a kept copy: the names of the files of file copy this
-    /// task was sent, by index, and where the last data descriptor's
-    /// block lies.
+    /// Reusing what this server holds: the names of the files of file
+    /// copy this task was sent, by index, and where the last data
+    /// descriptor's block lies.
     names: RefCell<HashMap<u32, Vec<u8>>>,
     place: Cell<Option<BlockPlace>>,
     /// Writes file data while the next block arrives (None: the thread
@@ -158,8 +158,8 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
         }
     }
 
-    /// With a kept copy: the file and place of what the donor may send
-    /// as reused.
+    /// Reusing what this server holds: the file and place of what the
+    /// donor may send as reused.
     fn follow_files(&self, descriptor: &[u8]) {
         if let Some((index, name)) = innodb::file_copy_file(descriptor) {
             self.names.borrow_mut().insert(index, name.to_vec());
