@@ -404,11 +404,13 @@ impl Tracker {
     /// stops.
     pub fn await_restart(&self, note: Option<&str>) {
         // What the clone did beyond stock (it reused data it held), kept
-        // when InnoDB's report completes the row.
+        // when InnoDB's report completes the row. Written as it is, not
+        // as the crash marker: a start without that report (the restart
+        // never came) reads the row as interrupted all the same.
         if let Some(note) = note {
             let mut inner = self.inner.lock();
             inner.view.status.error_message = one_line(note, 511);
-            persist(&inner, false);
+            persist(&inner, true);
         }
         self.write_queued();
     }
@@ -1009,6 +1011,32 @@ mod tests {
         // The latest progress, in the state a crash would leave it in.
         assert_eq!((on_disk.stages[1].state, on_disk.stages[1].data), (State::Failed, 700));
         fs::remove_dir_all(&datadir).unwrap();
+    }
+
+    #[test]
+    fn an_in_place_clones_note_survives_its_restart_and_a_crash_instead_reads_as_one() {
+        for restarted in [true, false] {
+            let datadir = scratch_dir(if restarted { "note-restart" } else { "note-crash" });
+            fs::create_dir_all(datadir.join("#clone")).unwrap();
+            let t = copying(&datadir, 7, 1000, 1000);
+            t.await_restart(Some("Re-cloned: 151 MiB taken from this server's own files"));
+            drop(t);
+            if restarted {
+                fs::write(datadir.join(STATUS_RECOVERY_FILE), "700\n900\nbinlog.000001\n155\nuuid:1-3\n").unwrap();
+            }
+            let after = Tracker::new();
+            after.load(&datadir);
+            after.merge_pending_recovery();
+            let status = after.snapshot().status;
+            if restarted {
+                assert_eq!((status.state, status.error_no), (State::Completed, 0));
+                assert_eq!(status.error_message, "Re-cloned: 151 MiB taken from this server's own files");
+            } else {
+                assert_eq!((status.state, status.error_no), (State::Failed, 1317));
+                assert!(status.error_message.contains("server stopped"), "{}", status.error_message);
+            }
+            fs::remove_dir_all(&datadir).unwrap();
+        }
     }
 
     #[test]
