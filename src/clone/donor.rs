@@ -19,7 +19,7 @@ use clone_core::protocol::{self, innodb, response, Command, InitPayload, Respons
 use clone_core::reuse::Manifest;
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -34,11 +34,16 @@ static LIVE: LiveClones = LiveClones::new();
 /// receives it, every task of the clone reads it.
 static MANIFESTS: LazyLock<Mutex<HashMap<CloneKey, Arc<Manifest>>>> = LazyLock::new(Mutex::default);
 
-/// Per clone with a manifest, the files its tasks sent in file copy that
-/// the recipient also holds: the only files a FETCH may read (InnoDB
-/// opened each by that name; nothing else of the data directory, such as
-/// its keys, is ever read for a recipient).
-static FETCHABLE: LazyLock<Mutex<HashMap<CloneKey, HashSet<Vec<u8>>>>> = LazyLock::new(Mutex::default);
+/// Per clone with a manifest, the files of its file copy that the
+/// recipient also holds, by index: InnoDB's master task announces them all
+/// at the state's start, and every task's blocks name them by index. They
+/// are also the only files a FETCH may read (InnoDB opened each by that
+/// name; nothing else of the data directory, such as its keys, is ever
+/// read for a recipient).
+static HELD_FILES: LazyLock<Mutex<HashMap<CloneKey, FileNames>>> = LazyLock::new(Mutex::default);
+
+/// File names by InnoDB's file index.
+type FileNames = HashMap<u32, Vec<u8>>;
 
 /// Forgets what a clone's recipient holds, and what recipients of clones
 /// that are gone held (a clone that waited for a REINIT that never came).
@@ -46,9 +51,9 @@ fn forget_manifest(key: &CloneKey) {
     let mut manifests = MANIFESTS.lock();
     manifests.remove(key);
     manifests.retain(|k, _| LIVE.is_known(*k));
-    let mut fetchable = FETCHABLE.lock();
-    fetchable.remove(key);
-    fetchable.retain(|k, _| LIVE.is_known(*k));
+    let mut held = HELD_FILES.lock();
+    held.remove(key);
+    held.retain(|k, _| LIVE.is_known(*k));
 }
 
 /// A REINIT may come before the master that lost its recipient noticed the
@@ -345,7 +350,7 @@ impl<'s> Donor<'s> {
     fn fetch(&mut self, locator: &[u8], name: &[u8], offset: u64, len: u32) -> Result<(), Error> {
         let key = CloneKey::of_innodb_locator(locator).ok_or_else(|| self.deny(Denial::Unknown))?;
         LIVE.admit(key, &self.account, self.session(), Joining::Ack).map_err(|d| self.deny(d))?;
-        let sent = FETCHABLE.lock().get(&key).is_some_and(|names| names.contains(name));
+        let sent = HELD_FILES.lock().get(&key).is_some_and(|files| files.values().any(|n| n == name));
         if !sent || len as usize > clone_core::protocol::extension::MAX_BLOCK {
             log::error!(target: "donor", "Refused to read {} for {}: not a file of its clone", String::from_utf8_lossy(name), self.account);
             return Err(Error::protocol("Wrong Clone RPC: Invalid fetch"));
@@ -372,7 +377,7 @@ impl<'s> Donor<'s> {
         };
         std::thread::scope(|scope| {
             let mut sender = Sender::new(self.link, self.thd, self.version.granted(), Some(scope));
-            sender.reuse = manifest.zip(self.joined).map(|(m, key)| Reuse { manifest: m, key, names: RefCell::default(), reused: Cell::new(0) });
+            sender.reuse = manifest.zip(self.joined).map(|(m, key)| Reuse { manifest: m, key, reused: Cell::new(0) });
             let cbk = Callback::source(&sender)?;
             let copied = self.active.iter().try_for_each(|a| a.copy(self.thd, &cbk));
             // Every queued message goes out before the session answers or reads.
@@ -464,21 +469,21 @@ struct Sender<'s> {
 struct Reuse {
     manifest: Arc<Manifest>,
     key: CloneKey,
-    /// The names of the files of file copy this task sent, by index.
-    names: RefCell<HashMap<u32, Vec<u8>>>,
     /// Bytes not sent because the recipient held them.
     reused: Cell<u64>,
 }
 
 impl Reuse {
-    /// Follows the files this task sends.
+    /// Follows the files of file copy InnoDB announces (on the master's
+    /// connection): those the recipient holds are its clone's.
     fn note_descriptor(&self, desc: &[u8]) {
         if let Some((index, name)) = innodb::file_copy_file(desc) {
+            let mut held = HELD_FILES.lock();
+            let files = held.entry(self.key).or_default();
             if self.manifest.file(clone_core::reuse::relative_name(name).unwrap_or_default()).is_some() {
-                self.names.borrow_mut().insert(index, name.to_vec());
-                FETCHABLE.lock().entry(self.key).or_default().insert(name.to_vec());
+                files.insert(index, name.to_vec());
             } else {
-                self.names.borrow_mut().remove(&index);
+                files.remove(&index);
             }
         }
     }
@@ -487,8 +492,8 @@ impl Reuse {
     /// it alike.
     fn held(&self, desc: &[u8], block: &[u8]) -> Option<clone_core::reuse::Digest> {
         let place = innodb::file_copy_block(desc)?;
-        let names = self.names.borrow();
-        let digest = self.manifest.matches(names.get(&place.file)?, place.offset, block)?;
+        let name = HELD_FILES.lock().get(&self.key)?.get(&place.file)?.clone();
+        let digest = self.manifest.matches(&name, place.offset, block)?;
         self.reused.set(self.reused.get() + block.len() as u64);
         Some(digest)
     }

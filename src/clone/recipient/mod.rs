@@ -139,6 +139,9 @@ struct Recipient<'r> {
     kept: Option<kept::Kept>,
     /// Bytes of the snapshot taken from what this server held.
     reused: std::sync::atomic::AtomicU64,
+    /// Reusing what this server holds: the files of file copy, by index,
+    /// as the donor named them (on the master's connection).
+    file_names: Mutex<std::collections::HashMap<u32, Vec<u8>>>,
     /// How long the donor keeps a clone for us after a network failure.
     reconnect_minutes: u32,
     ack_link: Mutex<Option<Connection>>,
@@ -200,6 +203,7 @@ impl<'r> Recipient<'r> {
             donor_uuid: None,
             kept: None,
             reused: Default::default(),
+            file_names: Mutex::default(),
             reconnect_minutes: DEFAULT_RECONNECT_MINUTES,
             ack_link: Mutex::new(None),
             interrupter: Arc::default(),

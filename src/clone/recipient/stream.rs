@@ -15,7 +15,6 @@ use clone_core::protocol::{Command, Response};
 use clone_core::recipient::{descriptor_engine, tells_donor_after};
 use clone_core::reuse::Digest;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::thread::Scope;
 
@@ -42,10 +41,8 @@ pub(super) struct Task<'r, 's, 'e, 't> {
     announced: Cell<Option<(u32, u64)>>,
     /// Decodes the data messages of the extensions the donor granted.
     data: RefCell<DataDecoder>,
-    /// Reusing what this server holds: the names of the files of file
-    /// copy this task was sent, by index, and where the last data
-    /// descriptor's block lies.
-    names: RefCell<HashMap<u32, Vec<u8>>>,
+    /// Reusing what this server holds: where the last data descriptor's
+    /// block lies.
     place: Cell<Option<BlockPlace>>,
     /// Writes file data while the next block arrives (None: the thread
     /// could not start, and writes are done in place).
@@ -77,7 +74,6 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
             view: RefCell::new(view),
             announced: Cell::new(None),
             data: RefCell::new(data),
-            names: RefCell::default(),
             place: Cell::new(None),
             writer: WriteBehind::new(clone.zeros).map_err(|e| log::info!("Writing clone data in place: no writer thread ({e})")).ok(),
         })
@@ -159,10 +155,11 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
     }
 
     /// Reusing what this server holds: the file and place of what the
-    /// donor may send as reused.
+    /// donor may send as reused. The files of file copy come on the
+    /// master's connection, the blocks on every task's.
     fn follow_files(&self, descriptor: &[u8]) {
         if let Some((index, name)) = innodb::file_copy_file(descriptor) {
-            self.names.borrow_mut().insert(index, name.to_vec());
+            self.clone.file_names.lock().insert(index, name.to_vec());
         }
         self.place.set(innodb::file_copy_block(descriptor));
     }
@@ -171,16 +168,16 @@ impl<'r: 's, 's, 'e, 't> Task<'r, 's, 'e, 't> {
     /// if that changed since it was digested, the donor reads it again.
     fn fill_reused(&self, out: &mut [u8], digest: &Digest) -> Result<(), Error> {
         let place = self.place.take();
-        let names = self.names.borrow();
-        let (Some(kept), Some((name, offset))) = (self.clone.kept.as_ref(), place.and_then(|p| names.get(&p.file).map(|n| (n, p.offset)))) else {
+        let named = place.and_then(|p| self.clone.file_names.lock().get(&p.file).map(|n| (n.clone(), p.offset)));
+        let (Some(kept), Some((name, offset))) = (self.clone.kept.as_ref(), named) else {
             return Err(Error::protocol("Wrong Clone RPC: reused data the recipient does not hold"));
         };
-        if kept.read(name, offset, out, digest).is_ok() {
+        if kept.read(&name, offset, out, digest).is_ok() {
             self.clone.reused.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
-        log::info!("The block of {} at offset {offset} changed here since it was digested: the donor sends it", String::from_utf8_lossy(name));
-        let wire = self.clone.fetch(self.thd, name, offset, out)?;
+        log::info!("The block of {} at offset {offset} changed here since it was digested: the donor sends it", String::from_utf8_lossy(&name));
+        let wire = self.clone.fetch(self.thd, &name, offset, out)?;
         self.meter.account(0, wire);
         Ok(())
     }
