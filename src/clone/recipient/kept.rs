@@ -36,7 +36,7 @@ impl Master<'_, '_> {
         let target = self.clone.apply_dir()?;
         let uuid = self.clone.donor_uuid.as_deref()?;
         let granted = self.clone.version.granted().contains(Caps::REUSE);
-        (granted && !self.clone.dry_run).then(|| (Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())), uuid))
+        (granted && !self.clone.dry_run).then(|| (super::dir_path(target), uuid))
     }
 
     /// After INIT: gathers what this server holds of the clone (once) and

@@ -226,7 +226,7 @@ impl<'r> Recipient<'r> {
 
     /// The staging directory of a staged clone.
     fn staging_dir(&self) -> Option<&std::path::Path> {
-        self.staging.as_deref().map(|d| std::path::Path::new(std::ffi::OsStr::from_bytes(d.to_bytes())))
+        self.staging.as_deref().map(dir_path)
     }
 
     /// Where the engines clone to: the DATA DIRECTORY, the staging
@@ -333,7 +333,7 @@ impl<'s> Master<'_, 's> {
     /// `finish_staged`).
     fn finish_resumable(&self, result: &Result<(), Error>) {
         if let Some(target) = self.clone.data_dir.filter(|_| result.is_ok() && !self.clone.dry_run) {
-            kept::discard(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())));
+            kept::discard(dir_path(target));
         }
     }
 
@@ -356,8 +356,7 @@ impl<'s> Master<'_, 's> {
         if self.clone.dry_run {
             return None;
         }
-        let target = self.clone.apply_dir()?;
-        kept::keep(std::path::Path::new(std::ffi::OsStr::from_bytes(target.to_bytes())))
+        kept::keep(dir_path(self.clone.apply_dir()?))
     }
 
     /// A staged clone whose copy is complete is swapped in, and the backup
@@ -489,6 +488,11 @@ impl<'s> Master<'_, 's> {
         link.kill(main);
         link.close(None, false, false);
     }
+}
+
+/// A directory the server named, as a path.
+fn dir_path(dir: &CStr) -> &std::path::Path {
+    std::path::Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes()))
 }
 
 /// The error for an InnoDB descriptor the guard refused.
