@@ -268,6 +268,28 @@ server_stop() {
   fi
 }
 
+# remove_stopped_servers: removes the server directories under
+# $ROOTFS/clone-rs that no running server or supervisor uses (by the PID
+# files there) and that are no mount point. ci/test.sh calls it after each
+# suite, so that the disk holds one suite's servers at a time.
+remove_stopped_servers() {
+  local d f live
+  for d in "$ROOTFS"/clone-rs/*/; do
+    d=${d%/}
+    [ -d "$d" ] || continue
+    if mountpoint -q "$d"; then log "kept $d: still mounted"; continue; fi
+    live=
+    for f in "$d/mysqld.pid" "$d/supervised.pid" "$d/supervisor.pid"; do
+      [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && live=$f
+    done
+    if [ -n "$live" ]; then log "kept $d: its server still runs ($live)"; continue; fi
+    rm -rf "$d"
+  done
+}
+
+# disk_free: the space left on the file system of the cache, as df -h says it.
+disk_free() { df -h --output=avail "$CACHE" | tail -1 | tr -d ' '; }
+
 # sql PORT QUERY...: runs statements, prints tab-separated rows without headers.
 sql() {
   local port=$1; shift

@@ -91,7 +91,17 @@ results=$(awk '
   }' "$out" | sort -k2 | uniq)
 echo "$results"
 grep -E "^(Completed|Failing test|mysql-test-run: \*\*\* ERROR)" "$out" | head -5
+# What MTR said about each failure (the statement, the server log, or the
+# timeout), at most 60 lines each, for a log that is not at hand (CI).
+awk '/\[ fail \]/ { n = 60; print "---- " $0; next }
+  /\[ (pass|skipped|disabled) \]/ { n = 0 }
+  n > 0 { print "     | " $0; n-- }' "$out"
+# No test ran: MTR's own last words.
+grep -Eq '\[ (pass|fail|skipped) \]' "$out" || tail -30 "$out" | sed 's/^/     | /'
 count() { grep -c "^$1 " <<<"$results"; }
 pass=$(count pass); failn=$(count fail); skip=$(count skipped)
 echo "mtr $suite ($plugin plugin): $pass passed, $failn failed, $skip skipped"
+# A run that passed leaves no servers' data behind (one that failed keeps
+# them for a look).
+[ "$failn" = 0 ] && [ "$status" = 0 ] && rm -rf "${ROOTFS:?}$vardir"
 [ "$failn" = 0 ] && [ "$pass" -gt 0 ]

@@ -43,15 +43,20 @@ tally() { # tally OUTPUT_FILE: adds the "N passed, M failed" counts found in it
   f=$(grep -Eo '[0-9]+ failed' "$1" | awk '{s += $1} END {print s + 0}')
   passed=$((passed + p)); failed=$((failed + f))
 }
-run() { # run NAME COMMAND...: runs a step, shows its output, counts its results
+# run NAME COMMAND...: runs a step, shows its output, counts its results,
+# then removes the step's stopped servers (KEEP_SERVERS=1 keeps them): the
+# suites together leave some 15 GB of data directories, one at a time at
+# most 4 GB.
+run() {
   local out=$CACHE/step-$1.out
-  log "== $1"
+  log "== $1 ($(disk_free) free on the disk)"
   "${@:2}" 2>&1 | tee "$out"
   local rc=${PIPESTATUS[0]}
   tally "$out"
   if [ "$rc" != 0 ] && ! grep -Eq '[1-9][0-9]* failed' "$out"; then
     failed=$((failed + 1)); log "$1 exited with $rc"
   fi
+  [ "${KEEP_SERVERS:-0}" = 1 ] || remove_stopped_servers
 }
 
 run format bash -c "cd '$REPO' && cargo fmt --all --check 2>&1 && cargo clippy --release --workspace --all-targets --quiet -- -D warnings 2>&1"
