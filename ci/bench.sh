@@ -14,6 +14,17 @@
 #                        loopback a tbf qdisc limits to each of --links Mbit/s:
 #                        stock in its best mode (compression on or off, both
 #                        are run) against ours with compression on
+#   incompressible       remote on loopback, rows of random bytes (gen-data.sh
+#                        random): each plugin with compression off and on,
+#                        alternating, and what compression costs each (time
+#                        on / off); with PREV_PLUGIN, that build's clone with
+#                        compression on beside
+#   tables               remote on loopback, compression off, a donor of
+#                        --tables "500 5000 20000" small tables (200 rows
+#                        each; one donor grown from each count to the
+#                        next): time and time per table of each plugin, and
+#                        a raw copy of the same files beside (ci/raw-copy.py:
+#                        O_DIRECT writes, made durable once)
 #   sysbench             oltp_read_write on the donor: transactions per second
 #                        and 95th-percentile latency before and during a clone
 #   resume               ours only, on a --resume-link Mbit/s link, compression
@@ -32,8 +43,9 @@
 # user+system seconds of both mysqld during the clone, per GB cloned.
 #
 #   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory | --xfs]
-#               [--links "200 400 1000"] [--resume-link 200]
-#               [--modes "local remote remote-compressed remote-inplace link sysbench"]
+#               [--links "200 400 1000"] [--resume-link 200] [--tables "500 5000 20000"]
+#               [--modes "local remote remote-compressed remote-inplace link sysbench
+#                         incompressible resume"]
 #
 # --memory puts both servers' directories on a tmpfs, which takes the disk
 # out of the comparison (InnoDB then finds no O_DIRECT and uses the page
@@ -52,7 +64,7 @@ set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 XFS=0 LINKS="200 400 1000" RESUME_LINK=200
+MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 XFS=0 LINKS="200 400 1000" RESUME_LINK=200 TABLES="500 5000 20000"
 MODES="local remote remote-compressed remote-inplace link sysbench"
 PORT=13600 RPORT=13601 NS=clone-rs-bench
 while [ $# -gt 0 ]; do
@@ -62,6 +74,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --links) LINKS=$2; shift 2 ;;
     --resume-link) RESUME_LINK=$2; shift 2 ;;
+    --tables) TABLES=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
     --memory) MEMORY=1; shift ;;
     --xfs) XFS=1; shift ;;
@@ -80,6 +93,13 @@ cleanup() {
   servers_on_xfs_end
 }
 trap cleanup EXIT
+# PREV_PLUGIN: an earlier build, in a plugin directory of its own.
+PREV_PLUGIN_DIR=/opt/clone-rs/plugin-prev
+if [ -n "${PREV_PLUGIN:-}" ]; then
+  mkdir -p "$ROOTFS$PREV_PLUGIN_DIR"
+  cp -a "$ROOTFS$OUR_PLUGIN_DIR"/. "$ROOTFS$PREV_PLUGIN_DIR"/
+  cp "$PREV_PLUGIN" "$ROOTFS$PREV_PLUGIN_DIR/mysql_clone.so"
+fi
 if [ "$MEMORY" = 1 ]; then
   [ "$COLD" = 1 ] || [ "$XFS" = 1 ] && fail "--memory excludes --cold and --xfs"
   servers_in_memory
@@ -114,7 +134,7 @@ probe_answered() { [ "$(tail -1 "$1" 2>/dev/null | cut -d' ' -f2)" = 1 ]; }
 # new_kib (local) the new space the copy took on the file system.
 one_clone() {
   local mode=$1 plugin=$2 compress=$3 t0 t1 t_ret dest bytes c0 c1 dh rh=0 gone=0
-  local pdir; pdir=$(plugin_dir "$plugin")
+  local pdir; pdir=$(plugin_dir "$plugin"); [ "$plugin" = prev ] && pdir=$PREV_PLUGIN_DIR
   server_start bench "$PORT" "$pdir" --plugin-load-add=mysql_clone.so --disable-log-bin
   dest=$(server_dir bench-rcpt)/files/clone
   if [ "$mode" = local ]; then
@@ -313,9 +333,88 @@ sysbench_series() {
     "$(printf '%.2f' "$(calc "$(m "${p95[stock-during]}") / $(m "${p95[ours-during]}")")")"
 }
 
+# incompressible_series: see `incompressible` above.
+incompressible_series() {
+  local round v plugin comp s bytes dh rh cpu ret gone new
+  declare -A times=() cpus=()
+  local variants="stock:OFF ours:OFF stock:ON ours:ON${PREV_PLUGIN:+ prev:ON}"
+  for round in $(seq 1 "$ROUNDS"); do
+    for v in $variants; do
+      plugin=${v%%:*} comp=${v#*:}
+      read -r s bytes dh rh cpu ret gone new < <(one_clone remote "$plugin" "$comp")
+      printf '  incompressible round %d %-5s compression %-3s %7.2f s %8.1f MiB/s\n' "$round" "$plugin" "$comp" "$s" "$(calc "$bytes / 1048576 / $s")" >&2
+      times[$v]+="$s "
+      cpus[$v]+="$(calc "$cpu / ($bytes / 1e9)") "
+    done
+  done
+  m() { tr ' ' '\n' <<<"$1" | grep . | median; }
+  local mib; mib=$(calc "$bytes / 1048576")
+  fig() { printf '%6.2f s %6.1f MiB/s %4.1f CPU-s/GB' "$(m "${times[$1]}")" "$(calc "$mib / $(m "${times[$1]}")")" "$(m "${cpus[$1]}")"; }
+  ratio() { printf '%.2f  (%s)' "$(calc "$(m "${times[$1]}") / $(m "${times[$2]}")")" "$(pairs "${times[$1]}" "${times[$2]}")"; }
+  row "incompressible, compression off" "$(fig stock:OFF)" "$(fig ours:OFF)" "$(ratio stock:OFF ours:OFF)"
+  row "incompressible, compression on" "$(fig stock:ON)" "$(fig ours:ON)" "$(ratio stock:ON ours:ON)"
+  row "incompressible: time on / off" "$(printf '%.3f' "$(calc "$(m "${times[stock:ON]}") / $(m "${times[stock:OFF]}")")")" \
+    "$(printf '%.3f' "$(calc "$(m "${times[ours:ON]}") / $(m "${times[ours:OFF]}")")")" ""
+  if [ -n "${PREV_PLUGIN:-}" ]; then
+    row "incompressible, on: earlier build" "" "$(fig prev:ON)" "earlier / now $(ratio prev:ON ours:ON)"
+  fi
+}
+
+# tables_series: see `tables` above.
+tables_series() {
+  local count have=0 round v s bytes dh rh cpu ret gone new t0 raw
+  raw=$(server_dir bench)/files/raw
+  log "a donor of small tables"
+  server_init bench
+  server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin
+  sql "$PORT" "CREATE USER bench IDENTIFIED BY 'Bench-1234'; GRANT BACKUP_ADMIN ON *.* TO bench; CREATE DATABASE tbl"
+  in_root mysql -uroot -h127.0.0.1 -P"$PORT" <<'SQL'
+DELIMITER //
+CREATE PROCEDURE tbl.make_tables(first INT, last INT)
+BEGIN
+  DECLARE i INT DEFAULT first;
+  WHILE i < last DO
+    SET @s = CONCAT('CREATE TABLE tbl.t', i, ' (id INT PRIMARY KEY, v CHAR(64) NOT NULL)');
+    PREPARE st FROM @s; EXECUTE st; DEALLOCATE PREPARE st;
+    SET @s = CONCAT('INSERT INTO tbl.t', i, ' WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 200) SELECT n, SHA2(n + ', i, ', 256) FROM seq');
+    PREPARE st FROM @s; EXECUTE st; DEALLOCATE PREPARE st;
+    SET i = i + 1;
+  END WHILE;
+END //
+SQL
+  server_stop bench
+  for count in $TABLES; do
+    log "growing the donor to $count tables"
+    server_start bench "$PORT" "$STOCK_PLUGIN_DIR" --disable-log-bin --innodb-flush-log-at-trx-commit=2
+    sql "$PORT" "CALL tbl.make_tables($have, $count)"
+    server_stop bench
+    have=$count
+    declare -A times=()
+    for round in $(seq 1 "$ROUNDS"); do
+      for v in stock ours raw; do
+        if [ "$v" = raw ]; then
+          rm -rf "$ROOTFS$raw"; sync
+          t0=$(date +%s.%N)
+          read -r _ bytes < <(python3 "$REPO/ci/raw-copy.py" "$ROOTFS$(server_dir bench)/data" "$ROOTFS$raw")
+          s=$(calc "$(date +%s.%N) - $t0")
+          rm -rf "$ROOTFS$raw"
+        else
+          read -r s bytes dh rh cpu ret gone new < <(one_clone remote "$v" OFF)
+        fi
+        printf '  %d tables round %d %-5s %7.2f s %8.1f MiB\n' "$count" "$round" "$v" "$s" "$(calc "$bytes / 1048576")" >&2
+        times[$v]+="$s "
+      done
+    done
+    m() { tr ' ' '\n' <<<"$1" | grep . | median; }
+    fig() { printf '%6.2f s %6.3f ms/table' "$(m "${times[$1]}")" "$(calc "$(m "${times[$1]}") * 1000 / $count")"; }
+    row "$count tables" "$(fig stock)" "$(fig ours)" "$(printf '%.2f  (%s)' "$(calc "$(m "${times[stock]}") / $(m "${times[ours]}")")" "$(pairs "${times[stock]}" "${times[ours]}")")"
+    row "$count tables: raw copy of the files" "" "$(fig raw)" "$(printf 'ours / raw %.2f' "$(calc "$(m "${times[ours]}") / $(m "${times[raw]}")")")"
+    unset times
+  done
+}
+
 # resume_series: see `resume` above. Every figure is one run's (the
 # interruptions are not repeated); the full clone's are medians.
-PREV_PLUGIN_DIR=/opt/clone-rs/plugin-prev
 resume_series() {
   # GTIDs and binary logs on (without a binary log a server assigns its
   # own transactions no GTID): the in-place recipient, a clone of the
@@ -324,11 +423,6 @@ resume_series() {
   local donor_opts="--plugin-load-add=mysql_clone.so $gtid --clone-donor-timeout-after-network-failure=0"
   local rcpt_opts="--plugin-load-add=mysql_clone.so $gtid"
   dest=$(server_dir bench-rcpt)/files/clone
-  if [ -n "${PREV_PLUGIN:-}" ]; then
-    mkdir -p "$ROOTFS$PREV_PLUGIN_DIR"
-    cp -a "$ROOTFS$OUR_PLUGIN_DIR"/. "$ROOTFS$PREV_PLUGIN_DIR"/
-    cp "$PREV_PLUGIN" "$ROOTFS$PREV_PLUGIN_DIR/mysql_clone.so"
-  fi
   link_up "$RESUME_LINK"
   export NETNS=$NS
   servers() { # PLUGIN_DIR: donor and a fresh recipient on it
@@ -449,6 +543,12 @@ for mode in $MODES; do
     resume)
       [ "$made" = "$LINK_MB" ] || { make_bench_donor "$PORT" "$LINK_MB"; made=$LINK_MB; }
       resume_series ;;
+    tables)
+      tables_series
+      made=tables ;;
+    incompressible)
+      [ "$made" = "$MB random" ] || { make_bench_donor "$PORT" "$MB" random; made="$MB random"; }
+      incompressible_series ;;
     sysbench)
       [ -x "$ROOTFS/usr/bin/sysbench" ] || { log "no sysbench in the root filesystem (see ci/setup-env.sh): skipped"; continue; }
       [ "$made" = "$MB" ] || { make_bench_donor "$PORT" "$MB"; made=$MB; }

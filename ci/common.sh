@@ -138,14 +138,14 @@ in_script_servers() {
 # server_pid NAME: the PID of the running mysqld NAME.
 server_pid() { cat "$ROOTFS$(server_dir "$1")/mysqld.pid"; }
 
-# make_bench_donor PORT MB: the benchmark's donor, server "bench": ~MB of
-# generated rows (schema bench) and the account bench / Bench-1234 that
-# clones from it.
+# make_bench_donor PORT MB [text|random]: the benchmark's donor, server
+# "bench": ~MB of generated rows (schema bench, ci/gen-data.sh) and the
+# account bench / Bench-1234 that clones from it.
 make_bench_donor() {
-  log "generating ~$2 MB of data"
+  log "generating ~$2 MB of ${3:-text} data"
   server_init bench
   server_start bench "$1" "$STOCK_PLUGIN_DIR" --disable-log-bin
-  bash "$REPO/ci/gen-data.sh" "$1" "$2"
+  bash "$REPO/ci/gen-data.sh" "$1" "$2" "${3:-text}"
   sql "$1" "CREATE USER bench IDENTIFIED BY 'Bench-1234'; GRANT BACKUP_ADMIN ON *.* TO bench"
   server_stop bench
 }

@@ -205,13 +205,17 @@ if scenario kill; then
   rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
 
   # A worker's stream stops: the master finishes its share and waits for the
-  # worker, which waits for data.
+  # worker, which waits for data. The copy is paced (256 MiB/s allows the
+  # four threads) so that a worker has joined before the master has taken
+  # every chunk of this small donor (on a busy machine it once had).
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 256"
   tampered_clone_in_background "$ROOTFS/tmp/worker-errno" stall-worker
   check "stalled worker: the proxy holds its stream back" "tampered" "$(head -1 "$proxy_log")"
   wait_stalled
   kill_clone "stalled worker" "$ROOTFS/tmp/worker-errno"
   kill "$proxy"; wait "$proxy" 2>/dev/null
   check "stalled worker: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
+  sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
   rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
 
   # A donor that announces it keeps a clone for 2^32-1 minutes after a

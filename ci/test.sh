@@ -44,9 +44,8 @@ tally() { # tally OUTPUT_FILE: adds the "N passed, M failed" counts found in it
   passed=$((passed + p)); failed=$((failed + f))
 }
 # run NAME COMMAND...: runs a step, shows its output, counts its results,
-# then removes the step's stopped servers (KEEP_SERVERS=1 keeps them): the
-# suites together leave some 15 GB of data directories, one at a time at
-# most 4 GB.
+# then removes the step's stopped servers (KEEP_SERVERS=1 keeps them): left
+# there, the suites' data directories add up to some 15 GB.
 run() {
   local out=$CACHE/step-$1.out
   log "== $1 ($(disk_free) free on the disk)"

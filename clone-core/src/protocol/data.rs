@@ -92,6 +92,46 @@ pub struct DataEncoder {
     /// With zstd granted, and a compressor made.
     zstd: Option<zstd::bulk::Compressor<'static>>,
     checksums: bool,
+    backoff: Backoff,
+}
+
+/// Most blocks sent as they are, untried, after misses in a row.
+const MAX_SKIP: u32 = 32;
+
+/// Keeps a task from compressing what does not compress (encrypted or
+/// page-compressed tablespaces, compressed blobs): after a block that zstd
+/// shrank by less than a sixteenth (a miss), the next block goes untried;
+/// each further miss in a row doubles the blocks skipped, up to
+/// [`MAX_SKIP`]; a block that shrinks more starts over. So incompressible
+/// data costs one try in up to 33 blocks, and compressible data, whose
+/// blocks all shrink, is compressed as before.
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Blocks still to send untried.
+    skip: u32,
+    /// Blocks to skip after the next miss.
+    next_skip: u32,
+}
+
+impl Backoff {
+    /// Whether to try compressing the next block (counts a skipped one).
+    fn try_next(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// What the try gave: a frame of `packed` bytes for a block of `len`.
+    fn tried(&mut self, len: usize, packed: usize) {
+        if packed < len - len / 16 {
+            self.next_skip = 0;
+        } else {
+            self.next_skip = (self.next_skip * 2).clamp(1, MAX_SKIP);
+            self.skip = self.next_skip;
+        }
+    }
 }
 
 fn compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
@@ -111,7 +151,7 @@ impl DataEncoder {
     /// [`DataEncoder::compresses`]), which the protocol allows.
     pub fn new(granted: Caps) -> DataEncoder {
         let zstd = if granted.contains(Caps::ZSTD) { compressor().ok() } else { None };
-        DataEncoder { zstd, checksums: granted.contains(Caps::CHECKSUM) }
+        DataEncoder { zstd, checksums: granted.contains(Caps::CHECKSUM), backoff: Backoff::default() }
     }
 
     /// Whether blocks are compressed where that makes them smaller.
@@ -125,8 +165,9 @@ impl DataEncoder {
     }
 
     /// Builds the message of the block `area[head..]`: a DATA_ZSTD message
-    /// in `packed` when zstd is granted and the frame is smaller than the
-    /// block ([`Encoded::Packed`]); otherwise the head of DATA_CHECKED
+    /// in `packed` when zstd is granted, the block is tried ([`Backoff`])
+    /// and the frame is smaller than the block ([`Encoded::Packed`]);
+    /// otherwise the head of DATA_CHECKED
     /// (checksums granted) or of DATA is written into the head room before
     /// the block ([`Encoded::InPlace`]). `packed` is cleared first, and left
     /// empty unless the message is in it. `head` must be at least
@@ -137,10 +178,16 @@ impl DataEncoder {
         }
         packed.clear();
         if let Some(c) = &mut self.zstd {
-            if pack(c, &area[head..], packed) {
-                return Ok(Encoded::Packed);
+            let block = &area[head..];
+            // A block beyond MAX_BLOCK goes as it is, untried.
+            if block.len() <= MAX_BLOCK && self.backoff.try_next() {
+                let smaller = pack(c, block, packed);
+                self.backoff.tried(block.len(), if smaller { packed.len() - ZSTD_HEAD } else { block.len() });
+                if smaller {
+                    return Ok(Encoded::Packed);
+                }
+                packed.clear();
             }
-            packed.clear();
         }
         if self.checksums {
             let start = head - CHECKED_HEAD;
@@ -155,13 +202,10 @@ impl DataEncoder {
     }
 }
 
-/// Writes a DATA_ZSTD message for `block` into `out`; false when the frame
-/// would not be smaller than the block, the block is beyond MAX_BLOCK or
-/// zstd failed (the block then goes as it is).
+/// Writes a DATA_ZSTD message for `block` (at most MAX_BLOCK long) into
+/// `out`; false when the frame would not be smaller than the block or zstd
+/// failed (the block then goes as it is).
 fn pack(c: &mut zstd::bulk::Compressor<'static>, block: &[u8], out: &mut Vec<u8>) -> bool {
-    if block.len() > MAX_BLOCK {
-        return false;
-    }
     out.push(DATA_ZSTD);
     out.extend_from_slice(&(block.len() as u32).to_le_bytes());
     out.resize(ZSTD_HEAD + zstd::zstd_safe::compress_bound(block.len()), 0);
@@ -399,6 +443,46 @@ mod tests {
                 assert_eq!(&receive(&mut DataDecoder::new(Caps::SUPPORTED).unwrap(), &message, None).unwrap(), block);
             }
         }
+    }
+
+    #[test]
+    fn blocks_that_do_not_shrink_are_tried_less_and_less_often() {
+        let mut backoff = Backoff::default();
+        let mut tried = Vec::new();
+        for i in 0..140 {
+            if backoff.try_next() {
+                tried.push(i);
+                backoff.tried(1000, 1000);
+            }
+        }
+        assert_eq!(tried, [0, 2, 5, 10, 19, 36, 69, 102, 135]);
+        // A block that shrinks by a sixteenth or more starts over.
+        while !backoff.try_next() {}
+        backoff.tried(1000, 900);
+        assert!(backoff.try_next());
+        backoff.tried(1000, 1000);
+        assert!(!backoff.try_next(), "one block skipped after a first miss");
+        assert!(backoff.try_next());
+    }
+
+    #[test]
+    fn compression_stops_on_noise_and_comes_back_with_data_that_shrinks() {
+        let compressed = |message: &[u8]| message[0] == response::DATA_ZSTD;
+        let mut enc = DataEncoder::new(Caps::ZSTD);
+        assert!((0..40).all(|_| compressed(&send(&mut enc, &compressible(65536)))), "compressible data: every block");
+        for seed in 0..100 {
+            assert!(!compressed(&send(&mut enc, &noise(65536, seed))));
+        }
+        let forms: Vec<bool> = (0..40).map(|_| compressed(&send(&mut enc, &compressible(65536)))).collect();
+        let first = forms.iter().position(|&c| c).expect("compressed again");
+        assert!(first <= MAX_SKIP as usize, "after {first} blocks");
+        assert!(forms[first..].iter().all(|&c| c));
+        // A frame barely smaller is sent, and counts as a miss.
+        let mut barely = noise(65536, 7);
+        barely[..2048].fill(0);
+        assert!(compressed(&send(&mut enc, &barely)));
+        assert!(!compressed(&send(&mut enc, &compressible(65536))), "skipped after a miss");
+        assert!(compressed(&send(&mut enc, &compressible(65536))));
     }
 
     #[test]
