@@ -38,6 +38,9 @@
 #                        build), its full clones alternate with ours: what a
 #                        clone with nothing to reuse costs now.
 #
+# PREV_PLUGIN also adds that build to every series (its row: "earlier
+# build", with the ratio earlier / now).
+#
 # Speed-up = stock's median time / ours (above 1: ours is faster). Peak RSS
 # is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
 # user+system seconds of both mysqld during the clone, per GB cloned.
@@ -228,6 +231,7 @@ clone_series() {
   declare -A times=() rss_d=() rss_r=() cpus=() returned=() unanswered=() space=()
   local variants="stock:$scomp ours:$ocomp"
   [ "$scomp" = best ] && variants="stock:OFF stock:ON ours:$ocomp"
+  [ -n "${PREV_PLUGIN:-}" ] && variants+=" prev:$ocomp"
   for round in $(seq 1 "$ROUNDS"); do
     for v in $variants; do
       plugin=${v%%:*} comp=${v#*:}
@@ -270,6 +274,11 @@ clone_series() {
     st=$(tr ' ' '\n' <<<"${unanswered[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${unanswered[ours:$ocomp]}" | grep . | median)
     row "in place, recipient unanswered" "$(printf '%6.2f s' "$st")" "$(printf '%6.2f s' "$ot")" \
       "$(printf '%.2f' "$(calc "$st / ($ot > 0 ? $ot : 0.01)")")  ($(pairs "${unanswered[$stock_v]}" "${unanswered[ours:$ocomp]}"))"
+  fi
+  if [ -n "${PREV_PLUGIN:-}" ]; then
+    st=$(tr ' ' '\n' <<<"${times[prev:$ocomp]}" | grep . | median)
+    row "$label: earlier build" "" "$(figures "prev:$ocomp")" \
+      "earlier / now $(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${times[prev:$ocomp]}" "${times[ours:$ocomp]}"))"
   fi
   rss+=("$(printf '%-34s | donor %5.0f recipient %5.0f MiB     | donor %5.0f recipient %5.0f MiB     |' "$label" \
     "$(calc "${rss_d[$stock_v]} / 1024")" "$(calc "${rss_r[$stock_v]:-0} / 1024")" "$(calc "${rss_d[ours:$ocomp]} / 1024")" "$(calc "${rss_r[ours:$ocomp]:-0} / 1024")")")

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""raw-copy.py SRC DEST: copies the directory tree SRC to DEST (which must not
-exist) as fast as this disk allows a plain copy to: every file whose size is
-a multiple of 4 KiB is written with O_DIRECT from an aligned buffer, the
-others through the page cache, and everything is made durable once at the
-end (syncfs). ci/bench.sh prints its time beside the clones of the same
-files: how far each plugin is from what the disk allows. Prints the number
-of files and bytes copied."""
+"""raw-copy.py SRC DEST: copies the InnoDB data files of the data directory
+SRC (what a clone carries: *.ibd, *.ibu, ibdata*, undo_*) to DEST (which
+must not exist) as fast as this disk allows a plain copy to: every file
+whose size is a multiple of 4 KiB is written with O_DIRECT from an aligned
+buffer, the others through the page cache, and everything is made durable
+once at the end (syncfs). ci/bench.sh prints its time beside the clones of
+the same files: how far each plugin is from what the disk allows. Prints
+the number of files and bytes copied."""
 import ctypes
 import mmap
 import os
@@ -37,6 +38,10 @@ def copy_file(src, dest, buf):
     return size
 
 
+def is_data_file(name):
+    return name.endswith((".ibd", ".ibu")) or name.startswith(("ibdata", "undo_"))
+
+
 def main():
     src, dest = sys.argv[1], sys.argv[2]
     buf = mmap.mmap(-1, CHUNK)  # page-aligned, as O_DIRECT wants
@@ -46,7 +51,7 @@ def main():
         os.makedirs(target, exist_ok=root != src)
         for name in names:
             path = os.path.join(root, name)
-            if os.path.islink(path) or not os.path.isfile(path):
+            if os.path.islink(path) or not os.path.isfile(path) or not is_data_file(name):
                 continue
             total += copy_file(path, os.path.join(target, name), buf)
             files += 1

@@ -100,7 +100,8 @@ const MAX_SKIP: u32 = 32;
 
 /// Keeps a task from compressing what does not compress (encrypted or
 /// page-compressed tablespaces, compressed blobs): after a block that zstd
-/// shrank by less than a sixteenth (a miss), the next block goes untried;
+/// shrank by less than an eighth (a miss: too little to pay for the
+/// compression and expansion on a fast link), the next block goes untried;
 /// each further miss in a row doubles the blocks skipped, up to
 /// [`MAX_SKIP`]; a block that shrinks more starts over. So incompressible
 /// data costs one try in up to 33 blocks, and compressible data, whose
@@ -125,7 +126,7 @@ impl Backoff {
 
     /// What the try gave: a frame of `packed` bytes for a block of `len`.
     fn tried(&mut self, len: usize, packed: usize) {
-        if packed < len - len / 16 {
+        if packed < len - len / 8 {
             self.next_skip = 0;
         } else {
             self.next_skip = (self.next_skip * 2).clamp(1, MAX_SKIP);
@@ -456,9 +457,9 @@ mod tests {
             }
         }
         assert_eq!(tried, [0, 2, 5, 10, 19, 36, 69, 102, 135]);
-        // A block that shrinks by a sixteenth or more starts over.
+        // A block that shrinks by an eighth or more starts over.
         while !backoff.try_next() {}
-        backoff.tried(1000, 900);
+        backoff.tried(1000, 800);
         assert!(backoff.try_next());
         backoff.tried(1000, 1000);
         assert!(!backoff.try_next(), "one block skipped after a first miss");
