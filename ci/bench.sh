@@ -48,7 +48,7 @@
 #   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory | --xfs]
 #               [--links "200 400 1000"] [--resume-link 200] [--tables "500 5000 20000"]
 #               [--modes "local remote remote-compressed remote-inplace link sysbench
-#                         incompressible resume"]
+#                         incompressible tables resume"]
 #
 # --memory puts both servers' directories on a tmpfs, which takes the disk
 # out of the comparison (InnoDB then finds no O_DIRECT and uses the page
