@@ -111,6 +111,8 @@ fi
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median_of "LIST": the median of a space-separated list of figures.
+median_of() { tr ' ' '\n' <<<"$1" | grep . | median; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$(server_pid "$1")/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$(server_pid "$1")/stat"; }
 TICKS=$(getconf CLK_TCK)
@@ -249,34 +251,34 @@ clone_series() {
   local stock_v=stock:$scomp
   if [ "$scomp" = best ]; then
     stock_v=stock:OFF
-    [ "$(calc "$(tr ' ' '\n' <<<"${times[stock:ON]}" | median) < $(tr ' ' '\n' <<<"${times[stock:OFF]}" | median)")" = 1.000000 ] && stock_v=stock:ON
+    [ "$(calc "$(median_of "${times[stock:ON]}") < $(median_of "${times[stock:OFF]}")")" = 1.000000 ] && stock_v=stock:ON
   fi
   local mib; mib=$(calc "$bytes / 1048576")
   figures() {
-    local t; t=$(tr ' ' '\n' <<<"${times[$1]}" | grep . | median)
-    printf '%6.2f s %6.1f MiB/s %4.1f CPU-s/GB' "$t" "$(calc "$mib / $t")" "$(tr ' ' '\n' <<<"${cpus[$1]}" | grep . | median)"
+    local t; t=$(median_of "${times[$1]}")
+    printf '%6.2f s %6.1f MiB/s %4.1f CPU-s/GB' "$t" "$(calc "$mib / $t")" "$(median_of "${cpus[$1]}")"
   }
-  local st ot; st=$(tr ' ' '\n' <<<"${times[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${times[ours:$ocomp]}" | grep . | median)
+  local st ot; st=$(median_of "${times[$stock_v]}"); ot=$(median_of "${times[ours:$ocomp]}")
   local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
   row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${times[$stock_v]}" "${times[ours:$ocomp]}"))"
   if [ "$mode" = local ] && [ "$XFS" = 1 ]; then
-    st=$(tr ' ' '\n' <<<"${space[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${space[ours:$ocomp]}" | grep . | median)
+    st=$(median_of "${space[$stock_v]}"); ot=$(median_of "${space[ours:$ocomp]}")
     row "local: new space the copy took" "$(printf '%6.0f MiB (%.0f %% of the data)' "$(calc "$st / 1024")" "$(calc "$st * 1024 * 100 / $bytes")")" \
       "$(printf '%6.0f MiB (%.0f %% of the data)' "$(calc "$ot / 1024")" "$(calc "$ot * 1024 * 100 / $bytes")")" ""
   fi
   if [ "$mode" = remote-inplace ]; then
     # The clone itself; after it the server shuts down and starts on the clone.
-    st=$(tr ' ' '\n' <<<"${returned[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${returned[ours:$ocomp]}" | grep . | median)
+    st=$(median_of "${returned[$stock_v]}"); ot=$(median_of "${returned[ours:$ocomp]}")
     row "in place, until CLONE returns" "$(printf '%6.2f s %6.1f MiB/s' "$st" "$(calc "$mib / $st")")" \
       "$(printf '%6.2f s %6.1f MiB/s' "$ot" "$(calc "$mib / $ot")")" \
       "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${returned[$stock_v]}" "${returned[ours:$ocomp]}"))"
     # Stock: from the drop to the restarted server; ours: the restart.
-    st=$(tr ' ' '\n' <<<"${unanswered[$stock_v]}" | grep . | median); ot=$(tr ' ' '\n' <<<"${unanswered[ours:$ocomp]}" | grep . | median)
+    st=$(median_of "${unanswered[$stock_v]}"); ot=$(median_of "${unanswered[ours:$ocomp]}")
     row "in place, recipient unanswered" "$(printf '%6.2f s' "$st")" "$(printf '%6.2f s' "$ot")" \
       "$(printf '%.2f' "$(calc "$st / ($ot > 0 ? $ot : 0.01)")")  ($(pairs "${unanswered[$stock_v]}" "${unanswered[ours:$ocomp]}"))"
   fi
   if [ -n "${PREV_PLUGIN:-}" ]; then
-    st=$(tr ' ' '\n' <<<"${times[prev:$ocomp]}" | grep . | median)
+    st=$(median_of "${times[prev:$ocomp]}")
     row "$label: earlier build" "" "$(figures "prev:$ocomp")" \
       "earlier / now $(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${times[prev:$ocomp]}" "${times[ours:$ocomp]}"))"
   fi
@@ -333,13 +335,12 @@ sysbench_series() {
       rm -rf "$ROOTFS$dest"
     done
   done
-  m() { tr ' ' '\n' <<<"$1" | grep . | median; }
-  row "donor tps before the clone" "$(m "${tps[stock-before]}")" "$(m "${tps[ours-before]}")" ""
-  row "donor tps during the clone" "$(m "${tps[stock-during]}")" "$(m "${tps[ours-during]}")" \
-    "$(printf '%.2f' "$(calc "$(m "${tps[ours-during]}") / $(m "${tps[stock-during]}")")")"
-  row "donor p95 ms before the clone" "$(m "${p95[stock-before]}")" "$(m "${p95[ours-before]}")" ""
-  row "donor p95 ms during the clone" "$(m "${p95[stock-during]}")" "$(m "${p95[ours-during]}")" \
-    "$(printf '%.2f' "$(calc "$(m "${p95[stock-during]}") / $(m "${p95[ours-during]}")")")"
+  row "donor tps before the clone" "$(median_of "${tps[stock-before]}")" "$(median_of "${tps[ours-before]}")" ""
+  row "donor tps during the clone" "$(median_of "${tps[stock-during]}")" "$(median_of "${tps[ours-during]}")" \
+    "$(printf '%.2f' "$(calc "$(median_of "${tps[ours-during]}") / $(median_of "${tps[stock-during]}")")")"
+  row "donor p95 ms before the clone" "$(median_of "${p95[stock-before]}")" "$(median_of "${p95[ours-before]}")" ""
+  row "donor p95 ms during the clone" "$(median_of "${p95[stock-during]}")" "$(median_of "${p95[ours-during]}")" \
+    "$(printf '%.2f' "$(calc "$(median_of "${p95[stock-during]}") / $(median_of "${p95[ours-during]}")")")"
 }
 
 # incompressible_series: see `incompressible` above.
@@ -356,14 +357,13 @@ incompressible_series() {
       cpus[$v]+="$(calc "$cpu / ($bytes / 1e9)") "
     done
   done
-  m() { tr ' ' '\n' <<<"$1" | grep . | median; }
   local mib; mib=$(calc "$bytes / 1048576")
-  fig() { printf '%6.2f s %6.1f MiB/s %4.1f CPU-s/GB' "$(m "${times[$1]}")" "$(calc "$mib / $(m "${times[$1]}")")" "$(m "${cpus[$1]}")"; }
-  ratio() { printf '%.2f  (%s)' "$(calc "$(m "${times[$1]}") / $(m "${times[$2]}")")" "$(pairs "${times[$1]}" "${times[$2]}")"; }
+  fig() { printf '%6.2f s %6.1f MiB/s %4.1f CPU-s/GB' "$(median_of "${times[$1]}")" "$(calc "$mib / $(median_of "${times[$1]}")")" "$(median_of "${cpus[$1]}")"; }
+  ratio() { printf '%.2f  (%s)' "$(calc "$(median_of "${times[$1]}") / $(median_of "${times[$2]}")")" "$(pairs "${times[$1]}" "${times[$2]}")"; }
   row "incompressible, compression off" "$(fig stock:OFF)" "$(fig ours:OFF)" "$(ratio stock:OFF ours:OFF)"
   row "incompressible, compression on" "$(fig stock:ON)" "$(fig ours:ON)" "$(ratio stock:ON ours:ON)"
-  row "incompressible: time on / off" "$(printf '%.3f' "$(calc "$(m "${times[stock:ON]}") / $(m "${times[stock:OFF]}")")")" \
-    "$(printf '%.3f' "$(calc "$(m "${times[ours:ON]}") / $(m "${times[ours:OFF]}")")")" ""
+  row "incompressible: time on / off" "$(printf '%.3f' "$(calc "$(median_of "${times[stock:ON]}") / $(median_of "${times[stock:OFF]}")")")" \
+    "$(printf '%.3f' "$(calc "$(median_of "${times[ours:ON]}") / $(median_of "${times[ours:OFF]}")")")" ""
   if [ -n "${PREV_PLUGIN:-}" ]; then
     row "incompressible, on: earlier build" "" "$(fig prev:ON)" "earlier / now $(ratio prev:ON ours:ON)"
   fi
@@ -414,10 +414,9 @@ SQL
         times[$v]+="$s "
       done
     done
-    m() { tr ' ' '\n' <<<"$1" | grep . | median; }
-    fig() { printf '%6.2f s %6.3f ms/table' "$(m "${times[$1]}")" "$(calc "$(m "${times[$1]}") * 1000 / $count")"; }
-    row "$count tables" "$(fig stock)" "$(fig ours)" "$(printf '%.2f  (%s)' "$(calc "$(m "${times[stock]}") / $(m "${times[ours]}")")" "$(pairs "${times[stock]}" "${times[ours]}")")"
-    row "$count tables: raw copy of the files" "" "$(fig raw)" "$(printf 'ours / raw %.2f' "$(calc "$(m "${times[ours]}") / $(m "${times[raw]}")")")"
+    fig() { printf '%6.2f s %6.3f ms/table' "$(median_of "${times[$1]}")" "$(calc "$(median_of "${times[$1]}") * 1000 / $count")"; }
+    row "$count tables" "$(fig stock)" "$(fig ours)" "$(printf '%.2f  (%s)' "$(calc "$(median_of "${times[stock]}") / $(median_of "${times[ours]}")")" "$(pairs "${times[stock]}" "${times[ours]}")")"
+    row "$count tables: raw copy of the files" "" "$(fig raw)" "$(printf 'ours / raw %.2f' "$(calc "$(median_of "${times[ours]}") / $(median_of "${times[raw]}")")")"
     unset times
   done
 }
@@ -457,11 +456,11 @@ resume_series() {
       times[$p]+="$s "; wires[$p]+="$w "
     done
   done
-  local full_t full_w; full_t=$(tr ' ' '\n' <<<"${times[ours]}" | grep . | median); full_w=$(tr ' ' '\n' <<<"${wires[ours]}" | grep . | median)
+  local full_t full_w; full_t=$(median_of "${times[ours]}"); full_w=$(median_of "${wires[ours]}")
   local mib; mib=$(calc "$full_w / 1048576")
   row "resume: full clone (ours)" "" "$(printf '%6.2f s %8.1f MiB on the wire' "$full_t" "$mib")" ""
   if [ -n "${PREV_PLUGIN:-}" ]; then
-    local prev_t; prev_t=$(tr ' ' '\n' <<<"${times[prev]}" | grep . | median)
+    local prev_t; prev_t=$(median_of "${times[prev]}")
     row "resume: full clone, nothing to reuse" "$(printf 'before %6.2f s' "$prev_t")" "$(printf 'now %6.2f s' "$full_t")" \
       "$(printf '%.3f  (%s)' "$(calc "$prev_t / $full_t")" "$(pairs "${times[prev]}" "${times[ours]}")")"
   fi
