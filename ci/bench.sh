@@ -45,7 +45,7 @@
 # is each mysqld's VmHWM (servers start fresh for every clone); CPU is the
 # user+system seconds of both mysqld during the clone, per GB cloned.
 #
-#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory | --xfs]
+#   ci/bench.sh [--mb 512] [--link-mb 256] [--rounds 3] [--cold | --memory | --xfs | --btrfs]
 #               [--links "200 400 1000"] [--resume-link 200] [--tables "500 5000 20000"]
 #               [--modes "local remote remote-compressed remote-inplace link sysbench
 #                         incompressible tables resume"]
@@ -55,9 +55,9 @@
 # cache): what is left is CPU, the plugins' own work and the copies into
 # the tmpfs.
 #
-# --xfs puts both servers' directories on a loop-mounted XFS with reflink:
-# CLONE LOCAL can then share extents, and the table adds the new space
-# each plugin's copy took (df).
+# --xfs puts both servers' directories on a loop-mounted XFS with reflink,
+# --btrfs on a loop-mounted btrfs: CLONE LOCAL can then share extents, and
+# the table adds the new space each plugin's copy took (df).
 #
 # KEEP_LOGS=DIR keeps each clone's server error logs there (named by the
 # time the clone ended), for where the time went. INPLACE_MIB_S=N throttles
@@ -67,7 +67,7 @@ set -euo pipefail
 LOG_TAG=bench
 . "$(dirname "$0")/common.sh"
 
-MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 XFS=0 LINKS="200 400 1000" RESUME_LINK=200 TABLES="500 5000 20000"
+MB=512 LINK_MB=256 ROUNDS=3 COLD=0 MEMORY=0 COW="" LINKS="200 400 1000" RESUME_LINK=200 TABLES="500 5000 20000"
 MODES="local remote remote-compressed remote-inplace link sysbench"
 PORT=13600 RPORT=13601 NS=clone-rs-bench
 while [ $# -gt 0 ]; do
@@ -80,7 +80,8 @@ while [ $# -gt 0 ]; do
     --tables) TABLES=$2; shift 2 ;;
     --cold) COLD=1; shift ;;
     --memory) MEMORY=1; shift ;;
-    --xfs) XFS=1; shift ;;
+    --xfs) COW=xfs; shift ;;
+    --btrfs) COW=btrfs; shift ;;
     --modes) MODES=$2; shift 2 ;;
     *) fail "unknown option $1" ;;
   esac
@@ -93,7 +94,7 @@ SCRIPT_SERVERS=(bench bench-rcpt bench-inplace)
 cleanup() {
   stop_script_servers
   ip netns del "$NS" 2>/dev/null || true
-  servers_on_xfs_end
+  servers_on_cow_end
 }
 trap cleanup EXIT
 # PREV_PLUGIN: an earlier build, in a plugin directory of its own.
@@ -104,10 +105,10 @@ if [ -n "${PREV_PLUGIN:-}" ]; then
   cp "$PREV_PLUGIN" "$ROOTFS$PREV_PLUGIN_DIR/mysql_clone.so"
 fi
 if [ "$MEMORY" = 1 ]; then
-  [ "$COLD" = 1 ] || [ "$XFS" = 1 ] && fail "--memory excludes --cold and --xfs"
+  [ "$COLD" = 1 ] || [ -n "$COW" ] && fail "--memory excludes --cold, --xfs and --btrfs"
   servers_in_memory
 fi
-[ "$XFS" = 1 ] && servers_on_xfs
+[ -n "$COW" ] && servers_on_cow "$COW"
 
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -261,7 +262,7 @@ clone_series() {
   local st ot; st=$(median_of "${times[$stock_v]}"); ot=$(median_of "${times[ours:$ocomp]}")
   local name="$label"; [ "$scomp" = best ] && name="$label (stock comp. ${stock_v#*:})"
   row "$name" "$(figures "$stock_v")" "$(figures "ours:$ocomp")" "$(printf '%.2f' "$(calc "$st / $ot")")  ($(pairs "${times[$stock_v]}" "${times[ours:$ocomp]}"))"
-  if [ "$mode" = local ] && [ "$XFS" = 1 ]; then
+  if [ "$mode" = local ] && [ -n "$COW" ]; then
     st=$(median_of "${space[$stock_v]}"); ot=$(median_of "${space[ours:$ocomp]}")
     row "local: new space the copy took" "$(printf '%6.0f MiB (%.0f %% of the data)' "$(calc "$st / 1024")" "$(calc "$st * 1024 * 100 / $bytes")")" \
       "$(printf '%6.0f MiB (%.0f %% of the data)' "$(calc "$ot / 1024")" "$(calc "$ot * 1024 * 100 / $bytes")")" ""
@@ -572,7 +573,8 @@ for mode in $MODES; do
 done
 
 where="warm page cache"; [ "$COLD" = 1 ] && where="cold page cache"; [ "$MEMORY" = 1 ] && where="servers on tmpfs"
-[ "$XFS" = 1 ] && where="servers on XFS with reflink"
+[ "$COW" = xfs ] && where="servers on XFS with reflink"
+[ "$COW" = btrfs ] && where="servers on btrfs"
 echo "--- median of $ROUNDS rounds, $where, $MB MB of data ($LINK_MB MB on the links); ratio = stock / ours (above 1: ours is better)"
 printf '%-34s | %-38s | %-38s | %s\n' "" "stock" "ours" "ratio"
 printf '%s\n' "${rows[@]}"

@@ -98,22 +98,32 @@ servers_in_memory_end() {
   if [ -n "${SERVER_ROOT:-}" ] && mountpoint -q "$ROOTFS$SERVER_ROOT"; then umount "$ROOTFS$SERVER_ROOT"; fi
 }
 
-# servers_on_xfs: the servers started from here on live on an XFS file
-# system with reflink (mkfs.xfs's default), an 8 GiB sparse image on a loop
-# device (xfsprogs is installed if missing); the script's exit trap calls
-# servers_on_xfs_end, which unmounts it and removes the image.
-XFS_IMAGE=$CACHE/servers-xfs.img
-servers_on_xfs() {
-  command -v mkfs.xfs >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs >/dev/null 2>&1 || fail "cannot install xfsprogs"
-  SERVER_ROOT=/clone-rs-xfs
+# servers_on_cow FS: the servers started from here on live on a file system
+# FS (xfs, with reflink: mkfs.xfs's default; or btrfs) that shares extents,
+# an 8 GiB sparse image on a loop device (its mkfs is installed if missing);
+# the script's exit trap calls servers_on_cow_end, which unmounts it and
+# removes the image.
+COW_IMAGE=$CACHE/servers-cow.img
+servers_on_cow() {
+  local fs=$1 package
+  case $fs in
+    xfs) package=xfsprogs ;;
+    btrfs) package=btrfs-progs ;;
+    *) fail "servers_on_cow: no $fs" ;;
+  esac
+  command -v "mkfs.$fs" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null 2>&1 || fail "cannot install $package"
+  SERVER_ROOT=/clone-rs-$fs
   mkdir -p "$ROOTFS$SERVER_ROOT"
-  truncate -s 0 "$XFS_IMAGE" && truncate -s 8G "$XFS_IMAGE"
-  mkfs.xfs -q -f -m reflink=1 "$XFS_IMAGE" || fail "mkfs.xfs"
-  mount -o loop "$XFS_IMAGE" "$ROOTFS$SERVER_ROOT" || fail "mount the XFS image"
+  truncate -s 0 "$COW_IMAGE" && truncate -s 8G "$COW_IMAGE"
+  case $fs in
+    xfs) mkfs.xfs -q -f -m reflink=1 "$COW_IMAGE" || fail "mkfs.xfs" ;;
+    btrfs) mkfs.btrfs -q -f "$COW_IMAGE" >/dev/null || fail "mkfs.btrfs" ;;
+  esac
+  mount -o loop "$COW_IMAGE" "$ROOTFS$SERVER_ROOT" || fail "mount the $fs image"
 }
-servers_on_xfs_end() {
+servers_on_cow_end() {
   servers_in_memory_end
-  rm -f "$XFS_IMAGE"
+  rm -f "$COW_IMAGE"
 }
 
 # SCRIPT_SERVERS: the table of a script's servers, by name, that the script

@@ -114,7 +114,8 @@ own_work() {
   sql "$RECIPIENT" "UPDATE bench.t1 SET k = k + 1 WHERE id <= 20000; DELETE FROM bench.t2 WHERE id <= 5000" 2>/dev/null
 }
 
-# verify_clean TAG SINCE: the recipient after a crash, against the donor.
+# verify_clean TAG SINCE [CLONE_SINCE]: the recipient after a crash, against the
+# donor (the error log from CLONE_SINCE is shown if the status is wrong).
 verify_clean() {
   local tag=$1 since=$2 out
   out=$(log_since "$since")
@@ -128,7 +129,12 @@ verify_clean() {
     "$(sql "$RECIPIENT" "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema='bench'" 2>&1)"
   check "$tag: checksums" "$(checksums "$DONOR")" "$(checksums "$RECIPIENT" 2>&1)"
   check "$tag: gtid_executed is the donor's" "$(sql "$DONOR" "SELECT @@global.gtid_executed")" "$(sql "$RECIPIENT" "SELECT @@global.gtid_executed" 2>&1)"
-  check "$tag: clone_status" "Completed	0" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status" 2>&1)"
+  local report; report=$(cat "$(rdir)/data/#clone/#status_recovery" 2>&1)
+  check "$tag: clone_status" "Completed	0" "$(sql "$RECIPIENT" "SELECT state, error_no FROM performance_schema.clone_status" 2>&1)" || {
+    echo "     InnoDB's recovery report before the read: ${report//$'\n'/ | }"
+    echo "     the error log's clone lines since the clone:"
+    log_since "${3:-$since}" | grep -iE 'clone|ready for connections|starting as process' | tail -40 | sed 's/^/       /'
+  }
 }
 
 # A recipient that did not come back is started afresh for the next case.
@@ -153,6 +159,7 @@ after_restart() {
   [ -n "${2:-}" ] && tag="$tag ($2)"
   own_work
   before=$(restarts) since=$(log_size)
+  local clone_since=$since
   check "$tag: CLONE INSTANCE returns" "" "$(clone_in_place)"
   wait_until 30 0.01 -- restarted_and_running "$before"
   if [ "$delay" = recovery ]; then
@@ -167,7 +174,7 @@ after_restart() {
     fresh_recipient
     return
   fi
-  verify_clean "$tag" "$since"
+  verify_clean "$tag" "$since" "$clone_since"
 }
 
 # throttled_clone_killed STAGE WHO SINCE: an in-place clone at 4 MiB/s under

@@ -10,7 +10,7 @@ use crate::transfer::pipeline::{Pipeline, Sink};
 use parking_lot::Mutex;
 use std::convert::Infallible;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -242,9 +242,8 @@ impl Tracker {
             .filter_map(|f| fs::metadata(datadir.join(f)).and_then(|m| m.modified()).ok())
             .max()
             .map(micros_since_epoch);
-        match fs::read_to_string(datadir.join(STATUS_RECOVERY_FILE)) {
-            Ok(text) => {
-                let report = RecoveryReport::parse(&text);
+        match RecoveryReport::read(&datadir.join(STATUS_RECOVERY_FILE)) {
+            Ok(report) => {
                 merge_recovery_progress(&mut inner.view.progress, &report);
                 if let Some(path) = inner.own_file(VIEW_PROGRESS_FILE) {
                     write_file(&path, &format_progress(&inner.view.progress));
@@ -290,10 +289,9 @@ impl Tracker {
         }
         inner.recovery_pending = false;
         let Some(path) = inner.own_file(STATUS_RECOVERY_FILE) else { return };
-        let Ok(text) = fs::read_to_string(&path) else {
+        let Ok(report) = RecoveryReport::read(&path) else {
             return;
         };
-        let report = RecoveryReport::parse(&text);
         merge_recovery_status(&mut inner.view.status, &report);
         let _ = fs::remove_file(&path);
         if let Some(own) = inner.own_file(VIEW_STATUS_FILE) {
@@ -749,15 +747,38 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    pub fn parse(text: &str) -> RecoveryReport {
+    /// `written_us` is when the report was last written. InnoDB appends the
+    /// end time (0 if its recovery failed), the binary log position, then
+    /// the GTIDs. A start killed after its file swap but before the end
+    /// time leaves none: the next start finds the swap done, does not
+    /// begin a report again, and appends only the GTIDs (clone0api.cc,
+    /// clone_files_recovery). That recovery succeeded when they were
+    /// written, which is the report's last write.
+    pub fn parse(text: &str, written_us: u64) -> RecoveryReport {
         let mut lines = text.lines();
-        let num = |l: Option<&str>| l.and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-        let begin_us = num(lines.next());
-        let end_us = num(lines.next());
-        let binlog_file = lines.next().unwrap_or_default().to_owned();
-        let binlog_position = lines.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-        let gtid_executed = lines.collect::<Vec<_>>().join("\n");
-        RecoveryReport { begin_us, end_us, binlog_file, binlog_position, gtid_executed }
+        let begin_us = lines.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let second = lines.next();
+        match second.map(|s| s.trim().parse::<u64>()) {
+            Some(Ok(end_us)) => {
+                let binlog_file = lines.next().unwrap_or_default().to_owned();
+                let binlog_position = lines.next().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+                let gtid_executed = lines.collect::<Vec<_>>().join("\n");
+                RecoveryReport { begin_us, end_us, binlog_file, binlog_position, gtid_executed }
+            }
+            _ if begin_us != 0 => RecoveryReport {
+                begin_us,
+                end_us: written_us.max(begin_us),
+                gtid_executed: second.into_iter().chain(lines).collect::<Vec<_>>().join("\n"),
+                ..RecoveryReport::default()
+            },
+            _ => RecoveryReport::default(),
+        }
+    }
+
+    fn read(path: &Path) -> io::Result<RecoveryReport> {
+        let text = fs::read_to_string(path)?;
+        let written_us = fs::metadata(path).and_then(|m| m.modified()).map(micros_since_epoch).unwrap_or_else(|_| now_us());
+        Ok(RecoveryReport::parse(&text, written_us))
     }
 }
 
@@ -867,7 +888,7 @@ mod tests {
             let text = String::from_utf8_lossy(&text);
             let _ = parse_status(&text);
             let _ = parse_progress(&text);
-            let _ = RecoveryReport::parse(&text);
+            let _ = RecoveryReport::parse(&text, 1);
         }
     }
 
@@ -892,7 +913,7 @@ mod tests {
     fn recovery_report_fills_restart_and_recovery() {
         let mut p = Progress { id: 1, ..Progress::default() };
         p.stages[FILE_SYNC] = StageRow { state: State::Failed, begin_us: 500, ..Default::default() };
-        let r = RecoveryReport::parse("700\n900\nbinlog.000001\n155\nuuid:1-3\n");
+        let r = RecoveryReport::parse("700\n900\nbinlog.000001\n155\nuuid:1-3\n", 950);
         merge_recovery_progress(&mut p, &r);
         assert_eq!(p.stages[FILE_SYNC].state, State::Completed);
         assert_eq!(p.stages[FILE_SYNC].end_us, 500);
@@ -913,10 +934,22 @@ mod tests {
 
     #[test]
     fn failed_recovery_is_reported() {
-        let r = RecoveryReport::parse("700\n0\n");
+        let r = RecoveryReport::parse("700\n0\n", 950);
         let mut s = sample_status();
         merge_recovery_status(&mut s, &r);
         assert_eq!((s.state, s.error_no), (State::Failed, 1815));
+        assert_eq!(RecoveryReport::parse("", 950).end_us, 0);
+    }
+
+    #[test]
+    fn a_recovery_whose_end_time_a_kill_cut_off_ended_when_its_gtids_were_written() {
+        for (text, gtids) in [("700\nuuid:1-3,\nuuid-b:1-2\n", "uuid:1-3,\nuuid-b:1-2"), ("700\n\n", ""), ("700\n", "")] {
+            let r = RecoveryReport::parse(text, 950);
+            assert_eq!((r.begin_us, r.end_us, r.gtid_executed.as_str(), r.binlog_position), (700, 950, gtids, 0), "{text:?}");
+            let mut s = StatusRow { state: State::InProgress, error_no: 0, error_message: "Resumed: 45 MiB taken".into(), ..sample_status() };
+            merge_recovery_status(&mut s, &r);
+            assert_eq!((s.state, s.error_no, s.error_message.as_str()), (State::Completed, 0, "Resumed: 45 MiB taken"));
+        }
     }
 
     #[test]

@@ -281,7 +281,13 @@ impl<'s> Donor<'s> {
     }
 
     fn deny(&self, denial: Denial) -> Error {
-        log::error!(target: "donor", "Refused a command from {}: {}", self.account, denial.message());
+        if denial == Denial::NotNow {
+            // The owner's worker or acknowledgement that comes as its clone
+            // ends (a KILL QUERY on the recipient) races the end: no misuse.
+            log::info!(target: "donor", "Refused a command from {}: {}", self.account, denial.message());
+        } else {
+            log::error!(target: "donor", "Refused a command from {}: {}", self.account, denial.message());
+        }
         Error::protocol(denial.message())
     }
 
