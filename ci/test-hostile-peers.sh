@@ -58,6 +58,9 @@ ESCAPE=/tmp/clone-rs-escape.ibd
 # Checks that the proxy did rewrite a descriptor and that both servers
 # still answer.
 dest=$(server_dir recipient)/hostile
+# What a failed clone into dest keeps for a resume (ours): removed with
+# dest, so that every case's clone sends its data and the proxy sees it.
+kept=$(server_dir recipient)/.hostile.clone_partial
 # serve VICTIM: the plugin under test runs on VICTIM, ours on the other
 # side; a server is (re)started when it runs the other plugin, or none.
 serve() {
@@ -106,7 +109,7 @@ refused() {
   # The recipient told the donor, which ended its side at once (it does not
   # wait for a reconnection, as after a network failure).
   check "$name: the donor's clone sessions ended (within 5 s)" "0" "$(wait_donor_idle "$DONOR" 5)"
-  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$ESCAPE"
+  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept" "${ROOTFS:?}$ESCAPE"
 }
 
 # Scenario hostile_donor: descriptors a donor must not send.
@@ -132,7 +135,7 @@ if scenario hostile_donor; then
     # What the stock recipient does with the same bit flip: it applies it.
     through recipient "one bit flipped in a data block" flip
     check "bit flip: the stock recipient reports success over the damaged block" 0 "$CLONE_ERRNO"
-    rm -rf "${ROOTFS:?}$dest"
+    rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept"
   fi
   rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$(cat "$ROOTFS$(server_dir recipient)/mysqld.pid")/status"; }
   rss_before=$(rss_kib)
@@ -202,7 +205,7 @@ if scenario kill; then
   kill "$proxy"; wait "$proxy" 2>/dev/null
   check "stalled acknowledgement: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
   check "stalled acknowledgement: the recipient still answers" 1 "$(sql "$RECIPIENT" "SELECT 1" 2>&1)"
-  rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/stall-errno"
+  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept" "$ROOTFS/tmp/stall-errno"
 
   # A worker's stream stops: the master finishes its share and waits for the
   # worker, which waits for data. The copy is paced (64 MiB/s allows the
@@ -217,7 +220,7 @@ if scenario kill; then
   kill "$proxy"; wait "$proxy" 2>/dev/null
   check "stalled worker: the donor let the clone go" "0" "$(wait_donor_idle "$DONOR")"
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
-  rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/worker-errno"
+  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept" "$ROOTFS/tmp/worker-errno"
 
   # A donor that announces it keeps a clone for 2^32-1 minutes after a
   # network failure, then goes away: the recipient reconnects for 30 minutes
@@ -241,7 +244,7 @@ if scenario kill; then
   # Only once it has: a donor reads the setting when it notices.
   sql "$DONOR" "SET GLOBAL clone_donor_timeout_after_network_failure = DEFAULT"
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 0"
-  rm -rf "${ROOTFS:?}$dest" "$ROOTFS/tmp/window-errno"
+  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept" "$ROOTFS/tmp/window-errno"
 fi
 
 # Scenario hostile_recipient: commands a recipient must not send.
@@ -259,7 +262,7 @@ if scenario hostile_recipient; then
   check "$name: the donor refused it" "1" \
     "$(grep -c 'Refused an acknowledgement from the recipient' "$ROOTFS$(server_dir donor)/error.log")"
   check "$name: the recipient resumed" "1" "$(($(resumes) - before))"
-  rm -rf "${ROOTFS:?}$dest"
+  rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept"
 
   # A command packet with no bytes, or out of sequence: the stock donor ends
   # the clone and closes the connection at once; so must ours (the peer would
@@ -271,7 +274,7 @@ if scenario hostile_recipient; then
     ended=$(sed -n 's/^connection ended after \([0-9.]*\) s$/\1/p' "$ROOTFS$(server_dir recipient)/tamper.log" | head -1)
     check "$name: the donor closed that connection within 5 s (after ${ended:-never} s)" 1 \
       "$(awk -v t="${ended:-999}" 'BEGIN {print (t < 5) ? 1 : 0}')"
-    rm -rf "${ROOTFS:?}$dest"
+    rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept"
   done
 fi
 
@@ -368,6 +371,6 @@ wait_donor_idle "$DONOR" >/dev/null
 check "honest clone succeeds" "0" "$(errno_of "$RECIPIENT" "CLONE INSTANCE FROM donor_user@127.0.0.1:$DONOR
   IDENTIFIED BY 'Pass-1234' DATA DIRECTORY = '$dest' REQUIRE NO SSL")"
 check "honest clone holds the table" "1" "$([ -f "$ROOTFS$dest/app/victim.ibd" ] && echo 1)"
-rm -rf "${ROOTFS:?}$dest"
+rm -rf "${ROOTFS:?}$dest" "${ROOTFS:?}$kept"
 
 report test-hostile-peers
