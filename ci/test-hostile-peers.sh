@@ -210,8 +210,7 @@ if scenario kill; then
   # A worker's stream stops: the master finishes its share and waits for the
   # worker, which waits for data. The copy is paced (64 MiB/s allows the
   # master and one worker) so that the worker has joined before the master
-  # has taken every chunk of this small donor (at 256 MiB/s, on a busy
-  # machine, the copy twice ended first).
+  # has taken every chunk of this small donor.
   sql "$RECIPIENT" "SET GLOBAL clone_max_data_bandwidth = 64"
   tampered_clone_in_background "$ROOTFS/tmp/worker-errno" stall-worker
   check "stalled worker: the proxy holds its stream back" "tampered" "$(head -1 "$proxy_log")"
