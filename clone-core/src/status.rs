@@ -576,11 +576,11 @@ enum Rewrite {
     Replace,
     /// The new text over the old in the file's own bytes: the heartbeat.
     /// Replacing a file a second frees its block and allocates another
-    /// each time, and on this machine's ext4 (mounted with discard) that
-    /// slowed a 16 GiB clone's own O_DIRECT writes by a third (docs/
-    /// performance.md); an overwrite of a few hundred bytes allocates
-    /// nothing. A kill leaves a whole write (one page); a power loss may
-    /// tear it, and the file is then ignored as unreadable.
+    /// each time, and on ext4 mounted with discard that cut a 16 GiB
+    /// clone's throughput by a third (docs/performance.md); an overwrite
+    /// of a few hundred bytes frees and allocates nothing. A kill leaves
+    /// a whole write (one page); a power loss may tear it, and the file is
+    /// then ignored as unreadable.
     Overwrite,
 }
 
